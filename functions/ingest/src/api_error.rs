@@ -1,0 +1,106 @@
+//! The one place where failures become HTTP answers: a status and an opaque JSON body
+//! `{"error": "<code>", "message": "<what to fix>"}`. Internal details are logged here and
+//! never echoed. An expected failure is always a response, never a handler `Err` (API
+//! Gateway would turn that into a bare 502).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use klaviyo_source::klaviyo::signature::AuthError;
+use klaviyo_source::klaviyo::webhook::DecodeError;
+use klaviyo_source::sink::SinkError;
+use serde_json::json;
+
+/// Seconds a sender should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 30;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request did not authenticate.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The authenticated body is not an acceptable webhook.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Not `application/json`.
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than the configured limit.
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, bytes.
+        limit: usize,
+    },
+    /// The body could not be read from the connection.
+    #[error("request body could not be read")]
+    BodyRead,
+    /// The rows could not be stored; nothing was acknowledged.
+    #[error("storage unavailable")]
+    SinkUnavailable(#[source] SinkError),
+    /// No such route.
+    #[error("no route for this path")]
+    NotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    /// The HTTP status and the stable machine-readable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Auth(AuthError::InvalidSignature) => {
+                (StatusCode::UNAUTHORIZED, "invalid_signature")
+            }
+            Self::Auth(AuthError::StaleTimestamp { .. }) => {
+                (StatusCode::UNAUTHORIZED, "stale_timestamp")
+            }
+            Self::Auth(AuthError::MalformedTimestamp) => {
+                (StatusCode::BAD_REQUEST, "malformed_timestamp")
+            }
+            Self::Decode(DecodeError::WebhookIdMismatch) => {
+                (StatusCode::UNAUTHORIZED, "webhook_id_mismatch")
+            }
+            Self::Decode(DecodeError::MalformedJson(_)) => {
+                (StatusCode::BAD_REQUEST, "malformed_json")
+            }
+            Self::Decode(DecodeError::InvalidShape(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_shape")
+            }
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::BodyRead => (StatusCode::BAD_REQUEST, "body_read_failed"),
+            Self::SinkUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            // The sink's error names paths and AWS details: log them, answer generically.
+            Self::SinkUnavailable(source) => {
+                tracing::error!(error = %source, "delivery failed; nothing acknowledged");
+                "the events could not be stored; nothing was accepted, retry later".to_owned()
+            }
+            other => {
+                tracing::warn!(status = status.as_u16(), error = code, "request refused");
+                other.to_string()
+            }
+        };
+        let mut response =
+            (status, Json(json!({ "error": code, "message": message }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}

@@ -1,0 +1,63 @@
+//! The router and its shared state.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use klaviyo_source::klaviyo::signature::SignatureVerifier;
+use klaviyo_source::sink::EventSink;
+
+use crate::api_error::ApiError;
+use crate::webhook_route::receive_klaviyo_webhook;
+
+/// The path Klaviyo posts system webhooks to.
+pub const KLAVIYO_WEBHOOK_PATH: &str = "/webhooks/klaviyo";
+/// A liveness probe that touches nothing.
+pub const HEALTH_PATH: &str = "/health";
+
+/// A source of the current time; tests pin it.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// What every request needs, built once at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    /// Checks `Klaviyo-Signature` against the write keys.
+    pub verifier: Arc<SignatureVerifier>,
+    /// Where accepted rows go.
+    pub sink: Arc<dyn EventSink>,
+    /// Largest accepted body, bytes.
+    pub max_body_bytes: usize,
+    /// The current time.
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// State with the system clock.
+    pub fn new(
+        verifier: SignatureVerifier,
+        sink: Arc<dyn EventSink>,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            sink,
+            max_body_bytes,
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+/// The endpoint's routes. Unknown paths and methods get JSON errors like every other
+/// failure.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(KLAVIYO_WEBHOOK_PATH, post(receive_klaviyo_webhook))
+        .route(
+            HEALTH_PATH,
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}

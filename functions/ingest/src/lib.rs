@@ -1,0 +1,10 @@
+//! The Klaviyo Source endpoint: one axum [`Router`](axum::Router) that AWS Lambda serves
+//! through `lambda_http` and that `bootstrap serve` serves locally. There is exactly one
+//! implementation of the request path; only the listener differs.
+
+pub mod api_error;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod telemetry;
+pub mod webhook_route;

@@ -1,0 +1,137 @@
+//! Webhook topic ids and the collections they map to.
+//!
+//! Klaviyo's own pages disagree on topic ids ("delivered" is both `received_email` and
+//! `email_delivered`) and show white-space variants, so ids are normalised before matching:
+//! white space removed, lower case, the `event:` and `klaviyo.` prefixes dropped.
+
+use crate::collection::Collection;
+
+/// Topic names (after normalisation) of each of the six email collections.
+const EMAIL_TOPICS: [(&str, &[&str]); 6] = [
+    (
+        "email_delivered",
+        &["received_email", "email_delivered", "delivered_email"],
+    ),
+    ("email_opened", &["opened_email"]),
+    ("email_link_clicked", &["clicked_email"]),
+    (
+        "email_unsubscribed",
+        &["unsubscribed_from_email_marketing", "unsubscribed"],
+    ),
+    ("email_bounced", &["bounced_email"]),
+    ("email_marked_as_spam", &["marked_email_as_spam"]),
+];
+
+/// Words kept lower case when a topic is turned into an event name, as Klaviyo's metric
+/// names do ("Subscribed to Email Marketing", "Marked Email as Spam").
+const LOWER_CASE_WORDS: [&str; 9] = ["a", "an", "and", "as", "from", "in", "of", "the", "to"];
+
+/// The collection an event of `topic` belongs to: one of the six email collections, or
+/// (documented rule) a collection named after the topic, e.g. `event:klaviyo.dropped_email`
+/// → event "Dropped Email", table `dropped_email`. Never `None`: nothing is dropped.
+pub fn collection_for_topic(topic: &str) -> Collection {
+    let name = normalise_topic(topic);
+    EMAIL_TOPICS
+        .iter()
+        .find(|(_, topics)| topics.contains(&name.as_str()))
+        .and_then(|(slug, _)| Collection::email(slug))
+        .unwrap_or_else(|| Collection::named(&event_name_for_topic(&name)))
+}
+
+/// Strips white space, case and the `event:` / `klaviyo.` prefixes from a topic id.
+pub fn normalise_topic(topic: &str) -> String {
+    let compact: String = topic
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    let without_kind = compact.strip_prefix("event:").unwrap_or(&compact);
+    without_kind
+        .strip_prefix("klaviyo.")
+        .unwrap_or(without_kind)
+        .to_owned()
+}
+
+fn event_name_for_topic(normalised: &str) -> String {
+    let words = normalised
+        .split(['_', '.', '-', ':'])
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        .map(|(i, word)| {
+            if i > 0 && LOWER_CASE_WORDS.contains(&word) {
+                word.to_owned()
+            } else {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            }
+        })
+        .collect::<Vec<String>>();
+    if words.is_empty() {
+        "Unknown Klaviyo Event".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug(topic: &str) -> String {
+        collection_for_topic(topic).slug().to_owned()
+    }
+
+    #[test]
+    fn maps_every_documented_email_topic() {
+        for (topic, expected) in [
+            ("event:klaviyo.received_email", "email_delivered"),
+            ("event:klaviyo.email_delivered", "email_delivered"),
+            ("event:klaviyo.opened_email", "email_opened"),
+            ("event:klaviyo.clicked_email", "email_link_clicked"),
+            (
+                "event:klaviyo.unsubscribed_from_email_marketing",
+                "email_unsubscribed",
+            ),
+            ("event:klaviyo.unsubscribed", "email_unsubscribed"),
+            ("event:klaviyo.bounced_email", "email_bounced"),
+            ("event:klaviyo.marked_email_as_spam", "email_marked_as_spam"),
+        ] {
+            assert_eq!(slug(topic), expected, "{topic}");
+        }
+    }
+
+    #[test]
+    fn tolerates_whitespace_case_and_missing_prefixes() {
+        assert_eq!(slug(" event: klaviyo.opened_email "), "email_opened");
+        assert_eq!(slug("EVENT:KLAVIYO.Opened_Email"), "email_opened");
+        assert_eq!(slug("opened_email"), "email_opened");
+    }
+
+    #[test]
+    fn names_other_topics_after_klaviyo_metric_style() {
+        let dropped = collection_for_topic("event:klaviyo.dropped_email");
+        assert_eq!(dropped.slug(), "dropped_email");
+        assert_eq!(dropped.event_name(), "Dropped Email");
+        let subscribed = collection_for_topic("event:klaviyo.subscribed_to_email_marketing");
+        assert_eq!(subscribed.event_name(), "Subscribed to Email Marketing");
+        assert_eq!(subscribed.slug(), "subscribed_to_email_marketing");
+    }
+
+    #[test]
+    fn keeps_the_integration_of_non_klaviyo_topics() {
+        let order = collection_for_topic("event:shopify.placed_order");
+        assert_eq!(order.slug(), "shopify_placed_order");
+        assert_eq!(order.event_name(), "Shopify Placed Order");
+    }
+
+    #[test]
+    fn names_an_empty_topic() {
+        assert_eq!(
+            collection_for_topic("event:").slug(),
+            "unknown_klaviyo_event"
+        );
+    }
+}

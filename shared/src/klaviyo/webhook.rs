@@ -1,0 +1,233 @@
+//! Decoding an authenticated webhook body: the envelope strictly, each event on its own.
+//!
+//! A structurally broken envelope rejects the whole request (the sender must fix it). A
+//! structurally broken *event* inside a good envelope does not: it becomes a
+//! [`BrokenEvent`] that is stored in the rejected collection, so one bad event cannot make
+//! Klaviyo retry the good ones forever, and nothing is lost.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::signature::AuthenticatedBody;
+
+/// The envelope's `meta` object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookMeta {
+    /// `meta.klaviyo_webhook_id`; equals the `Klaviyo-Webhook-Id` header.
+    pub webhook_id: String,
+    /// `meta.klaviyo_account_id`; sometimes absent.
+    pub account_id: Option<String>,
+    /// `meta.timestamp`: when Klaviyo sent the batch (may carry microseconds).
+    pub timestamp: Option<String>,
+    /// `meta.version`: the API revision of the payloads.
+    pub version: Option<String>,
+}
+
+/// An authenticated, decoded webhook: its meta and each event, decoded or broken.
+#[derive(Debug)]
+pub struct VerifiedWebhook {
+    /// The envelope's meta.
+    pub meta: WebhookMeta,
+    /// Every element of `data`, in order.
+    pub events: Vec<Result<WebhookEvent, BrokenEvent>>,
+}
+
+/// One well-formed element of `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// Position in `data`.
+    pub index: usize,
+    /// `external_id` of the element.
+    pub external_id: Option<String>,
+    /// `topic`, as sent.
+    pub topic: String,
+    /// `payload.data.id`: Klaviyo's event id.
+    pub event_id: Option<String>,
+    /// `attributes.uuid`.
+    pub uuid: Option<String>,
+    /// `attributes.datetime`, as sent.
+    pub datetime: Option<String>,
+    /// `attributes.timestamp`, unix seconds.
+    pub timestamp: Option<i64>,
+    /// `attributes.event_properties`, complete.
+    pub properties: Map<String, Value>,
+    /// `relationships.metric.data.id`.
+    pub metric_id: Option<String>,
+    /// `relationships.profile.data.id`.
+    pub profile_id: Option<String>,
+    /// The element's exact bytes, for a deterministic id when Klaviyo gives none.
+    pub raw: String,
+}
+
+/// An element of `data` that is not a decodable event, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenEvent {
+    /// Position in `data`.
+    pub index: usize,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The element's exact JSON text.
+    pub raw: String,
+}
+
+/// Why an authenticated body was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON at all (syntax error, truncated, not UTF-8).
+    #[error("body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// JSON, but not a Klaviyo webhook envelope.
+    #[error("body is not a Klaviyo webhook envelope: {0}")]
+    InvalidShape(String),
+    /// Klaviyo documents that such a request must not be processed.
+    #[error("Klaviyo-Webhook-Id header does not match meta.klaviyo_webhook_id")]
+    WebhookIdMismatch,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeWire<'a> {
+    #[serde(borrow)]
+    data: Vec<&'a RawValue>,
+    meta: MetaWire,
+}
+
+#[derive(Deserialize)]
+struct MetaWire {
+    klaviyo_webhook_id: String,
+    #[serde(default)]
+    klaviyo_account_id: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EventWire {
+    #[serde(default)]
+    external_id: Option<StringOrNumber>,
+    topic: String,
+    payload: PayloadWire,
+}
+
+#[derive(Deserialize)]
+struct PayloadWire {
+    data: ResourceWire,
+}
+
+#[derive(Deserialize)]
+struct ResourceWire {
+    #[serde(default)]
+    id: Option<StringOrNumber>,
+    attributes: AttributesWire,
+    #[serde(default)]
+    relationships: RelationshipsWire,
+}
+
+#[derive(Deserialize)]
+struct AttributesWire {
+    #[serde(default)]
+    uuid: Option<String>,
+    #[serde(default)]
+    datetime: Option<String>,
+    #[serde(default)]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    event_properties: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RelationshipsWire {
+    #[serde(default)]
+    metric: Option<RelationshipWire>,
+    #[serde(default)]
+    profile: Option<RelationshipWire>,
+}
+
+#[derive(Deserialize)]
+struct RelationshipWire {
+    data: Option<ResourceIdWire>,
+}
+
+#[derive(Deserialize)]
+struct ResourceIdWire {
+    id: StringOrNumber,
+}
+
+/// Ids are strings in Klaviyo's documentation; numbers are accepted and kept as text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl From<StringOrNumber> for String {
+    fn from(value: StringOrNumber) -> Self {
+        match value {
+            StringOrNumber::Text(text) => text,
+            StringOrNumber::Number(number) => number.to_string(),
+        }
+    }
+}
+
+/// Decodes an authenticated body and checks that its `meta.klaviyo_webhook_id` matches the
+/// `Klaviyo-Webhook-Id` header it was signed with.
+pub fn decode_webhook(
+    authenticated: &AuthenticatedBody<'_>,
+) -> Result<VerifiedWebhook, DecodeError> {
+    let envelope: EnvelopeWire<'_> =
+        serde_json::from_slice(authenticated.body()).map_err(|err| match err.classify() {
+            serde_json::error::Category::Data => DecodeError::InvalidShape(err.to_string()),
+            _ => DecodeError::MalformedJson(err.to_string()),
+        })?;
+    if envelope.meta.klaviyo_webhook_id != authenticated.webhook_id() {
+        return Err(DecodeError::WebhookIdMismatch);
+    }
+    let meta = WebhookMeta {
+        webhook_id: envelope.meta.klaviyo_webhook_id,
+        account_id: envelope.meta.klaviyo_account_id,
+        timestamp: envelope.meta.timestamp,
+        version: envelope.meta.version,
+    };
+    let events = envelope
+        .data
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| decode_event(index, raw))
+        .collect();
+    Ok(VerifiedWebhook { meta, events })
+}
+
+fn decode_event(index: usize, raw: &RawValue) -> Result<WebhookEvent, BrokenEvent> {
+    let broken = |reason: String| BrokenEvent {
+        index,
+        reason,
+        raw: raw.get().to_owned(),
+    };
+    let wire: EventWire =
+        serde_json::from_str(raw.get()).map_err(|err| broken(format!("data[{index}]: {err}")))?;
+    let resource = wire.payload.data;
+    let attributes = resource.attributes;
+    if attributes.datetime.is_none() && attributes.timestamp.is_none() {
+        return Err(broken(format!(
+            "data[{index}]: payload.data.attributes has neither datetime nor timestamp"
+        )));
+    }
+    let related_id =
+        |rel: Option<RelationshipWire>| rel.and_then(|r| r.data).map(|d| String::from(d.id));
+    Ok(WebhookEvent {
+        index,
+        external_id: wire.external_id.map(String::from),
+        topic: wire.topic,
+        event_id: resource.id.map(String::from),
+        uuid: attributes.uuid,
+        datetime: attributes.datetime,
+        timestamp: attributes.timestamp,
+        properties: attributes.event_properties.unwrap_or_default(),
+        metric_id: related_id(resource.relationships.metric),
+        profile_id: related_id(resource.relationships.profile),
+        raw: raw.get().to_owned(),
+    })
+}

@@ -1,0 +1,163 @@
+//! Klaviyo webhook events → Segment track events.
+//!
+//! Identity rule until profile lookup exists: Klaviyo's payload names the recipient only
+//! by its Klaviyo profile id, so `userId` stays empty (it is never invented), the profile
+//! id becomes the `anonymousId`, and `context.klaviyo.profile_id` keeps it queryable with
+//! `context.klaviyo.identity_resolved = false` marking the row for a later fix-up.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::email_properties::add_email_spec_properties;
+use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
+use crate::klaviyo::topic::collection_for_topic;
+use crate::klaviyo::webhook::{BrokenEvent, VerifiedWebhook, WebhookEvent, WebhookMeta};
+use crate::segment::track::TrackEvent;
+use crate::time_format::{format_timestamp, parse_iso_datetime, unix_time_to_datetime};
+
+/// The times a request was signed and received, passed in so mapping stays pure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// `Klaviyo-Timestamp`: when Klaviyo signed the request.
+    pub signed_at: DateTime<Utc>,
+    /// When this receiver got the request.
+    pub received_at: DateTime<Utc>,
+}
+
+/// An event that could not become a track event, kept for the rejected collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// A deterministic id: replaying the same request rejects under the same id.
+    pub message_id: String,
+    /// Position in the request's `data` array.
+    pub index: usize,
+    /// What is wrong, in words a person can act on.
+    pub reason: String,
+    /// The event's exact JSON text.
+    pub raw: String,
+    /// The webhook subscription it came from.
+    pub webhook_id: String,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+}
+
+/// The outcome for one element of a webhook's `data`.
+pub type Mapped = Result<TrackEvent, Rejection>;
+
+/// Maps every element of `webhook`, in order. Never drops one: each is a track event or a
+/// rejection.
+pub fn map_webhook(webhook: &VerifiedWebhook, receipt: Receipt) -> Vec<Mapped> {
+    webhook
+        .events
+        .iter()
+        .map(|decoded| match decoded {
+            Ok(event) => map_event(event, &webhook.meta, receipt),
+            Err(broken) => Err(reject_broken(broken, &webhook.meta, receipt)),
+        })
+        .collect()
+}
+
+fn map_event(event: &WebhookEvent, meta: &WebhookMeta, receipt: Receipt) -> Mapped {
+    let reject = |reason: &str| Rejection {
+        message_id: message_id_from_content("klaviyo-rejected", event.raw.as_bytes()),
+        index: event.index,
+        reason: format!("data[{}]: {reason}", event.index),
+        raw: event.raw.clone(),
+        webhook_id: meta.webhook_id.clone(),
+        received_at: receipt.received_at,
+    };
+    let Some(occurred_at) = event_time(event) else {
+        return Err(reject(
+            "attributes.datetime and attributes.timestamp are not valid times",
+        ));
+    };
+    let Some(profile_id) = event.profile_id.as_deref().filter(|id| !id.is_empty()) else {
+        return Err(reject(
+            "relationships.profile names no profile, so the event has no recipient",
+        ));
+    };
+    let collection = collection_for_topic(&event.topic);
+    let message_id = match [&event.event_id, &event.external_id, &event.uuid]
+        .into_iter()
+        .flatten()
+        .find(|id| !id.is_empty())
+    {
+        Some(klaviyo_id) => message_id_from_klaviyo_id(klaviyo_id),
+        None => message_id_from_content("klaviyo-c", event.raw.as_bytes()),
+    };
+
+    let mut properties = Map::new();
+    add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
+    properties.insert("klaviyo".into(), Value::Object(event.properties.clone()));
+
+    let sent_at = meta
+        .timestamp
+        .as_deref()
+        .and_then(parse_iso_datetime)
+        .unwrap_or(receipt.signed_at);
+    let occurred = format_timestamp(occurred_at);
+    Ok(TrackEvent {
+        kind: TrackEvent::KIND,
+        message_id,
+        event: collection.event_name().to_owned(),
+        collection_slug: collection.slug().to_owned(),
+        user_id: None,
+        anonymous_id: Some(profile_id.to_owned()),
+        properties,
+        context: context(event, meta, profile_id),
+        // Klaviyo's event time comes from Klaviyo's servers, not from a device with a
+        // drifting clock, so Segment's skew correction would only subtract network delay.
+        timestamp: occurred.clone(),
+        original_timestamp: occurred,
+        sent_at: Some(format_timestamp(sent_at)),
+        received_at: format_timestamp(receipt.received_at),
+    })
+}
+
+fn event_time(event: &WebhookEvent) -> Option<DateTime<Utc>> {
+    event
+        .datetime
+        .as_deref()
+        .and_then(parse_iso_datetime)
+        .or_else(|| event.timestamp.and_then(unix_time_to_datetime))
+}
+
+fn context(event: &WebhookEvent, meta: &WebhookMeta, profile_id: &str) -> Map<String, Value> {
+    let mut integration = Map::new();
+    integration.insert("name".into(), json!("klaviyo"));
+    if let Some(version) = &meta.version {
+        integration.insert("version".into(), json!(version));
+    }
+    let mut klaviyo = Map::new();
+    klaviyo.insert("profile_id".into(), json!(profile_id));
+    klaviyo.insert("identity_resolved".into(), json!(false));
+    klaviyo.insert("topic".into(), json!(event.topic));
+    klaviyo.insert("webhook_id".into(), json!(meta.webhook_id));
+    let optional = [
+        ("event_id", &event.event_id),
+        ("event_uuid", &event.uuid),
+        ("external_id", &event.external_id),
+        ("metric_id", &event.metric_id),
+        ("account_id", &meta.account_id),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            klaviyo.insert(key.into(), json!(value));
+        }
+    }
+    let mut context = Map::new();
+    context.insert("integration".into(), Value::Object(integration));
+    context.insert("klaviyo".into(), Value::Object(klaviyo));
+    context
+}
+
+fn reject_broken(broken: &BrokenEvent, meta: &WebhookMeta, receipt: Receipt) -> Rejection {
+    Rejection {
+        message_id: message_id_from_content("klaviyo-rejected", broken.raw.as_bytes()),
+        index: broken.index,
+        reason: broken.reason.clone(),
+        raw: broken.raw.clone(),
+        webhook_id: meta.webhook_id.clone(),
+        received_at: receipt.received_at,
+    }
+}

@@ -1,0 +1,94 @@
+//! Write keys: the secret a Klaviyo account owner types into Klaviyo's webhook settings.
+
+use std::fmt;
+
+/// Klaviyo refuses webhook secret keys shorter than this, so a shorter key is a typo.
+pub const MIN_WRITE_KEY_LEN: usize = 16;
+
+/// A configured write key. Its `Debug` output never shows the key.
+#[derive(Clone)]
+pub struct WriteKey(String);
+
+/// Why a configured write key was refused at start-up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WriteKeyError {
+    /// Klaviyo requires at least [`MIN_WRITE_KEY_LEN`] characters.
+    #[error(
+        "a write key must have at least {MIN_WRITE_KEY_LEN} characters (Klaviyo's own minimum), this one has {0}"
+    )]
+    TooShort(usize),
+    /// Leading or trailing white space is almost always a copy-and-paste accident.
+    #[error("a write key must not start or end with white space")]
+    SurroundingWhitespace,
+}
+
+impl WriteKey {
+    /// Validates and wraps a key.
+    pub fn new(key: impl Into<String>) -> Result<Self, WriteKeyError> {
+        let key = key.into();
+        if key.trim() != key {
+            return Err(WriteKeyError::SurroundingWhitespace);
+        }
+        let len = key.chars().count();
+        if len < MIN_WRITE_KEY_LEN {
+            return Err(WriteKeyError::TooShort(len));
+        }
+        Ok(Self(key))
+    }
+
+    /// A fresh random key (32 bytes of OS randomness, hex encoded), for local runs
+    /// started without one.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(hex::encode(bytes)))
+    }
+
+    /// The key's bytes, for computing a MAC. Deliberately the only way to read it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WriteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriteKey([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let key = WriteKey::new("super-secret-key-123").unwrap();
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert_eq!(shown, "WriteKey([redacted])");
+    }
+
+    #[test]
+    fn rejects_keys_shorter_than_klaviyo_allows() {
+        assert_eq!(
+            WriteKey::new("short").unwrap_err(),
+            WriteKeyError::TooShort(5)
+        );
+    }
+
+    #[test]
+    fn rejects_keys_with_surrounding_whitespace() {
+        assert_eq!(
+            WriteKey::new(" 0123456789abcdef").unwrap_err(),
+            WriteKeyError::SurroundingWhitespace
+        );
+    }
+
+    #[test]
+    fn generated_keys_are_long_and_distinct() {
+        let a = WriteKey::generate().unwrap();
+        let b = WriteKey::generate().unwrap();
+        assert_eq!(a.expose_secret().len(), 64);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+    }
+}

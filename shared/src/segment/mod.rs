@@ -1,0 +1,3 @@
+//! Segment's event model.
+
+pub mod track;

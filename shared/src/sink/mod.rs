@@ -1,0 +1,49 @@
+//! Where warehouse rows go: Firehose in AWS, a local partitioned directory as the embedded
+//! default, memory in tests. Every sink answers only once the rows are durable.
+
+pub mod local_lake;
+pub mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::warehouse::row::WarehouseRow;
+
+/// What a delivery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Rows now durably stored.
+    pub rows: usize,
+    /// Objects (files, Firehose records, ...) written for them.
+    pub objects: usize,
+}
+
+/// Why rows could not be stored. The caller must not acknowledge them.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A local file operation failed.
+    #[error("local lake write failed at {path}: {source}")]
+    LocalIo {
+        /// The file or directory involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Rows could not be encoded.
+    #[error("row encoding failed: {0}")]
+    Encoding(#[from] serde_json::Error),
+    /// The blocking writer task did not finish.
+    #[error("writer task failed: {0}")]
+    Task(String),
+}
+
+/// A boxed delivery future, so sinks can be used as trait objects.
+pub type DeliveryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<DeliveryReport, SinkError>> + Send + 'a>>;
+
+/// A destination for warehouse rows.
+pub trait EventSink: Send + Sync {
+    /// Stores `rows` durably, or fails without acknowledging any of them.
+    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>) -> DeliveryFuture<'a>;
+}

@@ -1,0 +1,6 @@
+//! Segment's warehouse schema: one flat row per event, snake_case columns, partitioned by
+//! collection and date, encoded as NDJSON.
+
+pub mod column_name;
+pub mod ndjson;
+pub mod row;
