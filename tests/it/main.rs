@@ -1,1 +1,10 @@
+//! Integration tests: the real router, in process, fed with fixture files and real API
+//! Gateway event shapes.
 
+// This whole binary is test code: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod lambda_events;
+mod support;
+mod webhook_errors;
+mod webhook_fixtures;
