@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Query the local lake with SQL (DuckDB), using the table names of Segment's warehouse.
+
+Creates one view per collection found under <lake>/<schema>/collection=*/ (for example
+`email_delivered`), `tracks` over every collection's common columns, and
+`rejected_events` for events that could not be mapped. Then runs the query.
+
+    .venv/bin/python scripts/query_lake.py "select event, count(*) from tracks group by event"
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import duckdb
+
+TRACKS_COLUMNS = ["id", "anonymous_id", "user_id", "event", "event_text", "timestamp",
+                  "original_timestamp", "sent_at", "received_at", "uuid_ts"]
+REJECTED = "rejected_events"
+SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def objects(path: Path) -> str:
+    return str(path / "dt=*" / "*.gz")
+
+
+def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the lake's tables as views."""
+    con = duckdb.connect()
+    root = Path(lake) / schema
+    collections = sorted(p.name.split("=", 1)[1] for p in root.glob("collection=*") if p.is_dir())
+    for name in collections:
+        if not SAFE_NAME.match(name):
+            continue
+        con.execute(
+            f"create view {name} as select * from read_json_auto('{objects(root / f'collection={name}')}', "
+            "format='newline_delimited', union_by_name=true, hive_partitioning=true, sample_size=-1)")
+    tracked = [c for c in collections if c != REJECTED and SAFE_NAME.match(c)]
+    if tracked:
+        common = ", ".join(f'"{c}"' for c in TRACKS_COLUMNS)
+        union = " union all by name ".join(
+            f"select {common}, columns('^context_'), collection, dt from {c}" for c in tracked)
+        con.execute(f"create view tracks as {union}")
+    return con
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sql", help="the query")
+    parser.add_argument("--lake", type=Path, default=Path("lake"))
+    parser.add_argument("--schema", default="klaviyo")
+    args = parser.parse_args()
+    result = connect(args.lake, args.schema).sql(args.sql)
+    if result is not None:
+        result.show(max_rows=1000, max_width=200)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

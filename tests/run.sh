@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs
+# formatting and lint checks, the Rust tests and the end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+echo "== tools"
+if ! command -v jq >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq jq >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+echo "== format and lint"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== rust tests"
+cargo test --workspace --locked
+
+echo "== end-to-end tests"
+cargo build --locked -p ingest
+export INGEST_BIN="$root/target/debug/bootstrap"
+.venv/bin/python -m pytest -q tests/e2e
