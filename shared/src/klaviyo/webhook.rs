@@ -24,13 +24,25 @@ pub struct WebhookMeta {
     pub version: Option<String>,
 }
 
-/// An authenticated, decoded webhook: its meta and each event, decoded or broken.
+/// An authenticated, decoded webhook: its meta and each event, decoded or broken. Only
+/// [`decode_webhook`] makes one, from an [`AuthenticatedBody`], so holding one proves the
+/// signature was checked.
 #[derive(Debug)]
 pub struct VerifiedWebhook {
+    meta: WebhookMeta,
+    events: Vec<Result<WebhookEvent, BrokenEvent>>,
+}
+
+impl VerifiedWebhook {
     /// The envelope's meta.
-    pub meta: WebhookMeta,
-    /// Every element of `data`, in order.
-    pub events: Vec<Result<WebhookEvent, BrokenEvent>>,
+    pub fn meta(&self) -> &WebhookMeta {
+        &self.meta
+    }
+
+    /// Every element of `data`, in order, decoded or broken.
+    pub fn events(&self) -> &[Result<WebhookEvent, BrokenEvent>] {
+        &self.events
+    }
 }
 
 /// One well-formed element of `data`.
@@ -230,4 +242,96 @@ fn decode_event(index: usize, raw: &RawValue) -> Result<WebhookEvent, BrokenEven
         profile_id: related_id(resource.relationships.profile),
         raw: raw.get().to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klaviyo::signature::{
+        DEFAULT_TIMESTAMP_TOLERANCE, SignatureHeaders, SignatureVerifier, sign,
+    };
+    use crate::secret::WriteKey;
+
+    const TIMESTAMP: &str = "1704391525";
+
+    fn decode(body: &str, header_webhook_id: &str) -> Result<VerifiedWebhook, DecodeError> {
+        let key = WriteKey::new("decode-test-key-0123").unwrap();
+        let signature = sign(&key, body.as_bytes(), TIMESTAMP);
+        let verifier = SignatureVerifier::new(vec![key], DEFAULT_TIMESTAMP_TOLERANCE).unwrap();
+        let headers = SignatureHeaders {
+            signature: Some(&signature),
+            timestamp: Some(TIMESTAMP),
+            webhook_id: Some(header_webhook_id),
+        };
+        let now = crate::time_format::parse_header_timestamp(TIMESTAMP).unwrap();
+        let authenticated = verifier.verify(headers, body.as_bytes(), now).unwrap();
+        decode_webhook(&authenticated)
+    }
+
+    const EVENT: &str = r#"{"external_id": "X1", "topic": "event:klaviyo.opened_email",
+        "payload": {"data": {"type": "event", "id": 12345,
+          "attributes": {"datetime": "2024-01-04 18:05:01+00:00", "event_properties": {"Subject": "Hi"}},
+          "relationships": {"profile": {"data": {"type": "profile", "id": "P1"}},
+                            "metric": {"data": {"type": "metric", "id": "M1"}}}}}}"#;
+
+    #[test]
+    fn decodes_meta_and_events() {
+        let body = format!(
+            r#"{{"data": [{EVENT}], "meta": {{"klaviyo_webhook_id": "wh", "version": "2024-07-15", "extra": 1}}}}"#
+        );
+        let webhook = decode(&body, "wh").unwrap();
+        assert_eq!(webhook.meta().webhook_id, "wh");
+        assert_eq!(webhook.meta().account_id, None);
+        assert_eq!(webhook.meta().version.as_deref(), Some("2024-07-15"));
+        let event = webhook.events()[0].as_ref().unwrap();
+        assert_eq!(
+            event.event_id.as_deref(),
+            Some("12345"),
+            "numeric ids become text"
+        );
+        assert_eq!(event.profile_id.as_deref(), Some("P1"));
+        assert_eq!(event.metric_id.as_deref(), Some("M1"));
+        assert_eq!(event.properties["Subject"], "Hi");
+    }
+
+    #[test]
+    fn keeps_a_broken_event_with_its_reason_and_bytes() {
+        let broken = r#"{"topic": 5}"#;
+        let body =
+            format!(r#"{{"data": [{EVENT}, {broken}], "meta": {{"klaviyo_webhook_id": "wh"}}}}"#);
+        let webhook = decode(&body, "wh").unwrap();
+        assert!(webhook.events()[0].is_ok());
+        let err = webhook.events()[1].as_ref().unwrap_err();
+        assert_eq!(err.index, 1);
+        assert_eq!(err.raw, broken);
+        assert!(err.reason.starts_with("data[1]:"), "{}", err.reason);
+    }
+
+    #[test]
+    fn tells_malformed_json_from_a_wrong_shape() {
+        assert!(matches!(
+            decode("{", "wh"),
+            Err(DecodeError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"data": []}"#, "wh"),
+            Err(DecodeError::InvalidShape(_))
+        ));
+        assert!(matches!(
+            decode(
+                r#"{"data": [], "data": [], "meta": {"klaviyo_webhook_id": "wh"}}"#,
+                "wh"
+            ),
+            Err(DecodeError::InvalidShape(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_a_webhook_id_that_differs_from_the_header() {
+        let body = r#"{"data": [], "meta": {"klaviyo_webhook_id": "wh"}}"#;
+        assert!(matches!(
+            decode(body, "other"),
+            Err(DecodeError::WebhookIdMismatch)
+        ));
+    }
 }

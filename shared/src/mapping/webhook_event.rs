@@ -48,11 +48,11 @@ pub type Mapped = Result<TrackEvent, Rejection>;
 /// rejection.
 pub fn map_webhook(webhook: &VerifiedWebhook, receipt: Receipt) -> Vec<Mapped> {
     webhook
-        .events
+        .events()
         .iter()
         .map(|decoded| match decoded {
-            Ok(event) => map_event(event, &webhook.meta, receipt),
-            Err(broken) => Err(reject_broken(broken, &webhook.meta, receipt)),
+            Ok(event) => map_event(event, webhook.meta(), receipt),
+            Err(broken) => Err(reject_broken(broken, webhook.meta(), receipt)),
         })
         .collect()
 }
@@ -159,5 +159,120 @@ fn reject_broken(broken: &BrokenEvent, meta: &WebhookMeta, receipt: Receipt) -> 
         raw: broken.raw.clone(),
         webhook_id: meta.webhook_id.clone(),
         received_at: receipt.received_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time_format::parse_iso_datetime;
+
+    fn meta() -> WebhookMeta {
+        WebhookMeta {
+            webhook_id: "wh".into(),
+            account_id: None,
+            timestamp: None,
+            version: None,
+        }
+    }
+
+    fn receipt() -> Receipt {
+        Receipt {
+            signed_at: parse_iso_datetime("2024-01-04T18:05:25Z").unwrap(),
+            received_at: parse_iso_datetime("2024-01-04T18:05:30Z").unwrap(),
+        }
+    }
+
+    fn event() -> WebhookEvent {
+        WebhookEvent {
+            index: 0,
+            external_id: Some("EXT".into()),
+            topic: "event:klaviyo.opened_email".into(),
+            event_id: Some("EVT".into()),
+            uuid: Some("UUID".into()),
+            datetime: Some("2024-01-04T18:05:01+00:00".into()),
+            timestamp: None,
+            properties: Map::new(),
+            metric_id: None,
+            profile_id: Some("PROFILE".into()),
+            raw: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn falls_back_through_the_klaviyo_ids_for_the_message_id() {
+        assert_eq!(
+            map_event(&event(), &meta(), receipt()).unwrap().message_id,
+            "klaviyo-EVT"
+        );
+        let external = WebhookEvent {
+            event_id: None,
+            ..event()
+        };
+        assert_eq!(
+            map_event(&external, &meta(), receipt()).unwrap().message_id,
+            "klaviyo-EXT"
+        );
+        let uuid = WebhookEvent {
+            event_id: None,
+            external_id: None,
+            ..event()
+        };
+        assert_eq!(
+            map_event(&uuid, &meta(), receipt()).unwrap().message_id,
+            "klaviyo-UUID"
+        );
+        let none = WebhookEvent {
+            event_id: None,
+            external_id: None,
+            uuid: None,
+            ..event()
+        };
+        let id = map_event(&none, &meta(), receipt()).unwrap().message_id;
+        assert!(id.starts_with("klaviyo-c-"), "{id}");
+    }
+
+    #[test]
+    fn never_invents_a_user_id() {
+        let track = map_event(&event(), &meta(), receipt()).unwrap();
+        assert_eq!(track.user_id, None);
+        assert_eq!(track.anonymous_id.as_deref(), Some("PROFILE"));
+        assert_eq!(track.context["klaviyo"]["identity_resolved"], false);
+    }
+
+    #[test]
+    fn sent_at_falls_back_to_the_signing_time() {
+        let track = map_event(&event(), &meta(), receipt()).unwrap();
+        assert_eq!(track.sent_at.as_deref(), Some("2024-01-04T18:05:25.000Z"));
+    }
+
+    #[test]
+    fn rejects_events_without_recipient_or_valid_time() {
+        let no_profile = WebhookEvent {
+            profile_id: None,
+            ..event()
+        };
+        let err = map_event(&no_profile, &meta(), receipt()).unwrap_err();
+        assert!(err.reason.contains("profile"), "{}", err.reason);
+        let bad_time = WebhookEvent {
+            datetime: Some("soon".into()),
+            ..event()
+        };
+        let err = map_event(&bad_time, &meta(), receipt()).unwrap_err();
+        assert!(err.reason.contains("datetime"), "{}", err.reason);
+        assert_eq!(err.webhook_id, "wh");
+    }
+
+    #[test]
+    fn an_unparseable_datetime_falls_back_to_the_unix_timestamp() {
+        let both = WebhookEvent {
+            datetime: Some("soon".into()),
+            timestamp: Some(1_704_391_501),
+            ..event()
+        };
+        assert_eq!(
+            map_event(&both, &meta(), receipt()).unwrap().timestamp,
+            "2024-01-04T18:05:01.000Z"
+        );
     }
 }
