@@ -62,7 +62,7 @@ pub async fn receive_klaviyo_webhook(
         received_at,
     };
 
-    let mut rows = Vec::with_capacity(webhook.events.len());
+    let mut rows = Vec::with_capacity(webhook.events().len());
     let mut rejections = Vec::new();
     for mapped in map_webhook(&webhook, receipt) {
         match mapped {
