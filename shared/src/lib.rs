@@ -12,6 +12,7 @@
 //! in the Lambda entry point.
 
 pub mod collection;
+pub mod firehose;
 pub mod klaviyo;
 pub mod mapping;
 pub mod secret;

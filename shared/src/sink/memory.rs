@@ -32,6 +32,7 @@ impl EventSink for MemorySink {
             Ok(DeliveryReport {
                 rows: count,
                 objects: count,
+                ..DeliveryReport::default()
             })
         })
     }

@@ -1,6 +1,8 @@
 //! Where warehouse rows go: Firehose in AWS, a local partitioned directory as the embedded
 //! default, memory in tests. Every sink answers only once the rows are durable.
 
+pub mod dead_letter;
+pub mod firehose;
 pub mod local_lake;
 pub mod memory;
 
@@ -16,6 +18,10 @@ pub struct DeliveryReport {
     pub rows: usize,
     /// Objects (files, Firehose records, ...) written for them.
     pub objects: usize,
+    /// Records sent to Firehose more than once (each resend counted).
+    pub resent: usize,
+    /// Rows stored in the dead-letter store instead of the lake.
+    pub spilled: usize,
 }
 
 /// Why rows could not be stored. The caller must not acknowledge them.
@@ -33,6 +39,14 @@ pub enum SinkError {
     /// Rows could not be encoded.
     #[error("row encoding failed: {0}")]
     Encoding(#[from] serde_json::Error),
+    /// Delivery failed and the dead-letter store failed too: nothing may be acknowledged.
+    #[error("delivery failed ({delivery}) and the dead-letter store failed ({dead_letter})")]
+    DeadLetter {
+        /// Why delivery failed.
+        delivery: String,
+        /// Why the spill failed.
+        dead_letter: String,
+    },
     /// The blocking writer task did not finish.
     #[error("writer task failed: {0}")]
     Task(String),

@@ -42,6 +42,18 @@ impl WarehouseRow {
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
+
+    /// Rebuilds a row from its columns (a line read back from the lake or the dead-letter
+    /// store). The partition is derived the way the delivery stream's JQ query derives it:
+    /// `collection` = `event`, `dt` = the first ten characters of `timestamp`.
+    pub fn from_columns(columns: Map<String, Value>) -> Option<Self> {
+        let collection = columns.get("event")?.as_str()?.to_owned();
+        let dt = columns.get("timestamp")?.as_str()?.get(..10)?.to_owned();
+        Some(Self {
+            partition: PartitionKey { collection, dt },
+            columns,
+        })
+    }
 }
 
 /// The row for a track event loaded at `loaded_at`.
@@ -154,6 +166,13 @@ mod tests {
 
     fn loaded() -> DateTime<Utc> {
         crate::time_format::parse_iso_datetime("2023-08-10T07:22:01Z").unwrap()
+    }
+
+    #[test]
+    fn a_row_read_back_has_the_same_partition() {
+        let row = track_row(&event(json!({}), json!({})), loaded());
+        assert_eq!(WarehouseRow::from_columns(row.columns.clone()), Some(row));
+        assert_eq!(WarehouseRow::from_columns(Map::new()), None);
     }
 
     #[test]

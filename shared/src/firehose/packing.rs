@@ -1,0 +1,127 @@
+//! Packing warehouse rows into Firehose records.
+//!
+//! Firehose bills every record rounded up to 5 KB, and a warehouse row is typically about
+//! 1-2 KB, so one row per record pays for 5 KB. Instead, consecutive rows are packed into
+//! one record as NDJSON, up to a size budget; the delivery stream's `RecordDeAggregation`
+//! (type JSON) splits them again before partitioning, and `AppendDelimiterToRecord` writes
+//! them back out one per line.
+
+use super::MAX_RECORD_BYTES;
+use crate::warehouse::ndjson::write_ndjson_line;
+use crate::warehouse::row::WarehouseRow;
+
+/// One Firehose record and the rows it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedRecord {
+    /// NDJSON of the rows, in order.
+    pub data: Vec<u8>,
+    /// Indexes (into the packed slice) of the rows it carries.
+    pub rows: Vec<usize>,
+}
+
+/// The result of packing: records to send, and rows too large for any record.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Packing {
+    /// Records, each at most the budget.
+    pub records: Vec<PackedRecord>,
+    /// Indexes of rows whose single line exceeds [`MAX_RECORD_BYTES`]: Firehose would
+    /// refuse them, so they go to the dead-letter store.
+    pub oversized: Vec<usize>,
+}
+
+/// Packs `rows` in order into records of at most `budget` bytes (clamped to
+/// [`MAX_RECORD_BYTES`]). `budget = 0` means one row per record.
+pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Result<Packing, serde_json::Error> {
+    let budget = budget.min(MAX_RECORD_BYTES);
+    let mut packing = Packing::default();
+    let mut current = PackedRecord {
+        data: Vec::new(),
+        rows: Vec::new(),
+    };
+    let mut line = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        line.clear();
+        write_ndjson_line(&mut line, row)?;
+        if line.len() > MAX_RECORD_BYTES {
+            packing.oversized.push(index);
+            continue;
+        }
+        if !current.rows.is_empty() && current.data.len() + line.len() > budget {
+            packing.records.push(std::mem::replace(
+                &mut current,
+                PackedRecord {
+                    data: Vec::new(),
+                    rows: Vec::new(),
+                },
+            ));
+        }
+        current.data.extend_from_slice(&line);
+        current.rows.push(index);
+    }
+    if !current.rows.is_empty() {
+        packing.records.push(current);
+    }
+    Ok(packing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::row::PartitionKey;
+    use serde_json::{Map, json};
+
+    fn row(id: usize, padding: usize) -> WarehouseRow {
+        let mut columns = Map::new();
+        columns.insert("id".into(), json!(id.to_string()));
+        columns.insert("pad".into(), json!("x".repeat(padding)));
+        WarehouseRow {
+            partition: PartitionKey {
+                collection: "c".into(),
+                dt: "2024-01-01".into(),
+            },
+            columns,
+        }
+    }
+
+    #[test]
+    fn packs_rows_up_to_the_budget_in_order() {
+        let rows: Vec<WarehouseRow> = (0..10).map(|i| row(i, 80)).collect();
+        let packing = pack_rows(&rows, 400).unwrap();
+        let line = 100; // {"id":"0","pad":"x…80"}\n
+        assert!(packing.records.iter().all(|r| r.data.len() <= 400));
+        assert_eq!(packing.records.len(), 10 * line / 400 + 1);
+        let order: Vec<usize> = packing
+            .records
+            .iter()
+            .flat_map(|r| r.rows.clone())
+            .collect();
+        assert_eq!(order, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_zero_budget_means_one_row_per_record() {
+        let rows: Vec<WarehouseRow> = (0..3).map(|i| row(i, 10)).collect();
+        let packing = pack_rows(&rows, 0).unwrap();
+        assert_eq!(packing.records.len(), 3);
+        assert!(packing.records.iter().all(|r| r.rows.len() == 1));
+    }
+
+    #[test]
+    fn sets_aside_rows_larger_than_any_record() {
+        let rows = vec![row(0, 10), row(1, MAX_RECORD_BYTES), row(2, 10)];
+        let packing = pack_rows(&rows, MAX_RECORD_BYTES).unwrap();
+        assert_eq!(packing.oversized, vec![1]);
+        assert_eq!(packing.records.len(), 1);
+        assert_eq!(packing.records[0].rows, vec![0, 2]);
+    }
+
+    #[test]
+    fn record_data_is_the_rows_ndjson() {
+        let rows = vec![row(0, 1), row(1, 1)];
+        let packing = pack_rows(&rows, 1000).unwrap();
+        assert_eq!(
+            String::from_utf8(packing.records[0].data.clone()).unwrap(),
+            "{\"id\":\"0\",\"pad\":\"x\"}\n{\"id\":\"1\",\"pad\":\"x\"}\n"
+        );
+    }
+}
