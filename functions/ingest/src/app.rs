@@ -9,6 +9,7 @@ use klaviyo_source::klaviyo::signature::SignatureVerifier;
 use klaviyo_source::sink::EventSink;
 
 use crate::api_error::ApiError;
+use crate::metrics::MetricsEmitter;
 use crate::webhook_route::receive_klaviyo_webhook;
 
 /// The path Klaviyo posts system webhooks to.
@@ -30,10 +31,12 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The current time.
     pub clock: Clock,
+    /// CloudWatch EMF metric lines.
+    pub metrics: MetricsEmitter,
 }
 
 impl AppState {
-    /// State with the system clock.
+    /// State with the system clock and metrics off.
     pub fn new(
         verifier: SignatureVerifier,
         sink: Arc<dyn EventSink>,
@@ -44,6 +47,7 @@ impl AppState {
             sink,
             max_body_bytes,
             clock: Arc::new(Utc::now),
+            metrics: MetricsEmitter::new(false),
         }
     }
 }

@@ -2,16 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use klaviyo_source::klaviyo::signature::SignatureVerifier;
 use klaviyo_source::secret::WriteKey;
-use klaviyo_source::sink::EventSink;
-use klaviyo_source::sink::local_lake::LocalLakeSink;
 
-use crate::app::{AppState, router};
+use crate::app::router;
 use crate::config::{Config, SinkConfig, parse_schema_name, parse_write_key};
+use crate::startup::{Mode, build_state};
 
 /// Default directory of the local lake.
 pub const DEFAULT_LAKE_DIR: &str = "./lake";
@@ -26,8 +23,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the endpoint locally, writing to a local lake laid out like the S3 bucket.
+    /// Serve the endpoint locally, writing to a local lake laid out like the S3 bucket (or
+    /// to Firehose when DELIVERY_STREAM_NAME is set).
     Serve(ServeArgs),
+    /// Send the rows in the dead-letter store to Firehose again (DELIVERY_STREAM_NAME,
+    /// DEAD_LETTER_BUCKET, DEAD_LETTER_PREFIX), deleting each object once re-delivered.
+    Redrive,
 }
 
 /// Flags of `serve`. Each falls back to the environment variable the Lambda reads.
@@ -55,6 +56,14 @@ struct ServeArgs {
 pub async fn run(base: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match Cli::parse().command {
         Command::Serve(args) => serve(base, args).await,
+        Command::Redrive => {
+            let summary = crate::redrive::redrive(&base).await?;
+            println!(
+                "dead-letter objects: {}, re-delivered and deleted: {} ({} rows), kept: {}",
+                summary.objects, summary.redriven, summary.rows, summary.kept
+            );
+            Ok(())
+        }
     }
 }
 
@@ -63,13 +72,14 @@ async fn serve(
     args: ServeArgs,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if !args.write_keys.is_empty() {
+        config.write_key_secret_arn = None;
         config.write_keys = args
             .write_keys
             .into_iter()
             .map(|key| parse_write_key("--write-key", key))
             .collect::<Result<_, _>>()?;
     }
-    if config.write_keys.is_empty() {
+    if config.write_keys.is_empty() && config.write_key_secret_arn.is_none() {
         let generated = WriteKey::generate()?;
         // Printed once on the operator's own terminal so they can paste it into Klaviyo;
         // it never goes through the logger.
@@ -85,21 +95,21 @@ async fn serve(
     if let Some(secs) = args.timestamp_tolerance_secs {
         config.timestamp_tolerance = std::time::Duration::from_secs(secs);
     }
-    let lake_dir = match (args.lake, &config.sink) {
-        (Some(dir), _) => dir,
-        (None, Some(SinkConfig::LocalLake(dir))) => dir.clone(),
-        (None, None) => PathBuf::from(DEFAULT_LAKE_DIR),
+    match (args.lake, &config.sink) {
+        (Some(dir), _) => config.sink = Some(SinkConfig::LocalLake(dir)),
+        (None, Some(_)) => {}
+        (None, None) => config.sink = Some(SinkConfig::LocalLake(PathBuf::from(DEFAULT_LAKE_DIR))),
+    }
+    let destination = match &config.sink {
+        Some(SinkConfig::LocalLake(dir)) => format!("lake at {}", dir.display()),
+        Some(SinkConfig::Firehose(firehose)) => format!("Firehose stream {}", firehose.stream),
+        None => String::new(),
     };
-    let sink: Arc<dyn EventSink> = Arc::new(LocalLakeSink::new(&lake_dir, &config.schema));
-    let verifier = SignatureVerifier::new(config.write_keys, config.timestamp_tolerance)?;
-    let app = router(AppState::new(verifier, sink, config.max_body_bytes));
+    let app = router(build_state(config, Mode::Local).await?);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, lake = %lake_dir.display(), schema = %config.schema, "serving");
-    println!(
-        "Listening on http://{address}/webhooks/klaviyo, lake at {}",
-        lake_dir.display()
-    );
+    tracing::info!(%address, %destination, "serving");
+    println!("Listening on http://{address}/webhooks/klaviyo, {destination}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             if tokio::signal::ctrl_c().await.is_err() {

@@ -31,13 +31,52 @@ pub mod env {
     pub const TIMESTAMP_TOLERANCE_SECS: &str = "TIMESTAMP_TOLERANCE_SECS";
     /// Largest accepted request body, bytes.
     pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+    /// ARN of a Secrets Manager secret holding the write key(s); used instead of
+    /// `WRITE_KEY` in Lambda.
+    pub const WRITE_KEY_SECRET_ARN: &str = "WRITE_KEY_SECRET_ARN";
+    /// Firehose delivery stream; selects the Firehose sink.
+    pub const DELIVERY_STREAM_NAME: &str = "DELIVERY_STREAM_NAME";
+    /// Bucket of the dead-letter store (required with the Firehose sink).
+    pub const DEAD_LETTER_BUCKET: &str = "DEAD_LETTER_BUCKET";
+    /// Key prefix of the dead-letter store.
+    pub const DEAD_LETTER_PREFIX: &str = "DEAD_LETTER_PREFIX";
+    /// `true` (default) packs several rows per Firehose record; `false` sends one each.
+    pub const PACK_RECORDS: &str = "PACK_RECORDS";
+    /// Seconds allowed for Firehose calls per request before spilling.
+    pub const DELIVERY_TIMEOUT_SECS: &str = "DELIVERY_TIMEOUT_SECS";
+    /// `true` writes CloudWatch Embedded Metric Format lines to stdout.
+    pub const EMIT_METRICS: &str = "EMIT_METRICS";
 }
+
+/// Default dead-letter key prefix.
+pub const DEFAULT_DEAD_LETTER_PREFIX: &str = "dead-letter/";
+
+/// Default time for Firehose calls of one request: API Gateway answers 504 after 30 s, and
+/// the spill and the answer need time too.
+pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Where accepted rows go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkConfig {
     /// The local lake in this directory.
     LocalLake(PathBuf),
+    /// A Firehose delivery stream, spilling to S3.
+    Firehose(FirehoseConfig),
+}
+
+/// Settings of the Firehose sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirehoseConfig {
+    /// Delivery stream name.
+    pub stream: String,
+    /// Dead-letter bucket.
+    pub dead_letter_bucket: String,
+    /// Dead-letter key prefix (ends with `/`).
+    pub dead_letter_prefix: String,
+    /// Pack several rows per record.
+    pub pack_records: bool,
+    /// Time allowed for Firehose calls per request.
+    pub delivery_timeout: Duration,
 }
 
 /// Everything the endpoint needs, validated.
@@ -53,6 +92,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Where rows go; `None` until a sink is configured.
     pub sink: Option<SinkConfig>,
+    /// Secrets Manager secret holding the write key(s), read once at start-up.
+    pub write_key_secret_arn: Option<String>,
+    /// Emit CloudWatch EMF metric lines; `None` lets the mode decide (on in Lambda).
+    pub emit_metrics: Option<bool>,
 }
 
 /// What is wrong with the configuration.
@@ -106,15 +149,40 @@ impl Config {
                 .unwrap_or(usize::MAX),
             None => DEFAULT_MAX_BODY_BYTES,
         };
-        let sink = lookup(env::LAKE_DIR)
-            .filter(|v| !v.is_empty())
-            .map(|dir| SinkConfig::LocalLake(PathBuf::from(dir)));
+        let present = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let sink = match present(env::DELIVERY_STREAM_NAME) {
+            Some(stream) => Some(SinkConfig::Firehose(FirehoseConfig {
+                stream,
+                dead_letter_bucket: present(env::DEAD_LETTER_BUCKET).ok_or(ConfigError::Invalid {
+                    name: env::DEAD_LETTER_BUCKET,
+                    expected: "a bucket name (required with DELIVERY_STREAM_NAME: undeliverable rows go there)",
+                    value: String::new(),
+                })?,
+                dead_letter_prefix: present(env::DEAD_LETTER_PREFIX)
+                    .unwrap_or_else(|| DEFAULT_DEAD_LETTER_PREFIX.to_owned()),
+                pack_records: match present(env::PACK_RECORDS) {
+                    Some(value) => parse_bool(env::PACK_RECORDS, &value)?,
+                    None => true,
+                },
+                delivery_timeout: match present(env::DELIVERY_TIMEOUT_SECS) {
+                    Some(value) => Duration::from_secs(parse_number(env::DELIVERY_TIMEOUT_SECS, &value)?),
+                    None => DEFAULT_DELIVERY_TIMEOUT,
+                },
+            })),
+            None => present(env::LAKE_DIR).map(|dir| SinkConfig::LocalLake(PathBuf::from(dir))),
+        };
+        let emit_metrics = match present(env::EMIT_METRICS) {
+            Some(value) => Some(parse_bool(env::EMIT_METRICS, &value)?),
+            None => None,
+        };
         Ok(Self {
             write_keys,
             schema,
             timestamp_tolerance,
             max_body_bytes,
             sink,
+            write_key_secret_arn: present(env::WRITE_KEY_SECRET_ARN),
+            emit_metrics,
         })
     }
 }
@@ -143,6 +211,18 @@ pub fn parse_schema_name(value: String) -> Result<String, ConfigError> {
             expected: "lower-case letters, digits and _ starting with a letter (at most 64)",
             value,
         })
+    }
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            expected: "true or false",
+            value: value.to_owned(),
+        }),
     }
 }
 
@@ -193,6 +273,41 @@ mod tests {
         assert_eq!(c.timestamp_tolerance, Duration::from_secs(60));
         assert_eq!(c.max_body_bytes, 1024);
         assert_eq!(c.sink, Some(SinkConfig::LocalLake("/tmp/lake".into())));
+    }
+
+    #[test]
+    fn a_delivery_stream_selects_firehose_and_needs_a_dead_letter_bucket() {
+        let c = config(&[
+            ("DELIVERY_STREAM_NAME", "klaviyo-events"),
+            ("DEAD_LETTER_BUCKET", "my-bucket"),
+            ("PACK_RECORDS", "false"),
+            ("LAKE_DIR", "/ignored"),
+            (
+                "WRITE_KEY_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:k",
+            ),
+            ("EMIT_METRICS", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.sink,
+            Some(SinkConfig::Firehose(FirehoseConfig {
+                stream: "klaviyo-events".into(),
+                dead_letter_bucket: "my-bucket".into(),
+                dead_letter_prefix: "dead-letter/".into(),
+                pack_records: false,
+                delivery_timeout: Duration::from_secs(20),
+            }))
+        );
+        assert_eq!(
+            c.write_key_secret_arn.as_deref(),
+            Some("arn:aws:secretsmanager:eu-west-1:1:secret:k")
+        );
+        assert_eq!(c.emit_metrics, Some(true));
+        let err = config(&[("DELIVERY_STREAM_NAME", "s")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DEAD_LETTER_BUCKET"), "{err}");
     }
 
     #[test]

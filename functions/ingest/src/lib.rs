@@ -4,7 +4,14 @@
 
 pub mod api_error;
 pub mod app;
+pub mod aws_clients;
 pub mod cli;
 pub mod config;
+pub mod firehose_api;
+pub mod metrics;
+pub mod redrive;
+pub mod s3_dead_letter;
+pub mod startup;
 pub mod telemetry;
 pub mod webhook_route;
+pub mod write_key_secret;

@@ -2,16 +2,11 @@
 //! otherwise. Only cold-start work happens here.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use ingest::app::{AppState, router};
-use ingest::config::{Config, SinkConfig};
+use ingest::app::router;
+use ingest::config::Config;
+use ingest::startup::{Mode, StartError, build_state};
 use ingest::telemetry::init_logging;
-use klaviyo_source::klaviyo::signature::SignatureVerifier;
-use klaviyo_source::sink::EventSink;
-use klaviyo_source::sink::local_lake::LocalLakeSink;
-
-type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -33,10 +28,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run_lambda(config: Config) -> Result<(), StartError> {
-    let sink: Arc<dyn EventSink> = match &config.sink {
-        Some(SinkConfig::LocalLake(dir)) => Arc::new(LocalLakeSink::new(dir, &config.schema)),
-        None => return Err("no sink configured: set LAKE_DIR".into()),
-    };
-    let verifier = SignatureVerifier::new(config.write_keys, config.timestamp_tolerance)?;
-    lambda_http::run(router(AppState::new(verifier, sink, config.max_body_bytes))).await
+    let state = build_state(config, Mode::Lambda).await?;
+    lambda_http::run(router(state)).await
 }

@@ -11,16 +11,19 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use klaviyo_source::klaviyo::signature::SignatureHeaders;
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
+use klaviyo_source::sink::DeliveryReport;
 use klaviyo_source::warehouse::row::{rejected_row, track_row};
 use serde::Serialize;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
+use crate::metrics::{StoredRequest, refused_request_document, stored_request_document};
 
 /// The 200 answer: what was stored, and why any event was set aside.
 #[derive(Debug, Serialize)]
@@ -42,20 +45,47 @@ pub struct RejectionSummary {
     pub reason: String,
 }
 
-/// Handles one Klaviyo webhook request.
+/// The route's name in metrics.
+const METRICS_ROUTE: &str = "klaviyo_webhook";
+
+/// Handles one Klaviyo webhook request and records its metrics.
 pub async fn receive_klaviyo_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WebhookOutcome>, ApiError> {
+) -> Response {
+    let result = store_webhook(&state, &headers, body).await;
+    let now_ms = (state.clock)().timestamp_millis();
+    match result {
+        Ok((outcome, stored)) => {
+            state
+                .metrics
+                .emit(&stored_request_document(METRICS_ROUTE, &stored, now_ms));
+            Json(outcome).into_response()
+        }
+        Err(error) => {
+            let (_, code) = error.status_and_code();
+            state
+                .metrics
+                .emit(&refused_request_document(METRICS_ROUTE, code, now_ms));
+            error.into_response()
+        }
+    }
+}
+
+async fn store_webhook(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(WebhookOutcome, StoredRequest), ApiError> {
     let started = Instant::now();
-    require_json_content_type(&headers)?;
-    let body = read_limited(body, &headers, state.max_body_bytes).await?;
+    require_json_content_type(headers)?;
+    let body = read_limited(body, headers, state.max_body_bytes).await?;
     let received_at: DateTime<Utc> = (state.clock)();
 
     let authenticated = state
         .verifier
-        .verify(signature_headers(&headers), &body, received_at)?;
+        .verify(signature_headers(headers), &body, received_at)?;
     let webhook = decode_webhook(&authenticated)?;
     let receipt = Receipt {
         signed_at: authenticated.signed_at(),
@@ -81,20 +111,32 @@ pub async fn receive_klaviyo_webhook(
         rejected: rejections.len(),
         rejections,
     };
-    if !rows.is_empty() {
+    let delivery_started = Instant::now();
+    let report = if rows.is_empty() {
+        DeliveryReport::default()
+    } else {
         state
             .sink
             .deliver(rows)
             .await
-            .map_err(ApiError::SinkUnavailable)?;
-    }
+            .map_err(ApiError::SinkUnavailable)?
+    };
+    let stored = StoredRequest {
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+        resent: report.resent,
+        spilled: report.spilled,
+        delivery_ms: delivery_started.elapsed().as_secs_f64() * 1000.0,
+    };
     tracing::info!(
         accepted = outcome.accepted,
         rejected = outcome.rejected,
+        resent = report.resent,
+        spilled = report.spilled,
         elapsed_us = started.elapsed().as_micros() as u64,
         "webhook stored"
     );
-    Ok(Json(outcome))
+    Ok((outcome, stored))
 }
 
 fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {

@@ -52,7 +52,7 @@ mod tests {
 
     #[test]
     fn splits_by_bytes() {
-        let ranges = check(&vec![MAX_RECORD_BYTES; 9]);
+        let ranges = check(&[MAX_RECORD_BYTES; 9]);
         assert_eq!(ranges, vec![0..4, 4..8, 8..9]);
     }
 

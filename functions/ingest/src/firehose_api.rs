@@ -1,0 +1,61 @@
+//! `PutRecordBatch` through the AWS SDK, behind the core's `RecordBatchApi`.
+
+use aws_sdk_firehose::Client;
+use aws_sdk_firehose::primitives::Blob;
+use aws_sdk_firehose::types::Record;
+use klaviyo_source::firehose::delivery::{CallError, CallFuture, RecordBatchApi, RecordResult};
+
+/// One delivery stream reached through the SDK.
+#[derive(Debug, Clone)]
+pub struct SdkFirehose {
+    client: Client,
+    stream: String,
+}
+
+impl SdkFirehose {
+    /// The stream `stream` through `client`.
+    pub fn new(client: Client, stream: impl Into<String>) -> Self {
+        Self {
+            client,
+            stream: stream.into(),
+        }
+    }
+}
+
+impl RecordBatchApi for SdkFirehose {
+    fn put_record_batch<'a>(&'a self, records: Vec<Vec<u8>>) -> CallFuture<'a> {
+        Box::pin(async move {
+            let count = records.len();
+            let records = records
+                .into_iter()
+                .map(|data| Record::builder().data(Blob::new(data)).build())
+                .collect::<Result<Vec<Record>, _>>()
+                .map_err(|err| CallError(err.to_string()))?;
+            let output = self
+                .client
+                .put_record_batch()
+                .delivery_stream_name(&self.stream)
+                .set_records(Some(records))
+                .send()
+                .await
+                .map_err(|err| {
+                    CallError(aws_sdk_firehose::error::DisplayErrorContext(err).to_string())
+                })?;
+            let results: Vec<RecordResult> = output
+                .request_responses()
+                .iter()
+                .map(|entry| entry.error_code().map(str::to_owned))
+                .collect();
+            let failed = results.iter().filter(|r| r.is_some()).count();
+            if i64::from(output.failed_put_count()) != failed as i64 {
+                tracing::warn!(
+                    failed_put_count = output.failed_put_count(),
+                    failed_entries = failed,
+                    records = count,
+                    "FailedPutCount disagrees with the per-record answers; trusting the entries"
+                );
+            }
+            Ok(results)
+        })
+    }
+}
