@@ -28,6 +28,12 @@ def objects(path: Path) -> str:
 def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the lake's tables as views."""
     con = duckdb.connect()
+    if not SAFE_NAME.match(schema):
+        raise ValueError(f"unsafe schema name {schema!r}")
+    # Views live in a schema named like the warehouse schema, so Athena's qualified names
+    # (klaviyo.email_opened) and bare names both resolve.
+    con.execute(f"create schema {schema}")
+    con.execute(f"set schema = '{schema}'")
     root = Path(lake) / schema
     collections = sorted(p.name.split("=", 1)[1] for p in root.glob("collection=*") if p.is_dir())
     for name in collections:

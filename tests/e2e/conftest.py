@@ -1,9 +1,14 @@
 """Fixtures of the end-to-end tests: the real `bootstrap` binary in local mode."""
 
+import copy
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,9 +32,10 @@ def ingest_binary() -> Path:
 class LocalEndpoint:
     """A running `bootstrap serve` and its lake."""
 
-    def __init__(self, lake: Path, extra_args=(), env=None):
+    def __init__(self, lake, extra_args=(), env=None):
         self.lake = lake
-        args = [str(ingest_binary()), "serve", "--listen", "127.0.0.1:0", "--lake", str(lake), *extra_args]
+        lake_args = ["--lake", str(lake)] if lake is not None else []
+        args = [str(ingest_binary()), "serve", "--listen", "127.0.0.1:0", *lake_args, *extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, **(env or {})})
         self.printed = []
@@ -61,3 +67,93 @@ def endpoint(tmp_path):
     yield server
     if server.process.poll() is None:
         server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StackEmulator:
+    """tests/emulator/stack_emulator.py in a child process: moto's S3, Firehose and Secrets
+    Manager, with the Firehose behaviour template.yaml configures and fault injection."""
+
+    def __init__(self, tmp: Path):
+        ready = tmp / "emulator-ready.json"
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/emulator/stack_emulator.py"), "--port", str(free_port()),
+             "--control-port", str(free_port()), "--write-key", WRITE_KEY, "--write-key", PREVIOUS_KEY,
+             "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not ready.exists():
+            if self.process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"emulator did not start: {self.process.stderr.read()}")
+            time.sleep(0.1)
+        time.sleep(0.1)
+        self.info = json.loads(ready.read_text())
+        import boto3
+        self.s3 = boto3.client("s3", endpoint_url=self.info["endpoint"], region_name=self.info["region"],
+                               aws_access_key_id="test", aws_secret_access_key="test")
+
+    def env(self, **overrides) -> dict:
+        """The environment the function reads, pointed at this emulator."""
+        env = {
+            "AWS_ENDPOINT_URL": self.info["endpoint"], "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": self.info["region"],
+            "DELIVERY_STREAM_NAME": self.info["stream"], "DEAD_LETTER_BUCKET": self.info["bucket"],
+            "WRITE_KEY_SECRET_ARN": self.info["secret_arn"], "EMIT_METRICS": "true",
+            "WRITE_KEY": "", "WRITE_KEY_PREVIOUS": "", "LAKE_DIR": "",
+        }
+        env.update(overrides)
+        return env
+
+    def control(self, path: str, payload=None):
+        data = json.dumps(payload or {}).encode() if payload is not None or path != "/stats" else None
+        request = urllib.request.Request(self.info["control"] + path, data=data,
+                                         method="GET" if data is None else "POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def keys(self, prefix: str = ""):
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.info["bucket"], Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def download(self, prefix: str, into: Path) -> Path:
+        """Copies objects under prefix into a directory with the same keys (DuckDB's S3
+        extension cannot be fetched offline)."""
+        for key in self.keys(prefix):
+            target = into / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.s3.download_file(self.info["bucket"], key, str(target))
+        return into
+
+    def clear(self):
+        for key in self.keys():
+            self.s3.delete_object(Bucket=self.info["bucket"], Key=key)
+        self.control("/reset", {})
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    stack = StackEmulator(tmp_path_factory.mktemp("emulator"))
+    yield stack
+    stack.stop()
+
+
+def webhook_body(count: int, id_prefix: str) -> bytes:
+    """A signed-webhook body with `count` events cycling through the six collections, each
+    with a distinct Klaviyo event id."""
+    template = json.loads((ROOT / "tests/fixtures/webhooks/all_six_collections.json").read_text())
+    events = []
+    for i in range(count):
+        event = copy.deepcopy(template["data"][i % len(template["data"])])
+        event["payload"]["data"]["id"] = f"{id_prefix}{i:06d}"
+        events.append(event)
+    template["data"] = events
+    return json.dumps(template).encode()

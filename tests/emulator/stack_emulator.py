@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""The deployed stack's AWS services, on this machine: moto's S3, Firehose and Secrets
+Manager, with Firehose extended to do what template.yaml configures.
+
+moto's own Firehose writes one object per call and ignores dynamic partitioning. This
+emulator replaces its PutRecordBatch with the behaviour the template asks for, read from
+template.yaml itself (never a second hand-written copy):
+
+- the API limits (500 records, 4 MiB per call, 1,000 KiB per record) as InvalidArgument;
+- RecordDeAggregation (JSON): each record split into its JSON objects;
+- MetadataExtraction with Debian's jq 1.6 (the engine Firehose names JQ-1.6), run on every
+  sub-record with the template's query;
+- the Prefix with !{partitionKeyFromQuery:...} and !{timestamp:...} evaluated, records
+  whose keys are missing going to ErrorOutputPrefix;
+- AppendDelimiterToRecord and GZIP.
+
+Objects are written at once (real Firehose buffers up to 64 MiB / 60 s; tests need not wait).
+
+Faults are injected through a control port: POST /faults with JSON
+{"throttle_calls": n, "fail_calls": n, "record_failure_rate": p, "fail_records_for_calls": n}
+(counts are consumed call by call), GET /stats, POST /reset.
+
+    python tests/emulator/stack_emulator.py --port 4566 --control-port 4567
+"""
+
+import argparse
+import gzip
+import json
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+from cfnlint.decode import decode
+from moto.firehose import models as firehose_models
+from moto.core.exceptions import JsonRESTError
+from moto.firehose.exceptions import InvalidArgumentException
+from moto.s3.models import s3_backends
+from moto.server import ThreadedMotoServer
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+STREAM = "klaviyo-source-test"
+BUCKET = "klaviyo-source-lake-test"
+
+# PutRecordBatch limits: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html
+MAX_RECORDS_PER_CALL = 500
+MAX_BYTES_PER_CALL = 4 * 1024 * 1024
+MAX_RECORD_BYTES = 1000 * 1024
+
+
+def load_template(path: Path) -> dict:
+    template, problems = decode(str(path))
+    if problems:
+        raise SystemExit(f"template does not parse: {problems}")
+    return template
+
+
+def parameter_defaults(template: dict) -> dict:
+    return {name: spec.get("Default", "") for name, spec in template.get("Parameters", {}).items()}
+
+
+def resolve_sub(value, parameters: dict) -> str:
+    """Resolves a Fn::Sub string against parameters; Firehose's own !{...} stay."""
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: str(parameters[m.group(1)]), text)
+
+
+class StreamSpec:
+    """What template.yaml configures for the delivery stream."""
+
+    def __init__(self, template: dict, parameters: dict):
+        config = template["Resources"]["DeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+        self.raw = config
+        self.prefix = resolve_sub(config["Prefix"], parameters)
+        self.error_prefix = resolve_sub(config["ErrorOutputPrefix"], parameters)
+        self.compression = config.get("CompressionFormat", "UNCOMPRESSED")
+        self.buffer_mb = config["BufferingHints"]["SizeInMBs"]
+        processors = {p["Type"]: {q["ParameterName"]: q["ParameterValue"] for q in p.get("Parameters", [])}
+                      for p in config["ProcessingConfiguration"]["Processors"]}
+        self.deaggregate = processors.get("RecordDeAggregation", {}).get("SubRecordType")
+        self.query = processors["MetadataExtraction"]["MetadataExtractionQuery"]
+        self.engine = processors["MetadataExtraction"]["JsonParsingEngine"]
+        delimiter = processors.get("AppendDelimiterToRecord", {}).get("Delimiter")
+        self.delimiter = None if delimiter is None else delimiter.encode().decode("unicode_escape").encode()
+
+
+def split_json_objects(data: bytes):
+    """RecordDeAggregation with SubRecordType JSON: the JSON objects in a record, in order."""
+    text = data.decode("utf-8")
+    decoder = json.JSONDecoder()
+    position, objects = 0, []
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return objects
+        value, end = decoder.raw_decode(text, position)
+        objects.append(text[position:end])
+        position = end
+
+
+def run_jq(query: str, documents):
+    """Evaluates the query on each document with jq 1.6; one result per document."""
+    if not documents:
+        return []
+    result = subprocess.run(["jq", "-c", query], input="\n".join(documents).encode(),
+                            capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"jq failed: {result.stderr.decode()}")
+    outputs = [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
+    if len(outputs) != len(documents):
+        raise RuntimeError(f"jq gave {len(outputs)} results for {len(documents)} documents")
+    return outputs
+
+
+class Faults:
+    """Injected failures, consumed call by call, and what happened."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.plan = {"throttle_calls": 0, "fail_calls": 0, "record_failure_rate": 0.0,
+                         "fail_records_for_calls": 0}
+            self.stats = {"calls": 0, "records": 0, "failed_records": 0, "throttled_calls": 0,
+                          "failed_calls": 0, "rows_written": 0, "objects_written": 0}
+            self.random = random.Random(7)
+
+    def configure(self, plan: dict):
+        with self.lock:
+            self.plan.update(plan)
+            if "seed" in plan:
+                self.random = random.Random(plan["seed"])
+
+    def next_call(self):
+        """Decides this call's fate: 'throttle', 'fail', or the per-record failure rate."""
+        with self.lock:
+            self.stats["calls"] += 1
+            if self.plan["throttle_calls"] > 0:
+                self.plan["throttle_calls"] -= 1
+                self.stats["throttled_calls"] += 1
+                return "throttle", 0.0
+            if self.plan["fail_calls"] > 0:
+                self.plan["fail_calls"] -= 1
+                self.stats["failed_calls"] += 1
+                return "fail", 0.0
+            rate = 0.0
+            if self.plan["fail_records_for_calls"] != 0:
+                self.plan["fail_records_for_calls"] -= 1
+                rate = self.plan["record_failure_rate"]
+            return "ok", rate
+
+    def record_fails(self, rate: float) -> bool:
+        with self.lock:
+            return rate > 0 and self.random.random() < rate
+
+
+def service_unavailable(message: str) -> JsonRESTError:
+    """Firehose's throttling answer: ServiceUnavailableException with HTTP 503, as AWS sends
+    it (moto's model-driven errors would say 400, which no SDK retries)."""
+    error = JsonRESTError("ServiceUnavailableException", message)
+    error.code = 503
+    return error
+
+
+class ExtendedFirehose:
+    """The replacement of moto's put_record_batch."""
+
+    def __init__(self, spec: StreamSpec, faults: Faults):
+        self.spec = spec
+        self.faults = faults
+
+    def put_record_batch(self, backend, delivery_stream_name, records):
+        stream = backend.delivery_streams.get(delivery_stream_name)
+        if stream is None:
+            raise firehose_models.ResourceNotFoundException(f"Firehose {delivery_stream_name} not found.")
+        datas = [record["Data"] if isinstance(record["Data"], bytes) else record["Data"].encode()
+                 for record in records]
+        if len(datas) > MAX_RECORDS_PER_CALL:
+            raise InvalidArgumentException(f"{len(datas)} records exceed {MAX_RECORDS_PER_CALL} per call")
+        if sum(map(len, datas)) > MAX_BYTES_PER_CALL:
+            raise InvalidArgumentException("records exceed 4 MiB per call")
+        for data in datas:
+            if len(data) > MAX_RECORD_BYTES:
+                raise InvalidArgumentException(f"a record of {len(data)} bytes exceeds 1,000 KiB")
+        fate, rate = self.faults.next_call()
+        if fate == "throttle":
+            raise service_unavailable("Slow down.")
+        if fate == "fail":
+            raise service_unavailable("Injected whole-call failure.")
+        responses, accepted = [], []
+        for data in datas:
+            if self.faults.record_fails(rate):
+                responses.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."})
+            else:
+                responses.append({"RecordId": uuid.uuid4().hex})
+                accepted.append(data)
+        self.deliver(backend, delivery_stream_name, stream.version_id, accepted)
+        failed = sum(1 for r in responses if "ErrorCode" in r)
+        with self.faults.lock:
+            self.faults.stats["records"] += len(datas)
+            self.faults.stats["failed_records"] += failed
+        return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
+
+    def deliver(self, backend, stream_name, version_id, datas):
+        documents = []
+        for data in datas:
+            documents.extend(split_json_objects(data) if self.spec.deaggregate == "JSON" else [data.decode()])
+        keys = run_jq(self.spec.query, documents)
+        now = time.gmtime()
+        groups = {}
+        for document, partition in zip(documents, keys):
+            prefix = self.partition_prefix(partition, now)
+            groups.setdefault(prefix, []).append(document)
+        bucket = BUCKET
+        for prefix, group in groups.items():
+            body = b"".join(d.encode() + (self.spec.delimiter or b"") for d in group)
+            if self.spec.compression == "GZIP":
+                body = gzip.compress(body)
+            stamp = time.strftime("%Y-%m-%d-%H-%M-%S", now)
+            suffix = ".gz" if self.spec.compression == "GZIP" else ""
+            key = f"{prefix}{stream_name}-{version_id}-{stamp}-{uuid.uuid4()}{suffix}"
+            s3_backends[backend.account_id][backend.partition].put_object(bucket, key, body)
+            with self.faults.lock:
+                self.faults.stats["rows_written"] += len(group)
+                self.faults.stats["objects_written"] += 1
+
+    def partition_prefix(self, partition, now) -> str:
+        def key(match):
+            value = partition.get(match.group(1)) if isinstance(partition, dict) else None
+            if not isinstance(value, str) or not value:
+                raise KeyError(match.group(1))
+            return value
+
+        def timestamp(match):
+            java = match.group(1)
+            python = java.replace("yyyy", "%Y").replace("MM", "%m").replace("dd", "%d").replace("HH", "%H")
+            return time.strftime(python, now)
+
+        try:
+            return re.sub(r"!\{partitionKeyFromQuery:([A-Za-z0-9_]+)\}", key, self.spec.prefix)
+        except KeyError:
+            error = self.spec.error_prefix.replace("!{firehose:error-output-type}", "partitioning-failed")
+            return re.sub(r"!\{timestamp:([^}]+)\}", timestamp, error)
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    faults: Faults = None
+
+    def _answer(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/stats":
+            with self.faults.lock:
+                self._answer(200, dict(self.faults.stats))
+        else:
+            self._answer(404, {"error": "not_found"})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        if self.path == "/faults":
+            self.faults.configure(payload)
+            self._answer(200, self.faults.plan)
+        elif self.path == "/reset":
+            self.faults.reset()
+            self._answer(200, {})
+        else:
+            self._answer(404, {"error": "not_found"})
+
+    def log_message(self, *args):
+        pass
+
+
+def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSpec, write_keys):
+    """Creates the bucket, stream and secret the template describes."""
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    destination = {
+        "BucketARN": f"arn:aws:s3:::{BUCKET}",
+        "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose",
+        "Prefix": spec.prefix,
+        "ErrorOutputPrefix": spec.error_prefix,
+        "CompressionFormat": spec.compression,
+        "BufferingHints": spec.raw["BufferingHints"],
+        "DynamicPartitioningConfiguration": spec.raw["DynamicPartitioningConfiguration"],
+        "ProcessingConfiguration": spec.raw["ProcessingConfiguration"],
+    }
+    session.client("firehose", endpoint_url=endpoint).create_delivery_stream(
+        DeliveryStreamName=STREAM, DeliveryStreamType="DirectPut", ExtendedS3DestinationConfiguration=destination)
+    secret_template = template["Resources"]["WriteKeySecret"]["Properties"]["SecretString"]
+    secret_string = resolve_sub(secret_template, {**parameters, "WriteKey": write_keys[0],
+                                                  "WriteKeyPrevious": write_keys[1] if len(write_keys) > 1 else ""})
+    secret = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
+        Name="klaviyo-source-write-keys", SecretString=secret_string)
+    return secret["ARN"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--control-port", type=int, default=4567)
+    parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
+    parser.add_argument("--write-key", action="append", default=[])
+    parser.add_argument("--ready-file", type=Path, help="written with the endpoint and secret ARN once ready")
+    args = parser.parse_args()
+
+    template = load_template(args.template)
+    parameters = parameter_defaults(template)
+    spec = StreamSpec(template, parameters)
+    faults = Faults()
+    extended = ExtendedFirehose(spec, faults)
+    firehose_models.FirehoseBackend.put_record_batch = (
+        lambda backend, name, records: extended.put_record_batch(backend, name, records))
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{args.port}"
+    secret_arn = create_stack(endpoint, template, parameters, spec, args.write_key or ["emulator-write-key-0001"])
+
+    ControlHandler.faults = faults
+    control = ThreadingHTTPServer(("127.0.0.1", args.control_port), ControlHandler)
+    ready = {"endpoint": endpoint, "control": f"http://127.0.0.1:{args.control_port}", "bucket": BUCKET,
+             "stream": STREAM, "secret_arn": secret_arn, "region": REGION}
+    if args.ready_file:
+        args.ready_file.write_text(json.dumps(ready))
+    print(json.dumps(ready), flush=True)
+    try:
+        control.serve_forever()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
