@@ -21,7 +21,7 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== rust tests"
 cargo test --workspace --locked
 
-echo "== end-to-end tests"
+echo "== template checks and end-to-end tests (local lake, emulated AWS stack)"
 cargo build --locked -p ingest
 export INGEST_BIN="$root/target/debug/bootstrap"
-.venv/bin/python -m pytest -q tests/e2e
+.venv/bin/python -m pytest -q tests/template tests/e2e

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use klaviyo_source::klaviyo::topic::collection_for_topic;
 use klaviyo_source::secret::WriteKey;
 
 use crate::app::router;
@@ -26,6 +27,11 @@ enum Command {
     /// Serve the endpoint locally, writing to a local lake laid out like the S3 bucket (or
     /// to Firehose when DELIVERY_STREAM_NAME is set).
     Serve(ServeArgs),
+    /// Print the collection (table) each Klaviyo webhook topic lands in, one per line.
+    CollectionForTopic {
+        /// Topic ids, e.g. event:klaviyo.dropped_email.
+        topics: Vec<String>,
+    },
     /// Send the rows in the dead-letter store to Firehose again (DELIVERY_STREAM_NAME,
     /// DEAD_LETTER_BUCKET, DEAD_LETTER_PREFIX), deleting each object once re-delivered.
     Redrive,
@@ -56,6 +62,12 @@ struct ServeArgs {
 pub async fn run(base: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match Cli::parse().command {
         Command::Serve(args) => serve(base, args).await,
+        Command::CollectionForTopic { topics } => {
+            for topic in topics {
+                println!("{}", collection_for_topic(&topic).slug());
+            }
+            Ok(())
+        }
         Command::Redrive => {
             let summary = crate::redrive::redrive(&base).await?;
             println!(

@@ -1,0 +1,37 @@
+-- Redshift: load the lake into native tables with COPY (one statement per collection and
+-- day; COPY reads the gzip NDJSON as Firehose wrote it). Replace the placeholders.
+
+create schema if not exists klaviyo;
+
+create table if not exists klaviyo.email_delivered (
+  id varchar(128) not null,
+  anonymous_id varchar(512),
+  user_id varchar(512),
+  event varchar(64),
+  event_text varchar(128),
+  "timestamp" timestamptz,
+  original_timestamp timestamptz,
+  sent_at timestamptz,
+  received_at timestamptz,
+  uuid_ts timestamptz,
+  context_klaviyo_profile_id varchar(64),
+  email_id varchar(128),
+  email_subject varchar(1024),
+  campaign_id varchar(128),
+  campaign_name varchar(1024)
+);
+
+copy klaviyo.email_delivered
+from 's3://<lake-bucket>/klaviyo/collection=email_delivered/dt=2024-01-04/'
+iam_role 'arn:aws:iam::<account-id>:role/<redshift-copy-role>'
+format as json 'auto ignorecase'
+gzip
+timeformat 'auto';
+
+-- Firehose delivers at least once, and a redelivered event keeps its id: query through a
+-- view that keeps one row per id.
+create or replace view klaviyo.email_delivered_deduped as
+select * from (
+  select *, row_number() over (partition by id order by received_at) as row_rank
+  from klaviyo.email_delivered
+) where row_rank = 1;

@@ -1,0 +1,151 @@
+"""template.yaml checked offline: cfn-lint, the SAM transform, checkov, and the project's
+own rules that no linter knows."""
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import render_glue_tables  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def template():
+    parsed, problems = decode(str(TEMPLATE))
+    assert not problems, problems
+    return parsed
+
+
+def resources(template, kind):
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def stream_config(template):
+    return template["Resources"]["DeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+
+
+def sub_text(value):
+    return value["Fn::Sub"] if isinstance(value, dict) else value
+
+
+def test_cfn_lint_reports_nothing():
+    result = subprocess.run([str(VENV_BIN / "cfn-lint"), str(TEMPLATE)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_the_sam_transform_succeeds_offline(template, monkeypatch):
+    from samtranslator.translator.transform import transform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    # The translator runs on packaged templates: `sam build`/`sam package` replace CodeUri
+    # with the uploaded artifact, as here.
+    packaged = copy.deepcopy(template)
+    packaged["Resources"]["IngestFunction"]["Properties"]["CodeUri"] = "s3://artifacts/ingest.zip"
+    output = transform(packaged, {}, NoManagedPolicies())
+    kinds = {r["Type"] for r in output["Resources"].values()}
+    assert {"AWS::Lambda::Function", "AWS::ApiGatewayV2::Api", "AWS::IAM::Role"} <= kinds
+    function = next(r for r in output["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
+    assert function["Properties"]["Runtime"] == "provided.al2023"
+    assert function["Properties"]["Architectures"] == ["arm64"]
+    assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
+    role = next(r for name, r in output["Resources"].items() if name == "IngestFunctionRole")
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    for statement in statements:
+        assert statement["Resource"] != "*", f"unscoped permission: {statement}"
+
+
+def test_checkov_passes_with_every_skip_justified(template):
+    result = subprocess.run([str(VENV_BIN / "checkov"), "-f", str(TEMPLATE), "--framework", "cloudformation",
+                             "--skip-download", "--quiet", "--compact"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 40, f"{name}: skip {skip['id']} lacks a justification"
+
+
+def test_dynamic_partitioning_buffers_at_least_64_mib_and_has_an_error_prefix(template):
+    config = stream_config(template)
+    assert config["DynamicPartitioningConfiguration"]["Enabled"] is True
+    assert config["BufferingHints"]["SizeInMBs"] >= 64
+    assert "!{firehose:error-output-type}" in sub_text(config["ErrorOutputPrefix"])
+    assert config["CompressionFormat"] == "GZIP"
+    types = [p["Type"] for p in config["ProcessingConfiguration"]["Processors"]]
+    assert types == ["RecordDeAggregation", "MetadataExtraction", "AppendDelimiterToRecord"]
+
+
+def test_glue_tables_read_where_firehose_writes(template):
+    prefix = sub_text(stream_config(template)["Prefix"])
+    assert prefix == "${SchemaName}/collection=!{partitionKeyFromQuery:collection}/dt=!{partitionKeyFromQuery:dt}/"
+    firehose_layout = "s3://${DataBucket}/" + prefix.replace("!{partitionKeyFromQuery:collection}", "{collection}") \
+        .replace("!{partitionKeyFromQuery:dt}", "{dt}")
+    tables = resources(template, "AWS::Glue::Table")
+    assert tables, "no Glue tables"
+    for name, table in tables.items():
+        table_input = table["Properties"]["TableInput"]
+        params = table_input["Parameters"]
+        location = sub_text(table_input["StorageDescriptor"]["Location"])
+        projected = sub_text(params["storage.location.template"]).replace("${!", "{")
+        assert params["projection.enabled"] == "true", name
+        keys = [k["Name"] for k in table_input["PartitionKeys"]]
+        if keys == ["dt"]:
+            collection = table_input["Name"]
+            assert location == firehose_layout.split("{dt}")[0].replace("{collection}", collection).rsplit("dt=", 1)[0]
+            assert projected == firehose_layout.replace("{collection}", collection), name
+        else:
+            assert keys == ["collection", "dt"], name
+            assert projected == firehose_layout, name
+            assert location == "s3://${DataBucket}/${SchemaName}/", name
+
+
+def test_every_collection_the_code_emits_has_a_table_or_is_covered_by_tracks(template):
+    tables = {t["Properties"]["TableInput"]["Name"] for t in resources(template, "AWS::Glue::Table").values()}
+    tracks = template["Resources"]["TracksTable"]["Properties"]["TableInput"]["Parameters"]
+    covered = set(tracks["projection.collection.values"]["Fn::If"][2].split(","))
+    # The six of the seed and rejected_events have tables; every documented Klaviyo email
+    # topic's collection is in tracks' projection.
+    emitted = set(render_glue_tables.COLLECTIONS) | {"rejected_events"}
+    assert emitted <= tables
+    documented_topics = ["received_email", "opened_email", "clicked_email", "bounced_email", "dropped_email",
+                         "marked_email_as_spam", "unsubscribed_from_email_marketing", "unsubscribed",
+                         "subscribed_to_email_marketing", "updated_email_preferences",
+                         "manually_suppressed_from_email_marketing", "clicked_email_to_unsubscribe"]
+    slugs = rust_collection_slugs(documented_topics)
+    assert set(slugs) - {"rejected_events"} <= covered, set(slugs) - covered
+
+
+def rust_collection_slugs(topics):
+    """The slugs the Rust mapper gives these topics (asked of the real binary)."""
+    binary = os.environ.get("INGEST_BIN")
+    assert binary, "INGEST_BIN must name the built binary (tests/run.sh sets it)"
+    result = subprocess.run([binary, "collection-for-topic", *[f"event:klaviyo.{t}" for t in topics]],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def test_rendered_glue_section_is_up_to_date():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/render_glue_tables.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_function_fits_inside_api_gateways_timeout(template):
+    function = template["Resources"]["IngestFunction"]["Properties"]
+    delivery = int(function["Environment"]["Variables"]["DELIVERY_TIMEOUT_SECS"])
+    spill_operation_timeout = 8  # aws_clients.rs OPERATION_TIMEOUT
+    assert delivery + spill_operation_timeout <= function["Timeout"] < 30
+    source = (ROOT / "functions/ingest/src/aws_clients.rs").read_text()
+    assert re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\(8\)", source)
