@@ -13,6 +13,7 @@
 
 pub mod collection;
 pub mod firehose;
+pub mod identity;
 pub mod klaviyo;
 pub mod mapping;
 pub mod secret;

@@ -56,6 +56,29 @@ impl fmt::Debug for WriteKey {
     }
 }
 
+/// A Klaviyo private API key. Its `Debug` output never shows the key.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key, trimming surrounding white space (a copy-and-paste accident).
+    pub fn new(key: impl Into<String>) -> Option<Self> {
+        let key = key.into().trim().to_owned();
+        (!key.is_empty()).then_some(Self(key))
+    }
+
+    /// The key, for the `Authorization` header. Deliberately the only way to read it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +89,14 @@ mod tests {
         let shown = format!("{key:?}");
         assert!(!shown.contains("super-secret"), "{shown}");
         assert_eq!(shown, "WriteKey([redacted])");
+    }
+
+    #[test]
+    fn api_keys_are_trimmed_redacted_and_never_empty() {
+        let key = ApiKey::new(" pk_live_abc ").unwrap();
+        assert_eq!(key.expose_secret(), "pk_live_abc");
+        assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
+        assert!(ApiKey::new("  ").is_none());
     }
 
     #[test]

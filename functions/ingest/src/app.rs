@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use klaviyo_source::identity::resolver::IdentityResolver;
 use klaviyo_source::klaviyo::signature::SignatureVerifier;
 use klaviyo_source::sink::EventSink;
 
@@ -33,10 +34,14 @@ pub struct AppState {
     pub clock: Clock,
     /// CloudWatch EMF metric lines.
     pub metrics: MetricsEmitter,
+    /// Klaviyo profile lookup, when an API key is configured.
+    pub identity: Option<Arc<IdentityResolver>>,
+    /// Store only events of profiles with an `external_id`.
+    pub only_own_profiles: bool,
 }
 
 impl AppState {
-    /// State with the system clock and metrics off.
+    /// State with the system clock, metrics off and no profile lookup.
     pub fn new(
         verifier: SignatureVerifier,
         sink: Arc<dyn EventSink>,
@@ -48,6 +53,8 @@ impl AppState {
             max_body_bytes,
             clock: Arc::new(Utc::now),
             metrics: MetricsEmitter::new(false),
+            identity: None,
+            only_own_profiles: false,
         }
     }
 }

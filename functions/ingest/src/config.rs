@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use klaviyo_source::klaviyo::signature::DEFAULT_TIMESTAMP_TOLERANCE;
-use klaviyo_source::secret::{WriteKey, WriteKeyError};
+use klaviyo_source::secret::{ApiKey, WriteKey, WriteKeyError};
+
+use crate::klaviyo_api::{DEFAULT_KLAVIYO_API_BASE_URL, DEFAULT_KLAVIYO_API_REVISION};
 use klaviyo_source::sink::local_lake::DEFAULT_SCHEMA;
 
 /// Lambda's synchronous invocation payload is capped at 6 MB, and API Gateway embeds the
@@ -46,6 +48,40 @@ pub mod env {
     pub const DELIVERY_TIMEOUT_SECS: &str = "DELIVERY_TIMEOUT_SECS";
     /// `true` writes CloudWatch Embedded Metric Format lines to stdout.
     pub const EMIT_METRICS: &str = "EMIT_METRICS";
+    /// Klaviyo private API key (local mode; in Lambda it comes from the secret).
+    pub const KLAVIYO_API_KEY: &str = "KLAVIYO_API_KEY";
+    /// Klaviyo API base URL (tests point it at a local double).
+    pub const KLAVIYO_API_BASE_URL: &str = "KLAVIYO_API_BASE_URL";
+    /// The `revision` header sent to Klaviyo.
+    pub const KLAVIYO_API_REVISION: &str = "KLAVIYO_API_REVISION";
+    /// Time budget for profile lookups per request, milliseconds.
+    pub const PROFILE_LOOKUP_TIMEOUT_MS: &str = "PROFILE_LOOKUP_TIMEOUT_MS";
+    /// How long a looked-up profile is reused, seconds.
+    pub const PROFILE_CACHE_TTL_SECS: &str = "PROFILE_CACHE_TTL_SECS";
+    /// `true` stores only events of profiles with an `external_id`.
+    pub const ONLY_OWN_PROFILES: &str = "ONLY_OWN_PROFILES";
+}
+
+/// Default time budget of the profile lookups of one request.
+pub const DEFAULT_PROFILE_LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Default time a looked-up profile is reused.
+pub const DEFAULT_PROFILE_CACHE_TTL: Duration = Duration::from_secs(900);
+
+/// Settings of the Klaviyo profile lookup.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// The private API key; `None` turns lookup off (unless the secret holds one).
+    pub api_key: Option<ApiKey>,
+    /// Klaviyo API base URL.
+    pub base_url: String,
+    /// `revision` header.
+    pub revision: String,
+    /// Time budget per request.
+    pub lookup_timeout: Duration,
+    /// Cache time to live.
+    pub cache_ttl: Duration,
+    /// Store only events of profiles with an `external_id` (the seed's "Preventing Duplication").
+    pub only_own_profiles: bool,
 }
 
 /// Default dead-letter key prefix.
@@ -96,6 +132,8 @@ pub struct Config {
     pub write_key_secret_arn: Option<String>,
     /// Emit CloudWatch EMF metric lines; `None` lets the mode decide (on in Lambda).
     pub emit_metrics: Option<bool>,
+    /// Profile lookup.
+    pub identity: IdentityConfig,
 }
 
 /// What is wrong with the configuration.
@@ -175,6 +213,29 @@ impl Config {
             Some(value) => Some(parse_bool(env::EMIT_METRICS, &value)?),
             None => None,
         };
+        let identity = IdentityConfig {
+            api_key: present(env::KLAVIYO_API_KEY).and_then(ApiKey::new),
+            base_url: present(env::KLAVIYO_API_BASE_URL)
+                .unwrap_or_else(|| DEFAULT_KLAVIYO_API_BASE_URL.to_owned()),
+            revision: present(env::KLAVIYO_API_REVISION)
+                .unwrap_or_else(|| DEFAULT_KLAVIYO_API_REVISION.to_owned()),
+            lookup_timeout: match present(env::PROFILE_LOOKUP_TIMEOUT_MS) {
+                Some(value) => {
+                    Duration::from_millis(parse_number(env::PROFILE_LOOKUP_TIMEOUT_MS, &value)?)
+                }
+                None => DEFAULT_PROFILE_LOOKUP_TIMEOUT,
+            },
+            cache_ttl: match present(env::PROFILE_CACHE_TTL_SECS) {
+                Some(value) => {
+                    Duration::from_secs(parse_number(env::PROFILE_CACHE_TTL_SECS, &value)?)
+                }
+                None => DEFAULT_PROFILE_CACHE_TTL,
+            },
+            only_own_profiles: match present(env::ONLY_OWN_PROFILES) {
+                Some(value) => parse_bool(env::ONLY_OWN_PROFILES, &value)?,
+                None => false,
+            },
+        };
         Ok(Self {
             write_keys,
             schema,
@@ -183,6 +244,7 @@ impl Config {
             sink,
             write_key_secret_arn: present(env::WRITE_KEY_SECRET_ARN),
             emit_metrics,
+            identity,
         })
     }
 }
@@ -255,6 +317,27 @@ mod tests {
         assert_eq!(c.timestamp_tolerance, Duration::from_secs(300));
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.sink, None);
+        assert!(c.identity.api_key.is_none());
+        assert_eq!(c.identity.base_url, "https://a.klaviyo.com");
+        assert_eq!(c.identity.lookup_timeout, Duration::from_millis(1500));
+        assert!(!c.identity.only_own_profiles);
+    }
+
+    #[test]
+    fn reads_the_identity_settings() {
+        let c = config(&[
+            ("KLAVIYO_API_KEY", "pk_test"),
+            ("KLAVIYO_API_BASE_URL", "http://127.0.0.1:9"),
+            ("PROFILE_LOOKUP_TIMEOUT_MS", "250"),
+            ("PROFILE_CACHE_TTL_SECS", "60"),
+            ("ONLY_OWN_PROFILES", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.identity.api_key.unwrap().expose_secret(), "pk_test");
+        assert_eq!(c.identity.base_url, "http://127.0.0.1:9");
+        assert_eq!(c.identity.lookup_timeout, Duration::from_millis(250));
+        assert_eq!(c.identity.cache_ttl, Duration::from_secs(60));
+        assert!(c.identity.only_own_profiles);
     }
 
     #[test]

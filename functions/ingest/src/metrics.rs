@@ -16,6 +16,10 @@ pub struct StoredRequest {
     pub accepted: usize,
     /// Events stored as rejected.
     pub rejected: usize,
+    /// Events not stored by the "only own profiles" switch.
+    pub skipped: usize,
+    /// Profiles whose lookup failed or timed out.
+    pub unresolved: usize,
     /// Firehose records resent.
     pub resent: usize,
     /// Rows spilled to the dead-letter store.
@@ -29,6 +33,8 @@ pub fn stored_request_document(route: &str, stored: &StoredRequest, timestamp_ms
     let metrics = [
         ("EventsAccepted", "Count"),
         ("EventsRejected", "Count"),
+        ("EventsSkipped", "Count"),
+        ("ProfilesUnresolved", "Count"),
         ("RecordsResent", "Count"),
         ("RowsSpilled", "Count"),
         ("DeliveryLatency", "Milliseconds"),
@@ -45,6 +51,8 @@ pub fn stored_request_document(route: &str, stored: &StoredRequest, timestamp_ms
         "Route": route,
         "EventsAccepted": stored.accepted,
         "EventsRejected": stored.rejected,
+        "EventsSkipped": stored.skipped,
+        "ProfilesUnresolved": stored.unresolved,
         "RecordsResent": stored.resent,
         "RowsSpilled": stored.spilled,
         "DeliveryLatency": stored.delivery_ms,
@@ -103,6 +111,8 @@ mod tests {
         let stored = StoredRequest {
             accepted: 6,
             rejected: 1,
+            skipped: 1,
+            unresolved: 3,
             resent: 2,
             spilled: 0,
             delivery_ms: 12.5,

@@ -5,18 +5,21 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use klaviyo_source::firehose::MAX_RECORD_BYTES;
+use klaviyo_source::identity::resolver::IdentityResolver;
 use klaviyo_source::klaviyo::signature::SignatureVerifier;
+use klaviyo_source::secret::ApiKey;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
 
 use crate::app::AppState;
 use crate::aws_clients::{load_sdk_config, s3_client};
-use crate::config::{Config, FirehoseConfig, SinkConfig};
+use crate::config::{Config, FirehoseConfig, IdentityConfig, SinkConfig};
 use crate::firehose_api::SdkFirehose;
+use crate::klaviyo_api::KlaviyoProfilesApi;
 use crate::metrics::MetricsEmitter;
 use crate::s3_dead_letter::S3DeadLetter;
-use crate::write_key_secret::fetch_write_keys;
+use crate::write_key_secret::fetch_source_secret;
 
 /// A start-up failure: the process exits and Lambda reports an init error.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -41,9 +44,11 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
         None
     };
 
-    let keys = match (&config.write_key_secret_arn, &sdk) {
+    let (keys, secret_api_key) = match (&config.write_key_secret_arn, &sdk) {
         (Some(arn), Some(sdk)) => {
-            fetch_write_keys(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?
+            let secret =
+                fetch_source_secret(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
+            (secret.write_keys, secret.klaviyo_api_key)
         }
         _ if mode == Mode::Lambda => {
             return Err(
@@ -51,9 +56,11 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
                     .into(),
             );
         }
-        _ => config.write_keys.clone(),
+        _ => (config.write_keys.clone(), None),
     };
     let verifier = SignatureVerifier::new(keys, config.timestamp_tolerance)?;
+    let api_key = secret_api_key.or_else(|| config.identity.api_key.clone());
+    let identity = identity_resolver(&config.identity, api_key)?;
 
     let sink: Arc<dyn EventSink> = match (&config.sink, &sdk) {
         (Some(SinkConfig::Firehose(firehose)), Some(sdk)) => {
@@ -69,7 +76,34 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
     };
     let mut state = AppState::new(verifier, sink, config.max_body_bytes);
     state.metrics = MetricsEmitter::new(config.emit_metrics.unwrap_or(mode == Mode::Lambda));
+    state.identity = identity;
+    state.only_own_profiles = config.identity.only_own_profiles;
     Ok(state)
+}
+
+/// The profile resolver when an API key is configured. "Only own profiles" without one is
+/// refused: it could never tell own profiles from others.
+fn identity_resolver(
+    identity: &IdentityConfig,
+    api_key: Option<ApiKey>,
+) -> Result<Option<Arc<IdentityResolver>>, StartError> {
+    let Some(api_key) = api_key else {
+        if identity.only_own_profiles {
+            return Err("ONLY_OWN_PROFILES needs a Klaviyo API key (KLAVIYO_API_KEY, or klaviyo_api_key in the secret)".into());
+        }
+        return Ok(None);
+    };
+    let api = KlaviyoProfilesApi::new(
+        &identity.base_url,
+        api_key,
+        &identity.revision,
+        identity.lookup_timeout,
+    )?;
+    Ok(Some(Arc::new(IdentityResolver::new(
+        Arc::new(api),
+        identity.cache_ttl,
+        identity.lookup_timeout,
+    ))))
 }
 
 /// The Firehose sink with its S3 dead-letter store.

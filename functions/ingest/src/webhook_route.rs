@@ -1,29 +1,33 @@
 //! `POST /webhooks/klaviyo`: Klaviyo system webhooks.
 //!
 //! Order of checks: content type (415), size (413), signature and freshness (401/400),
-//! envelope and webhook id (400/401), then mapping and delivery. Events that are broken
-//! inside a good envelope are stored in the rejected collection and reported; the answer
-//! is 200 once everything is durable, or 503 (nothing acknowledged) if storage fails.
+//! envelope and webhook id (400/401), then mapping, identity and delivery. Events that are
+//! broken inside a good envelope are stored in the rejected collection and reported; the
+//! answer is 200 once everything is durable, or 503 (nothing acknowledged) if storage fails.
 
-use std::time::Instant;
+use std::collections::HashMap;
 
-use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use klaviyo_source::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
+use klaviyo_source::identity::resolver::{Resolution, ResolutionStats};
 use klaviyo_source::klaviyo::signature::SignatureHeaders;
 use klaviyo_source::klaviyo::webhook::decode_webhook;
-use klaviyo_source::mapping::{Receipt, map_webhook};
-use klaviyo_source::sink::DeliveryReport;
+use klaviyo_source::mapping::{Mapped, Receipt, map_webhook};
 use klaviyo_source::warehouse::row::{rejected_row, track_row};
 use serde::Serialize;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::metrics::{StoredRequest, refused_request_document, stored_request_document};
+use crate::metrics::StoredRequest;
+use crate::request_body::{read_limited, require_json_content_type};
+use crate::responder::{deliver_rows, respond};
+
+/// The route's name in metrics.
+const METRICS_ROUTE: &str = "klaviyo_webhook";
 
 /// The 200 answer: what was stored, and why any event was set aside.
 #[derive(Debug, Serialize)]
@@ -34,19 +38,24 @@ pub struct WebhookOutcome {
     pub rejected: usize,
     /// One entry per rejected event.
     pub rejections: Vec<RejectionSummary>,
+    /// Events not stored because "only own profiles" is on and their profile has no
+    /// `external_id` (shown only when there are some).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
 }
 
 /// Why one event was set aside.
 #[derive(Debug, Serialize)]
 pub struct RejectionSummary {
-    /// Its position in `data`.
+    /// Its position in the request.
     pub index: usize,
     /// What is wrong.
     pub reason: String,
 }
 
-/// The route's name in metrics.
-const METRICS_ROUTE: &str = "klaviyo_webhook";
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 /// Handles one Klaviyo webhook request and records its metrics.
 pub async fn receive_klaviyo_webhook(
@@ -55,22 +64,7 @@ pub async fn receive_klaviyo_webhook(
     body: Body,
 ) -> Response {
     let result = store_webhook(&state, &headers, body).await;
-    let now_ms = (state.clock)().timestamp_millis();
-    match result {
-        Ok((outcome, stored)) => {
-            state
-                .metrics
-                .emit(&stored_request_document(METRICS_ROUTE, &stored, now_ms));
-            Json(outcome).into_response()
-        }
-        Err(error) => {
-            let (_, code) = error.status_and_code();
-            state
-                .metrics
-                .emit(&refused_request_document(METRICS_ROUTE, code, now_ms));
-            error.into_response()
-        }
-    }
+    respond(&state, METRICS_ROUTE, result)
 }
 
 async fn store_webhook(
@@ -78,7 +72,6 @@ async fn store_webhook(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(WebhookOutcome, StoredRequest), ApiError> {
-    let started = Instant::now();
     require_json_content_type(headers)?;
     let body = read_limited(body, headers, state.max_body_bytes).await?;
     let received_at: DateTime<Utc> = (state.clock)();
@@ -91,52 +84,77 @@ async fn store_webhook(
         signed_at: authenticated.signed_at(),
         received_at,
     };
+    let mapped = map_webhook(&webhook, receipt);
+    let (resolutions, identity_stats) = resolve_profiles(state, &mapped).await;
 
-    let mut rows = Vec::with_capacity(webhook.events().len());
-    let mut rejections = Vec::new();
-    for mapped in map_webhook(&webhook, receipt) {
-        match mapped {
-            Ok(event) => rows.push(track_row(&event, received_at)),
+    let mut rows = Vec::with_capacity(mapped.len());
+    let mut outcome = WebhookOutcome {
+        accepted: 0,
+        rejected: 0,
+        rejections: Vec::new(),
+        skipped: 0,
+    };
+    for event in mapped {
+        match event {
+            Ok(mut event) => {
+                let resolution = klaviyo_profile_id(&event)
+                    .and_then(|id| resolutions.get(id))
+                    .unwrap_or(&Resolution::Unresolved);
+                match apply_identity(&mut event, resolution, state.only_own_profiles) {
+                    IdentityDecision::Keep => {
+                        rows.push(track_row(&event, received_at));
+                        outcome.accepted += 1;
+                    }
+                    IdentityDecision::SkipNotOwnProfile => outcome.skipped += 1,
+                }
+            }
             Err(rejection) => {
                 rows.push(rejected_row(&rejection, received_at));
-                rejections.push(RejectionSummary {
+                outcome.rejections.push(RejectionSummary {
                     index: rejection.index,
                     reason: rejection.reason,
                 });
+                outcome.rejected += 1;
             }
         }
     }
-    let outcome = WebhookOutcome {
-        accepted: rows.len() - rejections.len(),
-        rejected: rejections.len(),
-        rejections,
-    };
-    let delivery_started = Instant::now();
-    let report = if rows.is_empty() {
-        DeliveryReport::default()
-    } else {
-        state
-            .sink
-            .deliver(rows)
-            .await
-            .map_err(ApiError::SinkUnavailable)?
-    };
+    let (report, delivery_ms) = deliver_rows(state, rows).await?;
     let stored = StoredRequest {
         accepted: outcome.accepted,
         rejected: outcome.rejected,
+        skipped: outcome.skipped,
+        unresolved: identity_stats.unresolved,
         resent: report.resent,
         spilled: report.spilled,
-        delivery_ms: delivery_started.elapsed().as_secs_f64() * 1000.0,
+        delivery_ms,
     };
     tracing::info!(
         accepted = outcome.accepted,
         rejected = outcome.rejected,
+        skipped = outcome.skipped,
+        profiles_unresolved = identity_stats.unresolved,
+        profile_lookups = identity_stats.lookups,
         resent = report.resent,
         spilled = report.spilled,
-        elapsed_us = started.elapsed().as_micros() as u64,
         "webhook stored"
     );
     Ok((outcome, stored))
+}
+
+/// Looks up the profiles of the mapped events, when lookup is configured.
+async fn resolve_profiles(
+    state: &AppState,
+    mapped: &[Mapped],
+) -> (HashMap<String, Resolution>, ResolutionStats) {
+    let Some(resolver) = &state.identity else {
+        return (HashMap::new(), ResolutionStats::default());
+    };
+    let ids: Vec<&str> = mapped
+        .iter()
+        .filter_map(|m| m.as_ref().ok())
+        .filter_map(klaviyo_profile_id)
+        .collect();
+    resolver.resolve(&ids).await
 }
 
 fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
@@ -145,36 +163,5 @@ fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
         signature: text("klaviyo-signature"),
         timestamp: text("klaviyo-timestamp"),
         webhook_id: text("klaviyo-webhook-id"),
-    }
-}
-
-/// Accepts `application/json` with any parameters (`; charset=utf-8`), in any case.
-fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType)
-    }
-}
-
-async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::PayloadTooLarge { limit })
-        }
-        Err(_) => Err(ApiError::BodyRead),
     }
 }

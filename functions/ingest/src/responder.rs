@@ -1,0 +1,56 @@
+//! Turning a route's result into the HTTP answer, recording its metrics on the way, and
+//! delivering rows: shared by every intake route.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use klaviyo_source::sink::DeliveryReport;
+use klaviyo_source::warehouse::row::WarehouseRow;
+use serde::Serialize;
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::metrics::{StoredRequest, refused_request_document, stored_request_document};
+
+/// Answers `result` as JSON and emits its metric line for `route`.
+pub fn respond<T: Serialize>(
+    state: &AppState,
+    route: &str,
+    result: Result<(T, StoredRequest), ApiError>,
+) -> Response {
+    let now_ms = (state.clock)().timestamp_millis();
+    match result {
+        Ok((outcome, stored)) => {
+            state
+                .metrics
+                .emit(&stored_request_document(route, &stored, now_ms));
+            Json(outcome).into_response()
+        }
+        Err(error) => {
+            let (_, code) = error.status_and_code();
+            state
+                .metrics
+                .emit(&refused_request_document(route, code, now_ms));
+            error.into_response()
+        }
+    }
+}
+
+/// Delivers `rows` to the sink; answers what happened and how long it took (ms).
+pub async fn deliver_rows(
+    state: &AppState,
+    rows: Vec<WarehouseRow>,
+) -> Result<(DeliveryReport, f64), ApiError> {
+    let started = Instant::now();
+    let report = if rows.is_empty() {
+        DeliveryReport::default()
+    } else {
+        state
+            .sink
+            .deliver(rows)
+            .await
+            .map_err(ApiError::SinkUnavailable)?
+    };
+    Ok((report, started.elapsed().as_secs_f64() * 1000.0))
+}
