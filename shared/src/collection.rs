@@ -60,6 +60,21 @@ impl Collection {
         }
     }
 
+    /// The collection of a Segment track event named `event_name`: the six email events of
+    /// Segment's Email spec (and the spec's plain `Unsubscribed`) by name, any other event
+    /// in a collection named after it, as Segment's warehouses name track tables.
+    pub fn for_event_name(event_name: &str) -> Self {
+        let trimmed = event_name.trim();
+        if trimmed.eq_ignore_ascii_case("Unsubscribed") {
+            return Self::email("email_unsubscribed").unwrap_or_else(|| Self::named(trimmed));
+        }
+        EMAIL_COLLECTIONS
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(trimmed))
+            .and_then(|(slug, _)| Self::email(slug))
+            .unwrap_or_else(|| Self::named(trimmed))
+    }
+
     /// The collection of events that could not be mapped.
     pub fn rejected() -> Self {
         Self {
@@ -95,6 +110,27 @@ mod tests {
         let dropped = Collection::named("Dropped Email");
         assert_eq!(dropped.slug(), "dropped_email");
         assert_eq!(dropped.event_name(), "Dropped Email");
+    }
+
+    #[test]
+    fn maps_segment_event_names_onto_the_same_collections() {
+        assert_eq!(
+            Collection::for_event_name("Email Opened").slug(),
+            "email_opened"
+        );
+        assert_eq!(
+            Collection::for_event_name("email marked as spam").event_name(),
+            "Email Marked as Spam"
+        );
+        assert_eq!(
+            Collection::for_event_name("Unsubscribed").slug(),
+            "email_unsubscribed"
+        );
+        let other = Collection::for_event_name("Order Completed");
+        assert_eq!(
+            (other.slug(), other.event_name()),
+            ("order_completed", "Order Completed")
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use klaviyo_source::klaviyo::signature::AuthError;
 use klaviyo_source::klaviyo::webhook::DecodeError;
+use klaviyo_source::segment::tracking_api::SegmentCallError;
 use klaviyo_source::sink::SinkError;
+use serde::Serialize;
 use serde_json::json;
 
 /// Seconds a sender should wait before retrying after a 503.
@@ -44,6 +46,24 @@ pub enum ApiError {
     /// The route exists, the method does not.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A Segment API body refused as a whole.
+    #[error(transparent)]
+    Segment(#[from] SegmentCallError),
+    /// Every event of a Segment API call was invalid: nothing was stored.
+    #[error("no event of the call is valid; nothing was stored (see rejections)")]
+    InvalidEvents(Vec<RejectionSummary>),
+    /// A Segment call type this source does not store.
+    #[error("'{0}' calls are not accepted: this source stores track events only")]
+    UnsupportedType(String),
+}
+
+/// Why one event was set aside.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RejectionSummary {
+    /// Its position in the request.
+    pub index: usize,
+    /// What is wrong.
+    pub reason: String,
 }
 
 impl ApiError {
@@ -76,6 +96,20 @@ impl ApiError {
             Self::SinkUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Segment(SegmentCallError::MalformedJson(_)) => {
+                (StatusCode::BAD_REQUEST, "malformed_json")
+            }
+            Self::Segment(SegmentCallError::InvalidShape(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_shape")
+            }
+            Self::Segment(SegmentCallError::TooManyEvents(_)) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_many_events")
+            }
+            Self::Segment(SegmentCallError::InvalidWriteKey) => {
+                (StatusCode::UNAUTHORIZED, "invalid_write_key")
+            }
+            Self::InvalidEvents(_) => (StatusCode::BAD_REQUEST, "invalid_events"),
+            Self::UnsupportedType(_) => (StatusCode::BAD_REQUEST, "unsupported_type"),
         }
     }
 }
@@ -94,8 +128,11 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        let mut response =
-            (status, Json(json!({ "error": code, "message": message }))).into_response();
+        let mut body = json!({ "error": code, "message": message });
+        if let Self::InvalidEvents(rejections) = &self {
+            body["rejections"] = json!(rejections);
+        }
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -11,6 +11,7 @@ use klaviyo_source::sink::EventSink;
 
 use crate::api_error::ApiError;
 use crate::metrics::MetricsEmitter;
+use crate::segment_route::{receive_segment_batch, receive_segment_track, refuse_other_call_types};
 use crate::webhook_route::receive_klaviyo_webhook;
 
 /// The path Klaviyo posts system webhooks to.
@@ -64,6 +65,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(KLAVIYO_WEBHOOK_PATH, post(receive_klaviyo_webhook))
+        .route("/v1/track", post(receive_segment_track))
+        .route("/v1/batch", post(receive_segment_batch))
+        .route("/v1/{call_type}", post(refuse_other_call_types))
         .route(
             HEALTH_PATH,
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

@@ -14,6 +14,7 @@ pub mod redrive;
 pub mod request_body;
 pub mod responder;
 pub mod s3_dead_letter;
+pub mod segment_route;
 pub mod startup;
 pub mod telemetry;
 pub mod webhook_route;

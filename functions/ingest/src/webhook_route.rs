@@ -20,7 +20,7 @@ use klaviyo_source::mapping::{Mapped, Receipt, map_webhook};
 use klaviyo_source::warehouse::row::{rejected_row, track_row};
 use serde::Serialize;
 
-use crate::api_error::ApiError;
+use crate::api_error::{ApiError, RejectionSummary};
 use crate::app::AppState;
 use crate::metrics::StoredRequest;
 use crate::request_body::{read_limited, require_json_content_type};
@@ -42,15 +42,6 @@ pub struct WebhookOutcome {
     /// `external_id` (shown only when there are some).
     #[serde(skip_serializing_if = "is_zero")]
     pub skipped: usize,
-}
-
-/// Why one event was set aside.
-#[derive(Debug, Serialize)]
-pub struct RejectionSummary {
-    /// Its position in the request.
-    pub index: usize,
-    /// What is wrong.
-    pub reason: String,
 }
 
 fn is_zero(n: &usize) -> bool {

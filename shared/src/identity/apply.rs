@@ -90,6 +90,7 @@ mod tests {
                 .clone(),
             timestamp: "2024-01-04T18:05:01.000Z".into(),
             original_timestamp: "2024-01-04T18:05:01.000Z".into(),
+            integrations: Map::new(),
             sent_at: None,
             received_at: "2024-01-04T18:05:30.000Z".into(),
         }

@@ -35,14 +35,19 @@ pub struct Rejection {
     pub reason: String,
     /// The event's exact JSON text.
     pub raw: String,
-    /// The webhook subscription it came from.
-    pub webhook_id: String,
+    /// Which intake it came to: `klaviyo_webhook` or `segment_api`.
+    pub source: &'static str,
+    /// The webhook subscription it came from (webhooks only).
+    pub webhook_id: Option<String>,
     /// When it was received.
     pub received_at: DateTime<Utc>,
 }
 
+/// The `source` of rejections from Klaviyo webhooks.
+pub const KLAVIYO_WEBHOOK_SOURCE: &str = "klaviyo_webhook";
+
 /// The outcome for one element of a webhook's `data`.
-pub type Mapped = Result<TrackEvent, Rejection>;
+pub type Mapped = Result<TrackEvent, Box<Rejection>>;
 
 /// Maps every element of `webhook`, in order. Never drops one: each is a track event or a
 /// rejection.
@@ -52,19 +57,22 @@ pub fn map_webhook(webhook: &VerifiedWebhook, receipt: Receipt) -> Vec<Mapped> {
         .iter()
         .map(|decoded| match decoded {
             Ok(event) => map_event(event, webhook.meta(), receipt),
-            Err(broken) => Err(reject_broken(broken, webhook.meta(), receipt)),
+            Err(broken) => Err(Box::new(reject_broken(broken, webhook.meta(), receipt))),
         })
         .collect()
 }
 
 fn map_event(event: &WebhookEvent, meta: &WebhookMeta, receipt: Receipt) -> Mapped {
-    let reject = |reason: &str| Rejection {
-        message_id: message_id_from_content("klaviyo-rejected", event.raw.as_bytes()),
-        index: event.index,
-        reason: format!("data[{}]: {reason}", event.index),
-        raw: event.raw.clone(),
-        webhook_id: meta.webhook_id.clone(),
-        received_at: receipt.received_at,
+    let reject = |reason: &str| {
+        Box::new(Rejection {
+            message_id: message_id_from_content("klaviyo-rejected", event.raw.as_bytes()),
+            index: event.index,
+            reason: format!("data[{}]: {reason}", event.index),
+            raw: event.raw.clone(),
+            source: KLAVIYO_WEBHOOK_SOURCE,
+            webhook_id: Some(meta.webhook_id.clone()),
+            received_at: receipt.received_at,
+        })
     };
     let Some(occurred_at) = event_time(event) else {
         return Err(reject(
@@ -105,6 +113,7 @@ fn map_event(event: &WebhookEvent, meta: &WebhookMeta, receipt: Receipt) -> Mapp
         anonymous_id: Some(profile_id.to_owned()),
         properties,
         context: context(event, meta, profile_id),
+        integrations: Map::new(),
         // Klaviyo's event time comes from Klaviyo's servers, not from a device with a
         // drifting clock, so Segment's skew correction would only subtract network delay.
         timestamp: occurred.clone(),
@@ -157,7 +166,8 @@ fn reject_broken(broken: &BrokenEvent, meta: &WebhookMeta, receipt: Receipt) -> 
         index: broken.index,
         reason: broken.reason.clone(),
         raw: broken.raw.clone(),
-        webhook_id: meta.webhook_id.clone(),
+        source: KLAVIYO_WEBHOOK_SOURCE,
+        webhook_id: Some(meta.webhook_id.clone()),
         received_at: receipt.received_at,
     }
 }
@@ -260,7 +270,7 @@ mod tests {
         };
         let err = map_event(&bad_time, &meta(), receipt()).unwrap_err();
         assert!(err.reason.contains("datetime"), "{}", err.reason);
-        assert_eq!(err.webhook_id, "wh");
+        assert_eq!(err.webhook_id.as_deref(), Some("wh"));
     }
 
     #[test]

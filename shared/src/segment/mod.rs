@@ -1,3 +1,4 @@
-//! Segment's event model.
+//! Segment's event model and HTTP Tracking API shapes.
 
 pub mod track;
+pub mod tracking_api;

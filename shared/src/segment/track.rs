@@ -30,6 +30,10 @@ pub struct TrackEvent {
     pub properties: Map<String, Value>,
     /// Context: integration, traits, Klaviyo identifiers.
     pub context: Map<String, Value>,
+    /// Destination switches sent by a Segment client; kept on the event, not stored as
+    /// warehouse columns (Segment's warehouses do not store them either).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub integrations: Map<String, Value>,
     /// When the event happened (after any clock-skew correction), RFC 3339 UTC.
     pub timestamp: String,
     /// When the event happened according to its source, RFC 3339 UTC.

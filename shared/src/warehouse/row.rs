@@ -101,9 +101,13 @@ pub fn rejected_row(rejection: &Rejection, loaded_at: DateTime<Utc>) -> Warehous
     columns.insert("reason".into(), Value::String(rejection.reason.clone()));
     columns.insert("raw_event".into(), Value::String(rejection.raw.clone()));
     columns.insert("request_index".into(), Value::from(rejection.index));
+    columns.insert("source".into(), Value::String(rejection.source.to_owned()));
     columns.insert(
         "context_klaviyo_webhook_id".into(),
-        Value::String(rejection.webhook_id.clone()),
+        rejection
+            .webhook_id
+            .clone()
+            .map_or(Value::Null, Value::String),
     );
     WarehouseRow {
         partition: PartitionKey {
@@ -159,6 +163,7 @@ mod tests {
             context: context.as_object().unwrap().clone(),
             timestamp: "2023-08-10T07:21:56.000Z".into(),
             original_timestamp: "2023-08-10T07:21:56.000Z".into(),
+            integrations: Map::new(),
             sent_at: None,
             received_at: "2023-08-10T07:22:00.000Z".into(),
         }
@@ -242,7 +247,8 @@ mod tests {
             index: 3,
             reason: "data[3]: missing field `topic`".into(),
             raw: r#"{"payload":{}}"#.into(),
-            webhook_id: "wh".into(),
+            source: "klaviyo_webhook",
+            webhook_id: Some("wh".into()),
             received_at: loaded(),
         };
         let row = rejected_row(&rejection, loaded());
