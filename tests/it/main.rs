@@ -6,6 +6,7 @@
 
 mod firehose_partitioning;
 mod lambda_events;
+mod segment_api;
 mod support;
 mod webhook_errors;
 mod webhook_fixtures;
