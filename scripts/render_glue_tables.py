@@ -66,6 +66,7 @@ REJECTED = [("id", "string", ""), ("event", "string", ""), ("event_text", "strin
             ("timestamp", "string", "receive time"), ("received_at", "string", ""), ("uuid_ts", "string", ""),
             ("reason", "string", "why the event could not be mapped"),
             ("raw_event", "string", "the event's exact JSON"), ("request_index", "int", ""),
+            ("source", "string", "klaviyo_webhook or segment_api"),
             ("context_klaviyo_webhook_id", "string", "")]
 # Collections of Klaviyo's other documented email topics: not tables of their own, but
 # listed so `tracks` (partition projection needs the values) covers them.

@@ -157,3 +157,79 @@ def webhook_body(count: int, id_prefix: str) -> bytes:
         events.append(event)
     template["data"] = events
     return json.dumps(template).encode()
+
+
+class KlaviyoApiDouble:
+    """tests/doubles/klaviyo_api.py in a child process."""
+
+    API_KEY = "pk_test_double_0123"
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/doubles/klaviyo_api.py"), "--port", "0", "--api-key", self.API_KEY],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            raise RuntimeError(f"Klaviyo API double did not start: {self.process.stderr.read()}")
+
+    def post(self, path: str, payload: dict):
+        request = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url + "/__stats", timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def klaviyo_api_session():
+    double = KlaviyoApiDouble()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def klaviyo_api(klaviyo_api_session):
+    klaviyo_api_session.post("/__reset", {})
+    yield klaviyo_api_session
+
+
+def webhook_for_profiles(profile_ids, id_prefix: str) -> bytes:
+    """A webhook body with one Email Opened event per profile id."""
+    template = json.loads((ROOT / "tests/fixtures/webhooks/all_six_collections.json").read_text())
+    opened = template["data"][1]
+    events = []
+    for i, profile_id in enumerate(profile_ids):
+        event = copy.deepcopy(opened)
+        event["payload"]["data"]["id"] = f"{id_prefix}{i:06d}"
+        event["payload"]["data"]["relationships"]["profile"]["data"]["id"] = profile_id
+        events.append(event)
+    template["data"] = events
+    return json.dumps(template).encode()
+
+
+def post_segment(base_url: str, path: str, payload: dict, write_key: str):
+    """POSTs a Segment HTTP Tracking API call with Basic auth (write key, empty password)."""
+    import base64
+    from send_sample_webhook import post
+    token = base64.b64encode(f"{write_key}:".encode()).decode()
+    return post(f"{base_url}{path}", json.dumps(payload).encode(),
+                {"Content-Type": "application/json", "Authorization": f"Basic {token}"})
+
+
+SEGMENT_BATCH = {
+    "batch": [
+        {"type": "track", "event": "Email Opened", "userId": "crm-10045", "messageId": "seg-e2e-1",
+         "properties": {"email_id": "M1", "email_subject": "Hello", "campaign_name": "Spring"},
+         "originalTimestamp": "2024-01-04T18:04:00Z"},
+        {"type": "track", "event": "Unsubscribed", "anonymousId": "li.wei@example.com", "messageId": "seg-e2e-2",
+         "properties": {"list_name": "Newsletter"}, "originalTimestamp": "2024-01-04T18:04:30Z"},
+        {"type": "identify", "userId": "crm-10045", "traits": {"plan": "pro"}},
+    ],
+    "context": {"library": {"name": "analytics-python", "version": "2.3.1"}},
+}

@@ -159,3 +159,16 @@ def test_write_keys_come_from_secrets_manager(stack):
     assert post_webhook(endpoint.webhook_url, body, "not-the-secret-key-000")[0] == 401
     assert "generated one" not in "".join(endpoint.printed)
     endpoint.stop()
+
+
+def test_segment_batches_reach_s3_through_firehose(stack, tmp_path):
+    from conftest import SEGMENT_BATCH, post_segment
+    endpoint = start(stack)
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", SEGMENT_BATCH, WRITE_KEY)
+    assert (status, answer["accepted"]) == (200, 2), answer
+    prefixes = sorted({key.rsplit("/", 1)[0] for key in stack.keys("klaviyo/")})
+    assert prefixes[:2] == ["klaviyo/collection=email_opened/dt=2024-01-04",
+                            "klaviyo/collection=email_unsubscribed/dt=2024-01-04"]
+    _, rows = lake_rows(stack, tmp_path)
+    assert sorted(r["id"] for r in rows if r["event"] != "rejected_events") == ["seg-e2e-1", "seg-e2e-2"]
+    endpoint.stop()

@@ -122,3 +122,16 @@ def test_a_write_key_is_generated_and_printed_when_none_is_given(tmp_path):
         assert status == 200
     finally:
         server.stop()
+
+
+def test_segment_batches_land_in_the_same_tables(endpoint):
+    from conftest import SEGMENT_BATCH, post_segment
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", SEGMENT_BATCH, WRITE_KEY)
+    assert (status, answer["accepted"], answer["rejected"]) == (200, 2, 1), answer
+    assert "identify" in answer["rejections"][0]["reason"]
+    con = connect(endpoint.lake)
+    assert con.sql("select id, user_id, email_subject, context_library_name from email_opened").fetchall() == [
+        ("seg-e2e-1", "crm-10045", "Hello", "analytics-python")]
+    assert con.sql("select id, anonymous_id, list_name from email_unsubscribed").fetchall() == [
+        ("seg-e2e-2", "li.wei@example.com", "Newsletter")]
+    assert con.sql("select source, request_index from rejected_events").fetchall() == [("segment_api", 2)]
