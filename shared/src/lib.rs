@@ -14,6 +14,7 @@
 pub mod collection;
 pub mod firehose;
 pub mod identity;
+pub mod json_depth;
 pub mod klaviyo;
 pub mod mapping;
 pub mod secret;

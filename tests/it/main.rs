@@ -4,6 +4,7 @@
 // This whole binary is test code: helpers outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bad_inputs;
 mod firehose_partitioning;
 mod lambda_events;
 mod segment_api;

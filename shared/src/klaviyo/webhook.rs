@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::signature::AuthenticatedBody;
+use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
 
 /// The envelope's `meta` object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +190,11 @@ impl From<StringOrNumber> for String {
 pub fn decode_webhook(
     authenticated: &AuthenticatedBody<'_>,
 ) -> Result<VerifiedWebhook, DecodeError> {
+    if nests_deeper_than(authenticated.body(), MAX_JSON_DEPTH) {
+        return Err(DecodeError::MalformedJson(format!(
+            "JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     let envelope: EnvelopeWire<'_> =
         serde_json::from_slice(authenticated.body()).map_err(|err| match err.classify() {
             serde_json::error::Category::Data => DecodeError::InvalidShape(err.to_string()),

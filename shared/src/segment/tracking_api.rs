@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
 use crate::klaviyo::signature::SignatureVerifier;
 
 /// Segment's limit on one call, and on one event inside a batch: 32 KB.
@@ -92,6 +93,11 @@ impl SegmentCall {
             serde_json::error::Category::Data => SegmentCallError::InvalidShape(err.to_string()),
             _ => SegmentCallError::MalformedJson(err.to_string()),
         };
+        if nests_deeper_than(body, MAX_JSON_DEPTH) {
+            return Err(SegmentCallError::MalformedJson(format!(
+                "JSON nests deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
         match kind {
             CallKind::Track => {
                 let object: Map<String, Value> = serde_json::from_slice(body).map_err(classify)?;

@@ -1,0 +1,57 @@
+//! A guard against hostile nesting: serde_json limits the depth of what it parses, but parts
+//! that are skipped or kept raw (the events of a webhook, read one by one) are not counted.
+//! One cheap pass over the bytes refuses a body nested deeper than any real event.
+
+/// Deepest nesting accepted: a Klaviyo event sits at depth 7 (envelope, data, element,
+/// payload, data, attributes, event_properties), so 64 leaves room for any real property.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether `bytes` nest objects and arrays deeper than `max` (brackets inside strings do
+/// not count). Malformed input is not judged here; the parser reports it.
+pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_nesting_outside_strings_only() {
+        assert!(!nests_deeper_than(br#"{"a": [[1]]}"#, 3));
+        assert!(nests_deeper_than(br#"{"a": [[[1]]]}"#, 3));
+        assert!(!nests_deeper_than(br#"{"a": "[[[[[[[[\"]]]]"}"#, 1));
+        assert!(!nests_deeper_than(br#"{"a": "\\", "b": 1}"#, 1));
+    }
+
+    #[test]
+    fn refuses_ten_thousand_levels() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(nests_deeper_than(deep.as_bytes(), MAX_JSON_DEPTH));
+    }
+}

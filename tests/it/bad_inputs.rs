@@ -1,0 +1,189 @@
+//! The hostile-input table: every bad request gets its documented status and JSON error
+//! code, and nothing is written. One row per case, across all routes.
+
+use axum::body::Body;
+use axum::http::Request;
+use klaviyo_source::klaviyo::signature::sign;
+
+use crate::support::*;
+
+struct Case {
+    name: &'static str,
+    request: Request<Body>,
+    status: u16,
+    code: &'static str,
+}
+
+fn webhook(body: Vec<u8>, headers: &[(&str, String)]) -> Request<Body> {
+    let mut builder = Request::post("/webhooks/klaviyo");
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
+    builder.body(Body::from(body)).unwrap()
+}
+
+/// A correctly signed webhook request with `body`, whatever the body is.
+fn signed(body: Vec<u8>) -> Request<Body> {
+    signed_at(body, SIGNED_AT, CURRENT_KEY)
+}
+
+fn signed_at(body: Vec<u8>, timestamp: &str, key_text: &str) -> Request<Body> {
+    let signature = sign(&key(key_text), &body, timestamp);
+    webhook(
+        body,
+        &[
+            ("content-type", "application/json".into()),
+            ("klaviyo-webhook-id", WEBHOOK_ID.into()),
+            ("klaviyo-timestamp", timestamp.into()),
+            ("klaviyo-signature", signature),
+        ],
+    )
+}
+
+fn segment(path: &str, body: Vec<u8>, basic_user: Option<&str>) -> Request<Body> {
+    let mut builder = Request::post(path).header("content-type", "application/json");
+    if let Some(user) = basic_user {
+        let token = base64_encode(format!("{user}:").as_bytes());
+        builder = builder.header("authorization", format!("Basic {token}"));
+    }
+    builder.body(Body::from(body)).unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn envelope(data: &str) -> Vec<u8> {
+    format!(r#"{{"data": {data}, "meta": {{"klaviyo_webhook_id": "{WEBHOOK_ID}"}}}}"#).into_bytes()
+}
+
+fn cases() -> Vec<Case> {
+    let good = fixture("all_six_collections.json");
+    let good_signature = sign(&key(CURRENT_KEY), &good, SIGNED_AT);
+    let with_headers = |pairs: Vec<(&'static str, String)>| webhook(good.clone(), &pairs);
+    let ok_headers = |skip: &str, replace: Option<(&'static str, String)>| {
+        let mut pairs: Vec<(&'static str, String)> = vec![
+            ("content-type", "application/json".into()),
+            ("klaviyo-webhook-id", WEBHOOK_ID.into()),
+            ("klaviyo-timestamp", SIGNED_AT.into()),
+            ("klaviyo-signature", good_signature.clone()),
+        ];
+        pairs.retain(|(name, _)| *name != skip);
+        if let Some((name, value)) = replace {
+            pairs.retain(|(n, _)| *n != name);
+            pairs.push((name, value));
+        }
+        pairs
+    };
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let track = |body: &str| segment("/v1/track", body.as_bytes().to_vec(), Some(CURRENT_KEY));
+    vec![
+        Case { name: "wrong signature", request: with_headers(ok_headers("", Some(("klaviyo-signature", "ab".repeat(32))))), status: 401, code: "invalid_signature" },
+        Case { name: "missing signature", request: with_headers(ok_headers("klaviyo-signature", None)), status: 401, code: "invalid_signature" },
+        Case { name: "signature not hex", request: with_headers(ok_headers("", Some(("klaviyo-signature", "zz-not-hex".into())))), status: 401, code: "invalid_signature" },
+        Case { name: "missing timestamp header", request: with_headers(ok_headers("klaviyo-timestamp", None)), status: 401, code: "invalid_signature" },
+        Case { name: "missing webhook id header", request: with_headers(ok_headers("klaviyo-webhook-id", None)), status: 401, code: "invalid_signature" },
+        Case { name: "key rotated out", request: signed_at(good.clone(), SIGNED_AT, "rotated-out-key-00000"), status: 401, code: "invalid_signature" },
+        Case { name: "stale timestamp", request: signed_at(good.clone(), "Thu, 04 Jan 2024 17:00:00 GMT", CURRENT_KEY), status: 401, code: "stale_timestamp" },
+        Case { name: "future timestamp", request: signed_at(good.clone(), "Thu, 04 Jan 2024 19:00:00 GMT", CURRENT_KEY), status: 401, code: "stale_timestamp" },
+        Case { name: "malformed timestamp header", request: signed_at(good.clone(), "4 January", CURRENT_KEY), status: 400, code: "malformed_timestamp" },
+        Case { name: "webhook id mismatch", request: with_headers(ok_headers("", Some(("klaviyo-webhook-id", "other".into())))), status: 401, code: "webhook_id_mismatch" },
+        Case { name: "malformed JSON", request: signed(b"{data: []}".to_vec()), status: 400, code: "malformed_json" },
+        Case { name: "truncated JSON", request: signed(good[..good.len() / 2].to_vec()), status: 400, code: "malformed_json" },
+        Case { name: "empty body", request: signed(Vec::new()), status: 400, code: "malformed_json" },
+        Case { name: "invalid UTF-8", request: signed(b"{\"data\": [\"\xff\xfe\"], \"meta\": {}}".to_vec()), status: 400, code: "malformed_json" },
+        Case { name: "deep nesting", request: signed(envelope(&deep)), status: 400, code: "malformed_json" },
+        Case { name: "segment: huge number", request: track(r#"{"event": "E", "userId": "u", "properties": {"n": 1e999999}}"#), status: 400, code: "malformed_json" },
+        Case { name: "data is not an array", request: signed(envelope("{}")), status: 400, code: "invalid_shape" },
+        Case { name: "meta missing", request: signed(br#"{"data": []}"#.to_vec()), status: 400, code: "invalid_shape" },
+        Case { name: "body is an array", request: signed(b"[]".to_vec()), status: 400, code: "invalid_shape" },
+        Case { name: "duplicate keys", request: signed(format!(r#"{{"data": [], "data": [], "meta": {{"klaviyo_webhook_id": "{WEBHOOK_ID}"}}}}"#).into_bytes()), status: 400, code: "invalid_shape" },
+        Case { name: "wrong content type", request: with_headers(ok_headers("", Some(("content-type", "text/plain".into())))), status: 415, code: "unsupported_media_type" },
+        Case { name: "no content type", request: with_headers(ok_headers("content-type", None)), status: 415, code: "unsupported_media_type" },
+        Case { name: "oversize body", request: signed(envelope(&format!("[\"{}\"]", "x".repeat(5 * 1024 * 1024)))), status: 413, code: "payload_too_large" },
+        Case { name: "wrong method", request: Request::put("/webhooks/klaviyo").body(Body::from(good.clone())).unwrap(), status: 405, code: "method_not_allowed" },
+        Case { name: "unknown route", request: Request::post("/webhooks/klaviyo/extra").body(Body::empty()).unwrap(), status: 404, code: "not_found" },
+        Case { name: "segment: no write key", request: segment("/v1/track", br#"{"event": "E", "userId": "u"}"#.to_vec(), None), status: 401, code: "invalid_write_key" },
+        Case { name: "segment: wrong write key", request: segment("/v1/batch", br#"{"batch": []}"#.to_vec(), Some("wrong-key-0000000000")), status: 401, code: "invalid_write_key" },
+        Case { name: "segment: oversize event", request: track(&format!(r#"{{"event": "E", "userId": "u", "properties": {{"p": "{}"}}}}"#, "x".repeat(40_000))), status: 413, code: "payload_too_large" },
+        Case { name: "segment: too many events", request: segment("/v1/batch", format!(r#"{{"batch": [{}]}}"#, vec!["{}"; 2501].join(",")).into_bytes(), Some(CURRENT_KEY)), status: 413, code: "too_many_events" },
+        Case { name: "segment: malformed JSON", request: track("{\"event\": "), status: 400, code: "malformed_json" },
+        Case { name: "segment: batch is not an array", request: segment("/v1/batch", br#"{"batch": 5}"#.to_vec(), Some(CURRENT_KEY)), status: 400, code: "invalid_shape" },
+        Case { name: "segment: no event name", request: track(r#"{"userId": "u"}"#), status: 400, code: "invalid_events" },
+        Case { name: "segment: no identity", request: track(r#"{"event": "E"}"#), status: 400, code: "invalid_events" },
+        Case { name: "segment: identify on /v1/track", request: track(r#"{"type": "identify", "userId": "u"}"#), status: 400, code: "invalid_events" },
+        Case { name: "segment: identify endpoint", request: segment("/v1/identify", br#"{"userId": "u"}"#.to_vec(), Some(CURRENT_KEY)), status: 400, code: "unsupported_type" },
+        Case { name: "segment: wrong content type", request: Request::post("/v1/track").header("content-type", "text/plain").body(Body::from("{}")).unwrap(), status: 415, code: "unsupported_media_type" },
+    ]
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_its_documented_answer_and_writes_nothing() {
+    let cases = cases();
+    assert!(cases.len() >= 25);
+    let mut failures = Vec::new();
+    for case in cases {
+        let (app, sink) = memory_app();
+        let (status, body, _) = send(&app, case.request).await;
+        let code = body["error"].as_str().unwrap_or_default().to_owned();
+        let has_message = body["message"].as_str().is_some_and(|m| !m.is_empty());
+        if (status, code.as_str()) != (case.status, case.code)
+            || !has_message
+            || !sink.rows().is_empty()
+        {
+            failures.push(format!(
+                "{}: got {status} {code} (message: {has_message}, rows: {})",
+                case.name,
+                sink.rows().len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn a_huge_number_inside_one_event_rejects_that_event_only_and_keeps_it() {
+    let (app, sink) = memory_app();
+    let body = envelope(
+        r#"[{"topic": "event:klaviyo.opened_email", "payload": {"data": {"id": "x", "attributes": {"datetime": "2024-01-04T18:05:01+00:00", "event_properties": {"n": 1e999999}}, "relationships": {"profile": {"data": {"id": "P"}}}}}}]"#,
+    );
+    let (status, answer, _) = send(&app, signed(body)).await;
+    assert_eq!(
+        (
+            status,
+            answer["accepted"].as_u64(),
+            answer["rejected"].as_u64()
+        ),
+        (200, Some(0), Some(1))
+    );
+    assert!(
+        answer["rejections"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("number out of range"),
+        "{answer}"
+    );
+    let rows = sink.rows();
+    assert_eq!(rows[0].partition.collection, "rejected_events");
+    assert!(
+        rows[0].columns["raw_event"]
+            .as_str()
+            .unwrap()
+            .contains("1e999999")
+    );
+}
