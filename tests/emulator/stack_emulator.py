@@ -16,6 +16,10 @@ template.yaml itself (never a second hand-written copy):
 
 Objects are written at once (real Firehose buffers up to 64 MiB / 60 s; tests need not wait).
 
+With --persist-dir, every S3 object is also kept on disk and loaded again at start, so the
+emulator can be restarted mid-test the way a Firehose endpoint can fail while S3 keeps what
+it has: S3 is durable, the emulator's memory is not.
+
 Faults are injected through a control port: POST /faults with JSON
 {"throttle_calls": n, "fail_calls": n, "record_failure_rate": p, "fail_records_for_calls": n}
 (counts are consumed call by call), GET /stats, POST /reset.
@@ -41,7 +45,7 @@ from cfnlint.decode import decode
 from moto.firehose import models as firehose_models
 from moto.core.exceptions import JsonRESTError
 from moto.firehose.exceptions import InvalidArgumentException
-from moto.s3.models import s3_backends
+from moto.s3.models import S3Backend, s3_backends
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,11 +292,51 @@ class ControlHandler(BaseHTTPRequestHandler):
         pass
 
 
-def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSpec, write_keys):
-    """Creates the bucket, stream and secret the template describes."""
+def persist_s3(directory: Path):
+    """Mirrors every S3 object write and delete into `directory`/<bucket>/<key>."""
+    original_put, original_delete = S3Backend.put_object, S3Backend.delete_object
+
+    def put_object(self, bucket_name, key_name, value, *args, **kwargs):
+        result = original_put(self, bucket_name, key_name, value, *args, **kwargs)
+        target = directory / bucket_name / key_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        temporary.write_bytes(bytes(value))
+        temporary.replace(target)
+        return result
+
+    def delete_object(self, bucket_name, key_name, *args, **kwargs):
+        result = original_delete(self, bucket_name, key_name, *args, **kwargs)
+        (directory / bucket_name / key_name).unlink(missing_ok=True)
+        return result
+
+    S3Backend.put_object = put_object
+    S3Backend.delete_object = delete_object
+
+
+def restore_s3(directory: Path, endpoint: str):
+    """Loads the persisted objects back into the (new, empty) bucket."""
+    root = directory / BUCKET
+    if not root.is_dir():
+        return
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test",
+                      aws_secret_access_key="test")
+    for path in root.rglob("*"):
+        if path.is_file() and not path.name.endswith(".tmp"):
+            s3.put_object(Bucket=BUCKET, Key=path.relative_to(root).as_posix(), Body=path.read_bytes())
+
+
+def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSpec, write_keys,
+                 persist_dir: Path | None = None):
+    """Creates the bucket, stream and secret the template describes. With `persist_dir`, the
+    persisted objects are restored and mirroring starts before the stream exists, so no
+    write can slip past the mirror."""
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     s3 = session.client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    if persist_dir:
+        restore_s3(persist_dir, endpoint)
+        persist_s3(persist_dir)
     destination = {
         "BucketARN": f"arn:aws:s3:::{BUCKET}",
         "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose",
@@ -320,6 +364,7 @@ def main() -> int:
     parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     parser.add_argument("--write-key", action="append", default=[])
     parser.add_argument("--ready-file", type=Path, help="written with the endpoint and secret ARN once ready")
+    parser.add_argument("--persist-dir", type=Path, help="keep S3 objects on disk across restarts")
     args = parser.parse_args()
 
     template = load_template(args.template)
@@ -333,7 +378,8 @@ def main() -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{args.port}"
-    secret_arn = create_stack(endpoint, template, parameters, spec, args.write_key or ["emulator-write-key-0001"])
+    secret_arn = create_stack(endpoint, template, parameters, spec, args.write_key or ["emulator-write-key-0001"],
+                              args.persist_dir)
 
     ControlHandler.faults = faults
     control = ThreadingHTTPServer(("127.0.0.1", args.control_port), ControlHandler)

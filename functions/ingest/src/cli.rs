@@ -56,6 +56,9 @@ struct ServeArgs {
     /// Freshness window of Klaviyo-Timestamp, seconds [env: TIMESTAMP_TOLERANCE_SECS] [default: 300].
     #[arg(long)]
     timestamp_tolerance_secs: Option<u64>,
+    /// Benchmarks only: acknowledge and DROP every event, to measure the request path alone.
+    #[arg(long, conflicts_with = "lake")]
+    discard_events_for_benchmarks: bool,
 }
 
 /// Parses the command line and runs it.
@@ -107,6 +110,9 @@ async fn serve(
     if let Some(secs) = args.timestamp_tolerance_secs {
         config.timestamp_tolerance = std::time::Duration::from_secs(secs);
     }
+    if args.discard_events_for_benchmarks {
+        config.sink = Some(SinkConfig::DiscardForBenchmarks);
+    }
     match (args.lake, &config.sink) {
         (Some(dir), _) => config.sink = Some(SinkConfig::LocalLake(dir)),
         (None, Some(_)) => {}
@@ -115,6 +121,9 @@ async fn serve(
     let destination = match &config.sink {
         Some(SinkConfig::LocalLake(dir)) => format!("lake at {}", dir.display()),
         Some(SinkConfig::Firehose(firehose)) => format!("Firehose stream {}", firehose.stream),
+        Some(SinkConfig::DiscardForBenchmarks) => {
+            "DISCARDING every event (benchmark mode)".to_owned()
+        }
         None => String::new(),
     };
     let app = router(build_state(config, Mode::Local).await?);

@@ -98,6 +98,8 @@ pub enum SinkConfig {
     LocalLake(PathBuf),
     /// A Firehose delivery stream, spilling to S3.
     Firehose(FirehoseConfig),
+    /// Rows are dropped: only for benchmarks of the request path.
+    DiscardForBenchmarks,
 }
 
 /// Settings of the Firehose sink.

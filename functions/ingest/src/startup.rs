@@ -11,6 +11,7 @@ use klaviyo_source::secret::ApiKey;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
+use klaviyo_source::sink::null::DiscardingSink;
 
 use crate::app::AppState;
 use crate::aws_clients::{load_sdk_config, s3_client};
@@ -67,6 +68,9 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
             Arc::new(firehose_sink(firehose, &config.schema, sdk))
         }
         (Some(SinkConfig::LocalLake(dir)), _) => Arc::new(LocalLakeSink::new(dir, &config.schema)),
+        (Some(SinkConfig::DiscardForBenchmarks), _) if mode == Mode::Local => {
+            Arc::new(DiscardingSink)
+        }
         _ => {
             return Err(
                 "no sink configured: set DELIVERY_STREAM_NAME (Firehose) or LAKE_DIR (local lake)"

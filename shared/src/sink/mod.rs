@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod firehose;
 pub mod local_lake;
 pub mod memory;
+pub mod null;
 
 use std::future::Future;
 use std::pin::Pin;
