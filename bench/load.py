@@ -66,6 +66,12 @@ def peak_rss_mib(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(port: int, body: bytes, seconds: int, connections: int, threads: int):
     timestamp = email.utils.formatdate(time.time(), usegmt=True)
     webhook_id = json.loads(body)["meta"]["klaviyo_webhook_id"]
@@ -101,6 +107,7 @@ def main() -> int:
     parser.add_argument("--binary", type=Path, default=ROOT / "target/release/bootstrap")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--port", type=int, default=3911)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (bench/run.sh installs it with apt-get)")
@@ -119,22 +126,30 @@ def main() -> int:
     print(f"process start to first answered request: median {statistics.median(starts):.1f} ms, "
           f"max {max(starts):.1f} ms over {len(starts)} starts (target < 50 ms)")
 
-    print("\n| sink | events/request | connections | requests/s | events/s | p50 ms | p99 ms | max ms | errors | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    figures = {"binary_bytes": args.binary.stat().st_size, "start_to_first_answer_ms_median": statistics.median(starts),
+               "runs": []}
+    print("\n| sink | events/request | connections | requests/s | events/s | p50 ms | p99 ms | max ms | errors | CPU ms/request | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for sink_name, sink_args in (("discard", ["--discard-events-for-benchmarks"]), ("lake", None)):
         for events, connections in ((1, 16), (100, 16), (100, 1)):
             with tempfile.TemporaryDirectory() as lake:
                 extra = sink_args if sink_args else ["--lake", lake]
                 process = start(args.binary, extra, args.port)
                 try:
+                    cpu_before = cpu_seconds(process.pid)
                     result = wrk(args.port, body_of(events), args.seconds, connections, min(2, connections))
+                    cpu_ms = (cpu_seconds(process.pid) - cpu_before) * 1000 / max(result["requests"], 1)
                     rss = peak_rss_mib(process.pid)
                 finally:
                     process.terminate()
                     process.wait()
             print(f"| {sink_name} | {events} | {connections} | {result['requests_per_second']:,.0f} | "
                   f"{result['requests_per_second'] * events:,.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | "
-                  f"{result['max_ms']:.2f} | {result['errors']} | {rss:.1f} |")
+                  f"{result['max_ms']:.2f} | {result['errors']} | {cpu_ms:.3f} | {rss:.1f} |")
+            figures["runs"].append({"sink": sink_name, "events": events, "connections": connections,
+                                    "cpu_ms_per_request": cpu_ms, "peak_rss_mib": rss, **result})
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 

@@ -25,3 +25,6 @@ echo "== template checks and end-to-end tests (local lake, emulated AWS stack)"
 cargo build --locked -p ingest
 export INGEST_BIN="$root/target/debug/bootstrap"
 .venv/bin/python -m pytest -q tests/template tests/e2e
+
+echo "== bounded fuzzing (60 s per target)"
+bash fuzz/run.sh 60

@@ -1,0 +1,31 @@
+//! Any bytes as a Segment HTTP Tracking API body (`/v1/track` or `/v1/batch`, chosen by the
+//! first byte), authenticated, mapped and flattened.
+#![no_main]
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use klaviyo_source::klaviyo::signature::SignatureVerifier;
+use klaviyo_source::mapping::segment_call::map_segment_call;
+use klaviyo_source::secret::WriteKey;
+use klaviyo_source::segment::tracking_api::{CallKind, SegmentCall};
+use klaviyo_source::warehouse::row::{rejected_row, track_row};
+use libfuzzer_sys::fuzz_target;
+
+const KEY: &str = "fuzz-write-key-000001";
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else { return };
+    let kind = if selector % 2 == 0 { CallKind::Track } else { CallKind::Batch };
+    let Ok(key) = WriteKey::new(KEY) else { return };
+    let Ok(verifier) = SignatureVerifier::new(vec![key], Duration::from_secs(300)) else { return };
+    let Some(now) = Utc.timestamp_opt(1_704_391_530, 0).single() else { return };
+    let Ok(call) = SegmentCall::parse(body, kind) else { return };
+    let Ok(call) = call.authenticate(Some(KEY), &verifier) else { return };
+    for mapped in map_segment_call(&call, now) {
+        let _ = match mapped {
+            Ok(event) => track_row(&event, now),
+            Err(rejection) => rejected_row(&rejection, now),
+        };
+    }
+});
