@@ -21,10 +21,10 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== rust tests"
 cargo test --workspace --locked
 
-echo "== template checks and end-to-end tests (local lake, emulated AWS stack)"
+echo "== bounded fuzzing (60 s per target)"
+bash fuzz/run.sh 60
+
+echo "== template checks and end-to-end tests (local lake, emulated AWS stack, soak)"
 cargo build --locked -p ingest
 export INGEST_BIN="$root/target/debug/bootstrap"
 .venv/bin/python -m pytest -q tests/template tests/e2e
-
-echo "== bounded fuzzing (60 s per target)"
-bash fuzz/run.sh 60
