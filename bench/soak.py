@@ -47,14 +47,17 @@ class Emulator:
         self.work = work
         self.port, self.control_port = free_port(), free_port()
         self.process = None
+        self.starts = 0
 
     def start(self):
+        self.starts += 1
+        log = open(self.work / f"emulator-{self.starts}.log", "w")
         ready = self.work / "ready.json"
         ready.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/emulator/stack_emulator.py"), "--port", str(self.port),
              "--control-port", str(self.control_port), "--write-key", KEY, "--ready-file", str(ready),
-             "--persist-dir", str(self.work / "s3")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--persist-dir", str(self.work / "s3")], stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.time() + 60
         while not ready.exists():
             if self.process.poll() is not None or time.time() > deadline:
@@ -123,12 +126,14 @@ def main() -> int:
     rng = random.Random(3)
     answers = {"2xx": 0, "non_2xx": 0, "connection_errors": 0}
     restarted = False
+    restart = None
     for n in range(requests):
         first = n * EVENTS_PER_REQUEST
         payload = body(first, min(EVENTS_PER_REQUEST, args.events - first))
         if n == requests // 2 and not restarted:
             emulator.stop()                    # Firehose and S3 unreachable for a while ...
-            threading.Timer(3.0, emulator.start).start()  # ... then back, S3 objects intact
+            restart = threading.Timer(3.0, emulator.start)  # ... then back, S3 objects intact
+            restart.start()
             restarted = True
         elif n % 17 == 5:
             inject(emulator, {"throttle_calls": 2})       # SDK retries these
@@ -151,6 +156,8 @@ def main() -> int:
         else:
             raise SystemExit(f"request {n} never succeeded")
 
+    if restart is not None:
+        restart.join()
     stats = emulator.stats()
     s3 = __import__("boto3").client("s3", endpoint_url=emulator.info["endpoint"], region_name="eu-west-1",
                                     aws_access_key_id="t", aws_secret_access_key="t")

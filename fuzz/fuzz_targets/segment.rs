@@ -9,7 +9,7 @@ use klaviyo_source::klaviyo::signature::SignatureVerifier;
 use klaviyo_source::mapping::segment_call::map_segment_call;
 use klaviyo_source::secret::WriteKey;
 use klaviyo_source::segment::tracking_api::{CallKind, SegmentCall};
-use klaviyo_source::warehouse::row::{rejected_row, track_row};
+use klaviyo_source::warehouse::row::mapped_row;
 use libfuzzer_sys::fuzz_target;
 
 const KEY: &str = "fuzz-write-key-000001";
@@ -23,9 +23,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(call) = SegmentCall::parse(body, kind) else { return };
     let Ok(call) = call.authenticate(Some(KEY), &verifier) else { return };
     for mapped in map_segment_call(&call, now) {
-        let _ = match mapped {
-            Ok(event) => track_row(&event, now),
-            Err(rejection) => rejected_row(&rejection, now),
-        };
+        let _ = mapped_row(&mapped, now);
     }
 });

@@ -19,7 +19,7 @@ use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, si
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::row::{rejected_row, track_row};
+use klaviyo_source::warehouse::row::mapped_row;
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/webhooks/all_six_collections.json");
@@ -80,13 +80,7 @@ fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>
         signed_at: authenticated.signed_at(),
         received_at: now,
     };
-    let rows: Vec<_> = map_webhook(&webhook, receipt)
-        .into_iter()
-        .map(|mapped| match mapped {
-            Ok(event) => track_row(&event, now),
-            Err(rejection) => rejected_row(&rejection, now),
-        })
-        .collect();
+    let rows: Vec<_> = map_webhook(&webhook, receipt).iter().map(|mapped| mapped_row(mapped, now)).collect();
     pack_rows(&rows, MAX_RECORD_BYTES)
         .map(|p| p.records.len())
         .unwrap_or(0)

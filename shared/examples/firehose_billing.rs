@@ -11,7 +11,7 @@ use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, si
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::row::{WarehouseRow, rejected_row, track_row};
+use klaviyo_source::warehouse::row::{WarehouseRow, mapped_row};
 use serde_json::Value;
 
 const EVENTS: usize = 1000;
@@ -55,13 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         signed_at: now,
         received_at: now,
     };
-    let rows: Vec<WarehouseRow> = map_webhook(&webhook, receipt)
-        .into_iter()
-        .map(|mapped| match mapped {
-            Ok(event) => track_row(&event, now),
-            Err(rejection) => rejected_row(&rejection, now),
-        })
-        .collect();
+    let rows: Vec<WarehouseRow> = map_webhook(&webhook, receipt).iter().map(|mapped| mapped_row(mapped, now)).collect();
 
     println!(
         "events: {}, webhook body: {} bytes",

@@ -314,16 +314,16 @@ def persist_s3(directory: Path):
     S3Backend.delete_object = delete_object
 
 
-def restore_s3(directory: Path, endpoint: str):
-    """Loads the persisted objects back into the (new, empty) bucket."""
+def restore_s3(directory: Path):
+    """Loads the persisted objects back into the (new, empty) bucket, straight into moto's
+    backend (fast: a restart should take seconds, not minutes)."""
     root = directory / BUCKET
     if not root.is_dir():
         return
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test",
-                      aws_secret_access_key="test")
+    backend = s3_backends[ACCOUNT]["aws"]
     for path in root.rglob("*"):
         if path.is_file() and not path.name.endswith(".tmp"):
-            s3.put_object(Bucket=BUCKET, Key=path.relative_to(root).as_posix(), Body=path.read_bytes())
+            backend.put_object(BUCKET, path.relative_to(root).as_posix(), path.read_bytes())
 
 
 def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSpec, write_keys,
@@ -335,7 +335,7 @@ def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSp
     s3 = session.client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     if persist_dir:
-        restore_s3(persist_dir, endpoint)
+        restore_s3(persist_dir)
         persist_s3(persist_dir)
     destination = {
         "BucketARN": f"arn:aws:s3:::{BUCKET}",

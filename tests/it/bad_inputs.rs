@@ -43,29 +43,10 @@ fn signed_at(body: Vec<u8>, timestamp: &str, key_text: &str) -> Request<Body> {
 fn segment(path: &str, body: Vec<u8>, basic_user: Option<&str>) -> Request<Body> {
     let mut builder = Request::post(path).header("content-type", "application/json");
     if let Some(user) = basic_user {
-        let token = base64_encode(format!("{user}:").as_bytes());
+        let token = base64(format!("{user}:").as_bytes());
         builder = builder.header("authorization", format!("Basic {token}"));
     }
     builder.body(Body::from(body)).unwrap()
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
 
 fn envelope(data: &str) -> Vec<u8> {

@@ -7,27 +7,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// base64 of `text`, for Basic auth headers.
-fn base64(text: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 fn post(path: &str, body: &Value, authorization: Option<String>) -> Request<Body> {
     let mut builder = Request::post(path).header("content-type", "application/json");
     if let Some(value) = authorization {
@@ -37,7 +16,7 @@ fn post(path: &str, body: &Value, authorization: Option<String>) -> Request<Body
 }
 
 fn basic(user_and_password: &str) -> Option<String> {
-    Some(format!("Basic {}", base64(user_and_password)))
+    Some(format!("Basic {}", base64(user_and_password.as_bytes())))
 }
 
 fn track(event: &str, user: &str) -> Value {

@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -18,6 +19,9 @@ use sha2::{Digest, Sha256};
 use super::{DeliveryFuture, DeliveryReport, EventSink, SinkError};
 use crate::warehouse::ndjson::{group_by_partition, write_ndjson_line};
 use crate::warehouse::row::{PartitionKey, WarehouseRow};
+
+/// Makes temporary file names unique within the process.
+static TEMP_FILE_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// The default warehouse schema (namespace) name, as in Segment's docs.
 pub const DEFAULT_SCHEMA: &str = "klaviyo";
@@ -95,7 +99,10 @@ fn write_object_atomically(dir: &Path, name: &str, ndjson: &[u8]) -> Result<(), 
     };
     fs::create_dir_all(dir).map_err(io(dir))?;
     let final_path = dir.join(name);
-    let temp_path = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per write: two requests holding the same ids (a retry racing the original) must
+    // not share a temporary file; both then rename onto the same final name, last one wins.
+    let sequence = TEMP_FILE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let temp_path = dir.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut gzip = GzEncoder::new(File::create(&temp_path)?, Compression::default());
         gzip.write_all(ndjson)?;
@@ -192,6 +199,23 @@ mod tests {
         let found = objects(&dir);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].extension().is_some_and(|e| e == "gz"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_identical_writes_all_succeed_into_one_object() {
+        let root = tempfile::tempdir().unwrap();
+        let lake = std::sync::Arc::new(LocalLakeSink::new(root.path(), "klaviyo"));
+        let writes: Vec<_> = (0..32)
+            .map(|_| {
+                let lake = lake.clone();
+                tokio::spawn(async move { lake.deliver(vec![row("email_opened", "2024-01-04", "a")]).await })
+            })
+            .collect();
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        let dir = root.path().join("klaviyo/collection=email_opened/dt=2024-01-04");
+        assert_eq!(objects(&dir).len(), 1);
     }
 
     #[tokio::test]
