@@ -23,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(call) = SegmentCall::parse(body, kind) else { return };
     let Ok(call) = call.authenticate(Some(KEY), &verifier) else { return };
     for mapped in map_segment_call(&call, now) {
-        let _ = mapped_row(&mapped, now);
+        let _ = mapped_row(mapped, now);
     }
 });

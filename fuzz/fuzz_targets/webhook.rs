@@ -31,6 +31,6 @@ fuzz_target!(|body: &[u8]| {
     let Ok(authenticated) = verifier.verify(headers, body, now) else { return };
     let Ok(webhook) = decode_webhook(&authenticated) else { return };
     let receipt = Receipt { signed_at: now, received_at: now };
-    let rows: Vec<_> = map_webhook(&webhook, receipt).iter().map(|mapped| mapped_row(mapped, now)).collect();
+    let rows: Vec<_> = map_webhook(webhook, receipt).into_iter().map(|mapped| mapped_row(mapped, now)).collect();
     let _ = pack_rows(&rows, MAX_RECORD_BYTES);
 });

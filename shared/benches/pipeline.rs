@@ -80,7 +80,10 @@ fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>
         signed_at: authenticated.signed_at(),
         received_at: now,
     };
-    let rows: Vec<_> = map_webhook(&webhook, receipt).iter().map(|mapped| mapped_row(mapped, now)).collect();
+    let rows: Vec<_> = map_webhook(webhook, receipt)
+        .into_iter()
+        .map(|mapped| mapped_row(mapped, now))
+        .collect();
     pack_rows(&rows, MAX_RECORD_BYTES)
         .map(|p| p.records.len())
         .unwrap_or(0)

@@ -55,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         signed_at: now,
         received_at: now,
     };
-    let rows: Vec<WarehouseRow> = map_webhook(&webhook, receipt).iter().map(|mapped| mapped_row(mapped, now)).collect();
+    let rows: Vec<WarehouseRow> = map_webhook(webhook, receipt)
+        .into_iter()
+        .map(|mapped| mapped_row(mapped, now))
+        .collect();
 
     println!(
         "events: {}, webhook body: {} bytes",

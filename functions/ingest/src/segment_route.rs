@@ -91,27 +91,28 @@ async fn store_call(
         SegmentCall::parse(&body, kind)?.authenticate(basic_user.as_deref(), &state.verifier)?;
     let mapped = map_segment_call(&call, received_at);
 
-    let mut rows = Vec::with_capacity(mapped.len());
+    let events = mapped.len();
+    let mut rows = Vec::with_capacity(events);
     let mut rejections = Vec::new();
-    for event in &mapped {
+    for event in mapped {
         match event {
             Ok(event) => rows.push(track_row(event, received_at)),
             Err(rejection) => {
-                rows.push(rejected_row(rejection, received_at));
+                rows.push(rejected_row(&rejection, received_at));
                 rejections.push(RejectionSummary {
                     index: rejection.index,
-                    reason: rejection.reason.clone(),
+                    reason: rejection.reason,
                 });
             }
         }
     }
-    if !mapped.is_empty() && rejections.len() == mapped.len() {
+    if events > 0 && rejections.len() == events {
         return Err(ApiError::InvalidEvents(rejections));
     }
     let (report, delivery_ms) = deliver_rows(state, rows).await?;
     let outcome = SegmentOutcome {
         success: rejections.is_empty(),
-        accepted: mapped.len() - rejections.len(),
+        accepted: events - rejections.len(),
         rejected: rejections.len(),
         rejections,
     };

@@ -75,7 +75,7 @@ async fn store_webhook(
         signed_at: authenticated.signed_at(),
         received_at,
     };
-    let mapped = map_webhook(&webhook, receipt);
+    let mapped = map_webhook(webhook, receipt);
     let (resolutions, identity_stats) = resolve_profiles(state, &mapped).await;
 
     let mut rows = Vec::with_capacity(mapped.len());
@@ -93,7 +93,7 @@ async fn store_webhook(
                     .unwrap_or(&Resolution::Unresolved);
                 match apply_identity(&mut event, resolution, state.only_own_profiles) {
                     IdentityDecision::Keep => {
-                        rows.push(track_row(&event, received_at));
+                        rows.push(track_row(event, received_at));
                         outcome.accepted += 1;
                     }
                     IdentityDecision::SkipNotOwnProfile => outcome.skipped += 1,

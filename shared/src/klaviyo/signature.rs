@@ -37,7 +37,7 @@ pub struct SignatureHeaders<'a> {
 #[derive(Debug)]
 pub struct AuthenticatedBody<'a> {
     body: &'a [u8],
-    webhook_id: &'a str,
+    webhook_id: String,
     signed_at: DateTime<Utc>,
 }
 
@@ -48,8 +48,8 @@ impl<'a> AuthenticatedBody<'a> {
     }
 
     /// The `Klaviyo-Webhook-Id` header value.
-    pub fn webhook_id(&self) -> &'a str {
-        self.webhook_id
+    pub fn webhook_id(&self) -> &str {
+        &self.webhook_id
     }
 
     /// When Klaviyo signed the request (`Klaviyo-Timestamp`).
@@ -111,7 +111,7 @@ impl SignatureVerifier {
     /// Authenticates `body` with its headers at time `now`.
     pub fn verify<'a>(
         &self,
-        headers: SignatureHeaders<'a>,
+        headers: SignatureHeaders<'_>,
         body: &'a [u8],
         now: DateTime<Utc>,
     ) -> Result<AuthenticatedBody<'a>, AuthError> {
@@ -135,7 +135,7 @@ impl SignatureVerifier {
         }
         Ok(AuthenticatedBody {
             body,
-            webhook_id,
+            webhook_id: webhook_id.to_owned(),
             signed_at,
         })
     }

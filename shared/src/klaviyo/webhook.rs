@@ -29,26 +29,34 @@ pub struct WebhookMeta {
 /// [`decode_webhook`] makes one, from an [`AuthenticatedBody`], so holding one proves the
 /// signature was checked.
 #[derive(Debug)]
-pub struct VerifiedWebhook {
+pub struct VerifiedWebhook<'a> {
     meta: WebhookMeta,
-    events: Vec<Result<WebhookEvent, BrokenEvent>>,
+    events: Vec<Result<WebhookEvent<'a>, BrokenEvent<'a>>>,
 }
 
-impl VerifiedWebhook {
+/// One element of `data`, decoded or broken.
+pub type DecodedEvent<'a> = Result<WebhookEvent<'a>, BrokenEvent<'a>>;
+
+impl<'a> VerifiedWebhook<'a> {
     /// The envelope's meta.
     pub fn meta(&self) -> &WebhookMeta {
         &self.meta
     }
 
     /// Every element of `data`, in order, decoded or broken.
-    pub fn events(&self) -> &[Result<WebhookEvent, BrokenEvent>] {
+    pub fn events(&self) -> &[DecodedEvent<'a>] {
         &self.events
+    }
+
+    /// The meta and the events, by value (mapping moves the properties instead of copying).
+    pub fn into_parts(self) -> (WebhookMeta, Vec<DecodedEvent<'a>>) {
+        (self.meta, self.events)
     }
 }
 
-/// One well-formed element of `data`.
+/// One well-formed element of `data`, borrowing its text from the request body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WebhookEvent {
+pub struct WebhookEvent<'a> {
     /// Position in `data`.
     pub index: usize,
     /// `external_id` of the element.
@@ -69,19 +77,19 @@ pub struct WebhookEvent {
     pub metric_id: Option<String>,
     /// `relationships.profile.data.id`.
     pub profile_id: Option<String>,
-    /// The element's exact bytes, for a deterministic id when Klaviyo gives none.
-    pub raw: String,
+    /// The element's exact text, for a deterministic id when Klaviyo gives none.
+    pub raw: &'a str,
 }
 
 /// An element of `data` that is not a decodable event, kept with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokenEvent {
+pub struct BrokenEvent<'a> {
     /// Position in `data`.
     pub index: usize,
     /// What is wrong with it.
     pub reason: String,
     /// The element's exact JSON text.
-    pub raw: String,
+    pub raw: &'a str,
 }
 
 /// Why an authenticated body was refused as a whole.
@@ -187,15 +195,15 @@ impl From<StringOrNumber> for String {
 
 /// Decodes an authenticated body and checks that its `meta.klaviyo_webhook_id` matches the
 /// `Klaviyo-Webhook-Id` header it was signed with.
-pub fn decode_webhook(
-    authenticated: &AuthenticatedBody<'_>,
-) -> Result<VerifiedWebhook, DecodeError> {
+pub fn decode_webhook<'a>(
+    authenticated: &AuthenticatedBody<'a>,
+) -> Result<VerifiedWebhook<'a>, DecodeError> {
     if nests_deeper_than(authenticated.body(), MAX_JSON_DEPTH) {
         return Err(DecodeError::MalformedJson(format!(
             "JSON nests deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
-    let envelope: EnvelopeWire<'_> =
+    let envelope: EnvelopeWire<'a> =
         serde_json::from_slice(authenticated.body()).map_err(|err| match err.classify() {
             serde_json::error::Category::Data => DecodeError::InvalidShape(err.to_string()),
             _ => DecodeError::MalformedJson(err.to_string()),
@@ -218,11 +226,11 @@ pub fn decode_webhook(
     Ok(VerifiedWebhook { meta, events })
 }
 
-fn decode_event(index: usize, raw: &RawValue) -> Result<WebhookEvent, BrokenEvent> {
+fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
     let broken = |reason: String| BrokenEvent {
         index,
         reason,
-        raw: raw.get().to_owned(),
+        raw: raw.get(),
     };
     let wire: EventWire =
         serde_json::from_str(raw.get()).map_err(|err| broken(format!("data[{index}]: {err}")))?;
@@ -246,7 +254,7 @@ fn decode_event(index: usize, raw: &RawValue) -> Result<WebhookEvent, BrokenEven
         properties: attributes.event_properties.unwrap_or_default(),
         metric_id: related_id(resource.relationships.metric),
         profile_id: related_id(resource.relationships.profile),
-        raw: raw.get().to_owned(),
+        raw: raw.get(),
     })
 }
 
@@ -260,7 +268,10 @@ mod tests {
 
     const TIMESTAMP: &str = "1704391525";
 
-    fn decode(body: &str, header_webhook_id: &str) -> Result<VerifiedWebhook, DecodeError> {
+    fn decode<'a>(
+        body: &'a str,
+        header_webhook_id: &'a str,
+    ) -> Result<VerifiedWebhook<'a>, DecodeError> {
         let key = WriteKey::new("decode-test-key-0123").unwrap();
         let signature = sign(&key, body.as_bytes(), TIMESTAMP);
         let verifier = SignatureVerifier::new(vec![key], DEFAULT_TIMESTAMP_TOLERANCE).unwrap();

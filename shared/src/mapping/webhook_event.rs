@@ -51,35 +51,42 @@ pub type Mapped = Result<TrackEvent, Box<Rejection>>;
 
 /// Maps every element of `webhook`, in order. Never drops one: each is a track event or a
 /// rejection.
-pub fn map_webhook(webhook: &VerifiedWebhook, receipt: Receipt) -> Vec<Mapped> {
-    webhook
-        .events()
-        .iter()
+pub fn map_webhook(webhook: VerifiedWebhook<'_>, receipt: Receipt) -> Vec<Mapped> {
+    let (meta, events) = webhook.into_parts();
+    // The batch's send time is the same for every event: work it out once.
+    let sent_at = batch_sent_at(&meta, receipt);
+    events
+        .into_iter()
         .map(|decoded| match decoded {
-            Ok(event) => map_event(event, webhook.meta(), receipt),
-            Err(broken) => Err(Box::new(reject_broken(broken, webhook.meta(), receipt))),
+            Ok(event) => map_event(event, &meta, &sent_at, receipt),
+            Err(broken) => Err(Box::new(reject_broken(&broken, &meta, receipt))),
         })
         .collect()
 }
 
-fn map_event(event: &WebhookEvent, meta: &WebhookMeta, receipt: Receipt) -> Mapped {
+fn map_event(
+    event: WebhookEvent<'_>,
+    meta: &WebhookMeta,
+    sent_at: &str,
+    receipt: Receipt,
+) -> Mapped {
     let reject = |reason: &str| {
         Box::new(Rejection {
             message_id: message_id_from_content("klaviyo-rejected", event.raw.as_bytes()),
             index: event.index,
             reason: format!("data[{}]: {reason}", event.index),
-            raw: event.raw.clone(),
+            raw: event.raw.to_owned(),
             source: KLAVIYO_WEBHOOK_SOURCE,
             webhook_id: Some(meta.webhook_id.clone()),
             received_at: receipt.received_at,
         })
     };
-    let Some(occurred_at) = event_time(event) else {
+    let Some(occurred_at) = event_time(&event) else {
         return Err(reject(
             "attributes.datetime and attributes.timestamp are not valid times",
         ));
     };
-    let Some(profile_id) = event.profile_id.as_deref().filter(|id| !id.is_empty()) else {
+    let Some(profile_id) = event.profile_id.clone().filter(|id| !id.is_empty()) else {
         return Err(reject(
             "relationships.profile names no profile, so the event has no recipient",
         ));
@@ -94,15 +101,11 @@ fn map_event(event: &WebhookEvent, meta: &WebhookMeta, receipt: Receipt) -> Mapp
         None => message_id_from_content("klaviyo-c", event.raw.as_bytes()),
     };
 
+    let context = context(&event, meta, &profile_id);
     let mut properties = Map::new();
     add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
-    properties.insert("klaviyo".into(), Value::Object(event.properties.clone()));
+    properties.insert("klaviyo".into(), Value::Object(event.properties));
 
-    let sent_at = meta
-        .timestamp
-        .as_deref()
-        .and_then(parse_iso_datetime)
-        .unwrap_or(receipt.signed_at);
     let occurred = format_timestamp(occurred_at);
     Ok(TrackEvent {
         kind: TrackEvent::KIND,
@@ -110,20 +113,30 @@ fn map_event(event: &WebhookEvent, meta: &WebhookMeta, receipt: Receipt) -> Mapp
         event: collection.event_name().to_owned(),
         collection_slug: collection.slug().to_owned(),
         user_id: None,
-        anonymous_id: Some(profile_id.to_owned()),
+        anonymous_id: Some(profile_id),
         properties,
-        context: context(event, meta, profile_id),
+        context,
         integrations: Map::new(),
         // Klaviyo's event time comes from Klaviyo's servers, not from a device with a
         // drifting clock, so Segment's skew correction would only subtract network delay.
         timestamp: occurred.clone(),
         original_timestamp: occurred,
-        sent_at: Some(format_timestamp(sent_at)),
+        sent_at: Some(sent_at.to_owned()),
         received_at: format_timestamp(receipt.received_at),
     })
 }
 
-fn event_time(event: &WebhookEvent) -> Option<DateTime<Utc>> {
+/// `meta.timestamp`, or, when absent or unreadable, when Klaviyo signed the request.
+fn batch_sent_at(meta: &WebhookMeta, receipt: Receipt) -> String {
+    format_timestamp(
+        meta.timestamp
+            .as_deref()
+            .and_then(parse_iso_datetime)
+            .unwrap_or(receipt.signed_at),
+    )
+}
+
+fn event_time(event: &WebhookEvent<'_>) -> Option<DateTime<Utc>> {
     event
         .datetime
         .as_deref()
@@ -131,7 +144,7 @@ fn event_time(event: &WebhookEvent) -> Option<DateTime<Utc>> {
         .or_else(|| event.timestamp.and_then(unix_time_to_datetime))
 }
 
-fn context(event: &WebhookEvent, meta: &WebhookMeta, profile_id: &str) -> Map<String, Value> {
+fn context(event: &WebhookEvent<'_>, meta: &WebhookMeta, profile_id: &str) -> Map<String, Value> {
     let mut integration = Map::new();
     integration.insert("name".into(), json!("klaviyo"));
     if let Some(version) = &meta.version {
@@ -160,12 +173,12 @@ fn context(event: &WebhookEvent, meta: &WebhookMeta, profile_id: &str) -> Map<St
     context
 }
 
-fn reject_broken(broken: &BrokenEvent, meta: &WebhookMeta, receipt: Receipt) -> Rejection {
+fn reject_broken(broken: &BrokenEvent<'_>, meta: &WebhookMeta, receipt: Receipt) -> Rejection {
     Rejection {
         message_id: message_id_from_content("klaviyo-rejected", broken.raw.as_bytes()),
         index: broken.index,
         reason: broken.reason.clone(),
-        raw: broken.raw.clone(),
+        raw: broken.raw.to_owned(),
         source: KLAVIYO_WEBHOOK_SOURCE,
         webhook_id: Some(meta.webhook_id.clone()),
         received_at: receipt.received_at,
@@ -193,7 +206,9 @@ mod tests {
         }
     }
 
-    fn event() -> WebhookEvent {
+    const SENT: &str = "2024-01-04T18:05:25.000Z";
+
+    fn event() -> WebhookEvent<'static> {
         WebhookEvent {
             index: 0,
             external_id: Some("EXT".into()),
@@ -212,7 +227,9 @@ mod tests {
     #[test]
     fn falls_back_through_the_klaviyo_ids_for_the_message_id() {
         assert_eq!(
-            map_event(&event(), &meta(), receipt()).unwrap().message_id,
+            map_event(event(), &meta(), SENT, receipt())
+                .unwrap()
+                .message_id,
             "klaviyo-EVT"
         );
         let external = WebhookEvent {
@@ -220,7 +237,9 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(&external, &meta(), receipt()).unwrap().message_id,
+            map_event(external, &meta(), SENT, receipt())
+                .unwrap()
+                .message_id,
             "klaviyo-EXT"
         );
         let uuid = WebhookEvent {
@@ -229,7 +248,9 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(&uuid, &meta(), receipt()).unwrap().message_id,
+            map_event(uuid, &meta(), SENT, receipt())
+                .unwrap()
+                .message_id,
             "klaviyo-UUID"
         );
         let none = WebhookEvent {
@@ -238,13 +259,15 @@ mod tests {
             uuid: None,
             ..event()
         };
-        let id = map_event(&none, &meta(), receipt()).unwrap().message_id;
+        let id = map_event(none, &meta(), SENT, receipt())
+            .unwrap()
+            .message_id;
         assert!(id.starts_with("klaviyo-c-"), "{id}");
     }
 
     #[test]
     fn never_invents_a_user_id() {
-        let track = map_event(&event(), &meta(), receipt()).unwrap();
+        let track = map_event(event(), &meta(), SENT, receipt()).unwrap();
         assert_eq!(track.user_id, None);
         assert_eq!(track.anonymous_id.as_deref(), Some("PROFILE"));
         assert_eq!(track.context["klaviyo"]["identity_resolved"], false);
@@ -252,8 +275,26 @@ mod tests {
 
     #[test]
     fn sent_at_falls_back_to_the_signing_time() {
-        let track = map_event(&event(), &meta(), receipt()).unwrap();
-        assert_eq!(track.sent_at.as_deref(), Some("2024-01-04T18:05:25.000Z"));
+        assert_eq!(
+            batch_sent_at(&meta(), receipt()),
+            "2024-01-04T18:05:25.000Z"
+        );
+        let with_meta = WebhookMeta {
+            timestamp: Some("2024-01-04 18:05:20.123456+00:00".into()),
+            ..meta()
+        };
+        assert_eq!(
+            batch_sent_at(&with_meta, receipt()),
+            "2024-01-04T18:05:20.123Z"
+        );
+        let unreadable = WebhookMeta {
+            timestamp: Some("soon".into()),
+            ..meta()
+        };
+        assert_eq!(
+            batch_sent_at(&unreadable, receipt()),
+            "2024-01-04T18:05:25.000Z"
+        );
     }
 
     #[test]
@@ -262,13 +303,13 @@ mod tests {
             profile_id: None,
             ..event()
         };
-        let err = map_event(&no_profile, &meta(), receipt()).unwrap_err();
+        let err = map_event(no_profile, &meta(), SENT, receipt()).unwrap_err();
         assert!(err.reason.contains("profile"), "{}", err.reason);
         let bad_time = WebhookEvent {
             datetime: Some("soon".into()),
             ..event()
         };
-        let err = map_event(&bad_time, &meta(), receipt()).unwrap_err();
+        let err = map_event(bad_time, &meta(), SENT, receipt()).unwrap_err();
         assert!(err.reason.contains("datetime"), "{}", err.reason);
         assert_eq!(err.webhook_id.as_deref(), Some("wh"));
     }
@@ -281,7 +322,7 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(&both, &meta(), receipt()).unwrap().timestamp,
+            map_event(both, &meta(), SENT, receipt()).unwrap().timestamp,
             "2024-01-04T18:05:01.000Z"
         );
     }

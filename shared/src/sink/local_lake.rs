@@ -208,13 +208,18 @@ mod tests {
         let writes: Vec<_> = (0..32)
             .map(|_| {
                 let lake = lake.clone();
-                tokio::spawn(async move { lake.deliver(vec![row("email_opened", "2024-01-04", "a")]).await })
+                tokio::spawn(async move {
+                    lake.deliver(vec![row("email_opened", "2024-01-04", "a")])
+                        .await
+                })
             })
             .collect();
         for write in writes {
             write.await.unwrap().unwrap();
         }
-        let dir = root.path().join("klaviyo/collection=email_opened/dt=2024-01-04");
+        let dir = root
+            .path()
+            .join("klaviyo/collection=email_opened/dt=2024-01-04");
         assert_eq!(objects(&dir).len(), 1);
     }
 

@@ -6,31 +6,49 @@
 /// A key with no letters or digits at all becomes `_`.
 pub fn to_column_name(key: &str) -> String {
     let mut name = String::with_capacity(key.len() + 4);
+    push_column_name(&mut name, key);
+    name
+}
+
+/// Appends the column name of `key` to `out` (see [`to_column_name`]); lets a caller build
+/// `prefix_name` in one buffer.
+pub fn push_column_name(out: &mut String, key: &str) {
+    let start = out.len();
     let mut previous: Option<char> = None;
     let mut pending_separator = false;
     for ch in key.chars() {
         if ch.is_alphanumeric() {
             let starts_camel_word = ch.is_uppercase()
                 && previous.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit());
-            if (pending_separator || starts_camel_word) && !name.is_empty() {
-                name.push('_');
+            if (pending_separator || starts_camel_word) && out.len() > start {
+                out.push('_');
             }
             pending_separator = false;
-            name.extend(ch.to_lowercase());
+            if ch.is_ascii() {
+                out.push(ch.to_ascii_lowercase());
+            } else {
+                out.extend(ch.to_lowercase());
+            }
         } else {
             pending_separator = true;
         }
         previous = Some(ch);
     }
-    if name.is_empty() {
-        name.push('_');
+    if out.len() == start {
+        out.push('_');
     }
-    name
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appends_after_a_prefix() {
+        let mut name = String::from("context_");
+        push_column_name(&mut name, "userAgent");
+        assert_eq!(name, "context_user_agent");
+    }
 
     #[test]
     fn converts_klaviyo_property_keys() {

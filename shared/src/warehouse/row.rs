@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::column_name::to_column_name;
+use super::column_name::push_column_name;
 use crate::collection::Collection;
 use crate::mapping::{Mapped, Rejection};
 use crate::segment::track::TrackEvent;
@@ -56,31 +56,35 @@ impl WarehouseRow {
     }
 }
 
-/// The row for a track event loaded at `loaded_at`.
-pub fn track_row(event: &TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
+/// The row for a track event loaded at `loaded_at`. Takes the event by value: its strings
+/// and property values move into the row instead of being copied.
+pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
+    let partition = PartitionKey {
+        collection: event.collection_slug.clone(),
+        // Timestamps are always written in UTC, so the first ten characters are the date.
+        dt: event.timestamp.get(..10).unwrap_or_default().to_owned(),
+    };
+    let optional = |s: Option<String>| s.map_or(Value::Null, Value::String);
     let mut columns = Map::new();
-    let text = |s: &str| Value::String(s.to_owned());
-    let optional = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
-    columns.insert("id".into(), text(&event.message_id));
-    columns.insert("event".into(), text(&event.collection_slug));
-    columns.insert("event_text".into(), text(&event.event));
-    columns.insert("user_id".into(), optional(&event.user_id));
-    columns.insert("anonymous_id".into(), optional(&event.anonymous_id));
-    columns.insert("timestamp".into(), text(&event.timestamp));
-    columns.insert("original_timestamp".into(), text(&event.original_timestamp));
-    columns.insert("sent_at".into(), optional(&event.sent_at));
-    columns.insert("received_at".into(), text(&event.received_at));
+    columns.insert("id".into(), Value::String(event.message_id));
+    columns.insert("event".into(), Value::String(event.collection_slug));
+    columns.insert("event_text".into(), Value::String(event.event));
+    columns.insert("user_id".into(), optional(event.user_id));
+    columns.insert("anonymous_id".into(), optional(event.anonymous_id));
+    columns.insert("timestamp".into(), Value::String(event.timestamp));
+    columns.insert(
+        "original_timestamp".into(),
+        Value::String(event.original_timestamp),
+    );
+    columns.insert("sent_at".into(), optional(event.sent_at));
+    columns.insert("received_at".into(), Value::String(event.received_at));
     columns.insert("uuid_ts".into(), Value::String(format_timestamp(loaded_at)));
-    flatten_into(&mut columns, "context", &event.context);
-    flatten_into(&mut columns, "", &event.properties);
-    WarehouseRow {
-        partition: PartitionKey {
-            collection: event.collection_slug.clone(),
-            // Timestamps are always written in UTC, so the first ten characters are the date.
-            dt: event.timestamp.get(..10).unwrap_or_default().to_owned(),
-        },
-        columns,
-    }
+    let mut name = String::with_capacity(64);
+    name.push_str("context");
+    flatten_into(&mut columns, &mut name, event.context);
+    name.clear();
+    flatten_into(&mut columns, &mut name, event.properties);
+    WarehouseRow { partition, columns }
 }
 
 /// The row for an event that could not be mapped: its reason and exact JSON, stored in the
@@ -119,32 +123,35 @@ pub fn rejected_row(rejection: &Rejection, loaded_at: DateTime<Utc>) -> Warehous
 }
 
 /// The row for one mapping outcome: a track row, or a rejected row.
-pub fn mapped_row(mapped: &Mapped, loaded_at: DateTime<Utc>) -> WarehouseRow {
+pub fn mapped_row(mapped: Mapped, loaded_at: DateTime<Utc>) -> WarehouseRow {
     match mapped {
         Ok(event) => track_row(event, loaded_at),
-        Err(rejection) => rejected_row(rejection, loaded_at),
+        Err(rejection) => rejected_row(&rejection, loaded_at),
     }
 }
 
-/// Flattens `object` into `columns`, each key prefixed with `prefix_` (no prefix if empty).
-fn flatten_into(columns: &mut Map<String, Value>, prefix: &str, object: &Map<String, Value>) {
+/// Flattens `object` into `columns`. `name` holds the prefix (empty at the top level) and
+/// is reused as the buffer for every column name below it.
+fn flatten_into(columns: &mut Map<String, Value>, name: &mut String, object: Map<String, Value>) {
+    let prefix_len = name.len();
     for (key, value) in object {
-        let name = if prefix.is_empty() {
-            to_column_name(key)
-        } else {
-            format!("{prefix}_{}", to_column_name(key))
-        };
+        name.truncate(prefix_len);
+        if prefix_len > 0 {
+            name.push('_');
+        }
+        push_column_name(name, &key);
         match value {
-            Value::Object(nested) => flatten_into(columns, &name, nested),
+            Value::Object(nested) => flatten_into(columns, name, nested),
             Value::Array(_) => insert_unique(columns, name, Value::String(value.to_string())),
-            scalar => insert_unique(columns, name, scalar.clone()),
+            scalar => insert_unique(columns, name, scalar),
         }
     }
+    name.truncate(prefix_len);
 }
 
-fn insert_unique(columns: &mut Map<String, Value>, name: String, value: Value) {
-    if !columns.contains_key(&name) {
-        columns.insert(name, value);
+fn insert_unique(columns: &mut Map<String, Value>, name: &str, value: Value) {
+    if !columns.contains_key(name) {
+        columns.insert(name.to_owned(), value);
         return;
     }
     let mut n = 2;
@@ -183,14 +190,14 @@ mod tests {
 
     #[test]
     fn a_row_read_back_has_the_same_partition() {
-        let row = track_row(&event(json!({}), json!({})), loaded());
+        let row = track_row(event(json!({}), json!({})), loaded());
         assert_eq!(WarehouseRow::from_columns(row.columns.clone()), Some(row));
         assert_eq!(WarehouseRow::from_columns(Map::new()), None);
     }
 
     #[test]
     fn writes_segment_common_columns_and_partition() {
-        let row = track_row(&event(json!({}), json!({})), loaded());
+        let row = track_row(event(json!({}), json!({})), loaded());
         assert_eq!(
             row.partition,
             PartitionKey {
@@ -211,7 +218,7 @@ mod tests {
     #[test]
     fn flattens_nested_objects_and_stores_arrays_as_json() {
         let row = track_row(
-            &event(
+            event(
                 json!({"klaviyo": {"$group_ids": [1, "a"], "$attribution": {"$flow": "F1"}, "machine_open": true}}),
                 json!({"integration": {"name": "klaviyo"}, "userAgent": "UA"}),
             ),
@@ -227,7 +234,7 @@ mod tests {
     #[test]
     fn keeps_both_values_when_keys_collide() {
         let row = track_row(
-            &event(
+            event(
                 json!({"klaviyo": {"Campaign Name": "A", "campaign_name": "B"}}),
                 json!({}),
             ),
@@ -240,7 +247,7 @@ mod tests {
     #[test]
     fn properties_never_overwrite_common_columns() {
         let row = track_row(
-            &event(json!({"id": "evil", "timestamp": "x"}), json!({})),
+            event(json!({"id": "evil", "timestamp": "x"}), json!({})),
             loaded(),
         );
         assert_eq!(row.columns["id"], json!("klaviyo-1"));
