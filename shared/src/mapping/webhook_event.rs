@@ -220,7 +220,7 @@ mod tests {
             properties: Map::new(),
             metric_id: None,
             profile_id: Some("PROFILE".into()),
-            raw: "{}".into(),
+            raw: "{}",
         }
     }
 
