@@ -78,12 +78,10 @@ impl FirehoseSink {
         let mut failure: Option<String> =
             (!spill.is_empty()).then(|| "rows larger than a Firehose record".to_owned());
         let sizes: Vec<usize> = packing.records.iter().map(|r| r.data.len()).collect();
+        let mut stream_failing = false;
         for range in batch_ranges(&sizes) {
             let batch = &packing.records[range];
-            if failure
-                .as_deref()
-                .is_some_and(|f| f.starts_with("PutRecordBatch"))
-            {
+            if stream_failing {
                 // Firehose itself is failing: do not spend the deadline on more calls.
                 spill.extend(batch.iter().flat_map(|r| r.rows.iter().copied()));
                 continue;
@@ -106,6 +104,7 @@ impl FirehoseSink {
                         .iter()
                         .flat_map(|&i| batch[i].rows.iter().copied()),
                 );
+                stream_failing = outcome.call_error.is_some();
                 failure = Some(match outcome.call_error {
                     Some(error) => error.to_string(),
                     None => format!(
