@@ -124,7 +124,9 @@ def date_projection(template_sub):
     return {
         "projection.dt.type": "date",
         "projection.dt.format": "yyyy-MM-dd",
-        "projection.dt.range": "2012-01-01,NOW",
+        # The range the function stores (shared/src/event_time.rs): from 2000-01-01 to a year
+        # past the receipt; NOW is the query time, never earlier than any receipt.
+        "projection.dt.range": "2000-01-01,NOW+1YEARS",
         "projection.dt.interval": "1",
         "projection.dt.interval.unit": "DAYS",
         "storage.location.template": f"!Sub {template_sub}",
@@ -145,18 +147,34 @@ def all_collections_projection():
     return projection
 
 
+def any_collection_projection():
+    """`injected`: Athena takes the collection from the query's WHERE clause, so every
+    collection ever stored (Segment custom events, SMS topics) is readable without a
+    redeploy; a query must name the collection(s) with = or IN."""
+    projection = date_projection("'s3://${DataBucket}/${SchemaName}/collection=${!collection}/dt=${!dt}/'")
+    projection["projection.collection.type"] = "injected"
+    return projection
+
+
 def dedupe_query(table):
+    # Copies of one event share its dt (the date of its timestamp), so partitioning the
+    # window by (dt, id) keeps the same rows as by id alone and lets Trino push a dt filter
+    # below the window. The one exception (a Segment call retried across midnight with no
+    # timestamp of its own) is stated in the README. tracks also partitions by collection.
+    partition_by = "collection, dt, id" if table == "tracks" else "dt, id"
     return f"""  {logical_id(table)[:-5]}DedupeViewQuery:
     Type: AWS::Athena::NamedQuery
     Properties:
       Database: !Ref GlueDatabase
       WorkGroup: !Ref AthenaWorkGroup
       Name: !Sub '${{SchemaName}}.{table}_deduped view'
-      Description: Firehose delivers at least once; this view keeps one row per id (the first received).
+      Description: >-
+        Firehose delivers at least once; this view keeps one row per id (the first received).
+        Partitioned by dt and id so a dt filter prunes partitions below the window.
       QueryString: !Sub |
         CREATE OR REPLACE VIEW "${{SchemaName}}"."{table}_deduped" AS
         SELECT * FROM (
-          SELECT *, row_number() OVER (PARTITION BY id ORDER BY received_at) AS row_rank
+          SELECT *, row_number() OVER (PARTITION BY {partition_by} ORDER BY received_at) AS row_rank
           FROM "${{SchemaName}}"."{table}"
         ) WHERE row_rank = 1
 """
@@ -169,11 +187,14 @@ def render() -> str:
     parts.append(collection_table("rejected_events", REJECTED))
     parts.append(table_yaml("tracks", COMMON, "'s3://${DataBucket}/${SchemaName}/'",
                             [("collection", "string", ""), ("dt", "string", "")], all_collections_projection()))
+    parts.append(table_yaml("all_tracks", COMMON, "'s3://${DataBucket}/${SchemaName}/'",
+                            [("collection", "string", "name it with = or IN"), ("dt", "string", "")],
+                            any_collection_projection()))
     parts.append(table_yaml("raw_rows", [("line", "string", "the whole row as JSON: use json_extract_scalar")],
                             "'s3://${DataBucket}/${SchemaName}/'",
-                            [("collection", "string", ""), ("dt", "string", "")], all_collections_projection(),
-                            serde="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
-                            serde_params={"field.delim": "'\\u0001'"}))
+                            [("collection", "string", "name it with = or IN"), ("dt", "string", "")],
+                            any_collection_projection(),
+                            serde="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"))
     for table in list(COLLECTIONS) + ["tracks"]:
         parts.append(dedupe_query(table))
     return "".join(parts)

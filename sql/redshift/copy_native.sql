@@ -1,9 +1,11 @@
 -- Redshift: load the lake into native tables with COPY (one statement per collection and
 -- day; COPY reads the gzip NDJSON as Firehose wrote it). Replace the placeholders.
 
-create schema if not exists klaviyo;
+-- The native tables live in their own schema, klaviyo_native, so they never collide with the
+-- external schema `klaviyo` that spectrum.sql creates over the Glue database.
+create schema if not exists klaviyo_native;
 
-create table if not exists klaviyo.email_delivered (
+create table if not exists klaviyo_native.email_delivered (
   id varchar(128) not null,
   anonymous_id varchar(512),
   user_id varchar(512),
@@ -21,7 +23,7 @@ create table if not exists klaviyo.email_delivered (
   campaign_name varchar(1024)
 );
 
-copy klaviyo.email_delivered
+copy klaviyo_native.email_delivered
 from 's3://<lake-bucket>/klaviyo/collection=email_delivered/dt=2024-01-04/'
 iam_role 'arn:aws:iam::<account-id>:role/<redshift-copy-role>'
 format as json 'auto ignorecase'
@@ -30,8 +32,9 @@ timeformat 'auto';
 
 -- Firehose delivers at least once, and a redelivered event keeps its id: query through a
 -- view that keeps one row per id.
-create or replace view klaviyo.email_delivered_deduped as
+create or replace view klaviyo_native.email_delivered_deduped as
 select * from (
   select *, row_number() over (partition by id order by received_at) as row_rank
-  from klaviyo.email_delivered
-) where row_rank = 1;
+  from klaviyo_native.email_delivered
+) as ranked
+where row_rank = 1;

@@ -130,8 +130,10 @@ class StackEmulator:
         return into
 
     def clear(self):
-        for key in self.keys():
-            self.s3.delete_object(Bucket=self.info["bucket"], Key=key)
+        keys = self.keys()
+        for start in range(0, len(keys), 1000):
+            self.s3.delete_objects(Bucket=self.info["bucket"],
+                                   Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
         self.control("/reset", {})
 
     def stop(self):

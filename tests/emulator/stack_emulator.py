@@ -28,6 +28,7 @@ Faults are injected through a control port: POST /faults with JSON
 """
 
 import argparse
+import base64
 import gzip
 import json
 import random
@@ -54,10 +55,19 @@ ACCOUNT = "123456789012"
 STREAM = "klaviyo-source-test"
 BUCKET = "klaviyo-source-lake-test"
 
+# AWS's numbers, stated here from AWS's pages (never imported from the project's code, so a
+# misreading there cannot be mirrored here). Sources and tests: tests/emulator/README.md.
 # PutRecordBatch limits: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1000 * 1024
+# "Record deaggregation by JSON or by delimiter is capped at 500 per record."
+# https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-multirecord-deaggergation.html
+MAX_DEAGGREGATED_OBJECTS_PER_RECORD = 500
+# "Once the active partitions count reaches the limit of 500 per Firehose stream, the rest of
+# the records in the Firehose stream are delivered to the specified S3 error bucket prefix
+# (activePartitionExceeded)." https://docs.aws.amazon.com/firehose/latest/dev/buffering.html
+MAX_ACTIVE_PARTITIONS = 500
 
 
 def load_template(path: Path) -> dict:
@@ -125,6 +135,21 @@ def run_jq(query: str, documents):
     return outputs
 
 
+def run_jq_each(query: str, documents):
+    """One result per document; None where jq fails on that document (Firehose sends such a
+    record to the error output). Runs all documents at once, one by one only after a failure."""
+    try:
+        return run_jq(query, documents)
+    except RuntimeError:
+        results = []
+        for document in documents:
+            try:
+                results.extend(run_jq(query, [document]))
+            except RuntimeError:
+                results.append(None)
+        return results
+
+
 class Faults:
     """Injected failures, consumed call by call, and what happened."""
 
@@ -137,7 +162,8 @@ class Faults:
             self.plan = {"throttle_calls": 0, "fail_calls": 0, "record_failure_rate": 0.0,
                          "fail_records_for_calls": 0}
             self.stats = {"calls": 0, "records": 0, "failed_records": 0, "throttled_calls": 0,
-                          "failed_calls": 0, "rows_written": 0, "objects_written": 0}
+                          "failed_calls": 0, "rows_written": 0, "objects_written": 0,
+                          "error_records": 0, "max_objects_per_record": 0}
             self.random = random.Random(7)
 
     def configure(self, plan: dict):
@@ -217,45 +243,89 @@ class ExtendedFirehose:
         return {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": responses}
 
     def deliver(self, backend, stream_name, version_id, datas):
-        documents = []
-        for data in datas:
-            documents.extend(split_json_objects(data) if self.spec.deaggregate == "JSON" else [data.decode()])
-        keys = run_jq(self.spec.query, documents)
+        """What Firehose does with accepted records: de-aggregate, extract the partition keys,
+        group by prefix, and write; whatever fails goes to the error prefix as error records
+        (the call itself has already succeeded). One call is one buffer here: real Firehose
+        buffers up to 60 s across calls, so its partition count can only be higher."""
+        arrival = int(time.time() * 1000)
         now = time.gmtime()
+        documents, failures = [], []
+        for data in datas:
+            if self.spec.deaggregate != "JSON":
+                documents.append(data.decode("utf-8", "replace"))
+                continue
+            try:
+                objects = split_json_objects(data)
+            except (UnicodeDecodeError, ValueError) as error:
+                failures.append(("DynamicPartitioning.DeAggregationFailed", str(error), data))
+                continue
+            with self.faults.lock:
+                stats = self.faults.stats
+                stats["max_objects_per_record"] = max(stats["max_objects_per_record"], len(objects))
+            documents.extend(objects[:MAX_DEAGGREGATED_OBJECTS_PER_RECORD])
+            for extra in objects[MAX_DEAGGREGATED_OBJECTS_PER_RECORD:]:
+                failures.append(("DynamicPartitioning.DeAggregationRecordCountLimitExceeded",
+                                 f"more than {MAX_DEAGGREGATED_OBJECTS_PER_RECORD} JSON objects in one record",
+                                 extra.encode()))
         groups = {}
-        for document, partition in zip(documents, keys):
-            prefix = self.partition_prefix(partition, now)
-            groups.setdefault(prefix, []).append(document)
-        bucket = BUCKET
+        for document, partition in zip(documents, run_jq_each(self.spec.query, documents)):
+            prefix = None if partition is None else self.partition_prefix(partition)
+            if prefix is None:
+                failures.append(("DynamicPartitioning.MetadataExtractionFailed",
+                                 "the partition keys could not be extracted", document.encode()))
+            elif prefix not in groups and len(groups) >= MAX_ACTIVE_PARTITIONS:
+                failures.append(("DynamicPartitioning.ActivePartitionsLimitExceeded",
+                                 f"more than {MAX_ACTIVE_PARTITIONS} active partitions", document.encode()))
+            else:
+                groups.setdefault(prefix, []).append(document)
         for prefix, group in groups.items():
-            body = b"".join(d.encode() + (self.spec.delimiter or b"") for d in group)
-            if self.spec.compression == "GZIP":
-                body = gzip.compress(body)
-            stamp = time.strftime("%Y-%m-%d-%H-%M-%S", now)
-            suffix = ".gz" if self.spec.compression == "GZIP" else ""
-            key = f"{prefix}{stream_name}-{version_id}-{stamp}-{uuid.uuid4()}{suffix}"
-            s3_backends[backend.account_id][backend.partition].put_object(bucket, key, body)
+            self.write_object(backend, stream_name, version_id, prefix,
+                              b"".join(d.encode() + (self.spec.delimiter or b"") for d in group), now)
             with self.faults.lock:
                 self.faults.stats["rows_written"] += len(group)
-                self.faults.stats["objects_written"] += 1
+        by_type = {}
+        for code, message, raw in failures:
+            error_type = "activePartitionExceeded" if code.endswith("ActivePartitionsLimitExceeded") \
+                else "partitioning-failed"
+            by_type.setdefault(error_type, []).append(json.dumps({
+                "attemptsMade": 1, "arrivalTimestamp": arrival, "errorCode": code, "errorMessage": message,
+                "attemptEndingTimestamp": int(time.time() * 1000),
+                "rawData": base64.b64encode(raw).decode()}).encode() + b"\n")
+        for error_type, lines in by_type.items():
+            prefix = self.spec.error_prefix.replace("!{firehose:error-output-type}", error_type)
+            prefix = re.sub(r"!\{timestamp:([^}]+)\}", lambda m: java_time(m.group(1), now), prefix)
+            self.write_object(backend, stream_name, version_id, prefix, b"".join(lines), now)
+            with self.faults.lock:
+                self.faults.stats["error_records"] += len(lines)
 
-    def partition_prefix(self, partition, now) -> str:
+    def write_object(self, backend, stream_name, version_id, prefix, body, now):
+        if self.spec.compression == "GZIP":
+            body = gzip.compress(body)
+        stamp = time.strftime("%Y-%m-%d-%H-%M-%S", now)
+        suffix = ".gz" if self.spec.compression == "GZIP" else ""
+        key = f"{prefix}{stream_name}-{version_id}-{stamp}-{uuid.uuid4()}{suffix}"
+        s3_backends[backend.account_id][backend.partition].put_object(BUCKET, key, body)
+        with self.faults.lock:
+            self.faults.stats["objects_written"] += 1
+
+    def partition_prefix(self, partition):
+        """The evaluated Prefix, or None when a key is missing, empty or not a string."""
         def key(match):
             value = partition.get(match.group(1)) if isinstance(partition, dict) else None
             if not isinstance(value, str) or not value:
                 raise KeyError(match.group(1))
             return value
 
-        def timestamp(match):
-            java = match.group(1)
-            python = java.replace("yyyy", "%Y").replace("MM", "%m").replace("dd", "%d").replace("HH", "%H")
-            return time.strftime(python, now)
-
         try:
             return re.sub(r"!\{partitionKeyFromQuery:([A-Za-z0-9_]+)\}", key, self.spec.prefix)
         except KeyError:
-            error = self.spec.error_prefix.replace("!{firehose:error-output-type}", "partitioning-failed")
-            return re.sub(r"!\{timestamp:([^}]+)\}", timestamp, error)
+            return None
+
+
+def java_time(pattern: str, now) -> str:
+    """A Java DateTimeFormatter pattern of the kinds the template uses, evaluated."""
+    python = pattern.replace("yyyy", "%Y").replace("MM", "%m").replace("dd", "%d").replace("HH", "%H")
+    return time.strftime(python, now)
 
 
 class ControlHandler(BaseHTTPRequestHandler):

@@ -2,6 +2,7 @@
 own rules that no linter knows."""
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -149,3 +150,51 @@ def test_the_function_fits_inside_api_gateways_timeout(template):
     assert delivery + spill_operation_timeout <= function["Timeout"] < 30
     source = (ROOT / "functions/ingest/src/aws_clients.rs").read_text()
     assert re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\(8\)", source)
+
+
+def translated(template, monkeypatch):
+    from samtranslator.translator.transform import transform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+
+    class NoManagedPolicies:
+        def load(self):
+            return {}
+
+    packaged = copy.deepcopy(template)
+    packaged["Resources"]["IngestFunction"]["Properties"]["CodeUri"] = "s3://artifacts/ingest.zip"
+    return transform(packaged, {}, NoManagedPolicies())
+
+
+def test_every_request_reaches_the_function_through_the_default_route(template, monkeypatch):
+    output = translated(template, monkeypatch)
+    api = output["Resources"]["HttpApi"]["Properties"]["Body"]
+    default = api["paths"]["$default"]["x-amazon-apigateway-any-method"]
+    uri = default["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+    assert "${IngestFunction.Arn}" in uri, uri
+    # The documented routes are there as well; GET /health has no route of its own, so only
+    # $default can carry it to the function.
+    assert {"/webhooks/klaviyo", "/v1/track", "/v1/batch", "/v1/{callType}"} <= set(api["paths"])
+
+
+def test_alarms_watch_spills_of_every_route_and_firehose_errors(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    spill = alarms["DeadLetterAlarm"]["Properties"]
+    assert (spill["Namespace"], spill["MetricName"]) == ("KlaviyoSource", "RowsSpilled")
+    assert "Dimensions" not in spill, "a Route dimension would watch one route only"
+    errors = alarms["FirehoseErrorOutputAlarm"]["Properties"]
+    metric_filter = template["Resources"]["FirehoseErrorLogMetricFilter"]["Properties"]
+    assert metric_filter["LogGroupName"] == {"Ref": "DeliveryStreamLogGroup"}
+    assert metric_filter["MetricTransformations"][0]["MetricName"] == errors["MetricName"]
+    assert stream_config(template)["CloudWatchLoggingOptions"]["LogGroupName"] == {"Ref": "DeliveryStreamLogGroup"}
+    assert alarms["PartitionCountExceededAlarm"]["Properties"]["MetricName"] == "PartitionCountExceeded"
+
+
+def test_the_dashboard_is_valid_json_and_linked_from_the_outputs(template):
+    body = template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    dashboard = json.loads(re.sub(r"\$\{[A-Za-z:]+\}", "x", body))
+    titles = " | ".join(w["properties"]["title"] for w in dashboard["widgets"])
+    for needed in ["per route", "per collection", "Spilled", "latency", "freshness", "Firehose errors",
+                   "Function errors and duration"]:
+        assert needed in titles, needed
+    assert "OperationsDashboard" in template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]

@@ -4,13 +4,18 @@
 
 use std::io::Write;
 
+use klaviyo_source::collection::{EMAIL_COLLECTIONS, REJECTED_COLLECTION};
 use serde_json::{Value, json};
 
 /// The CloudWatch namespace of every metric.
 pub const METRICS_NAMESPACE: &str = "KlaviyoSource";
 
+/// The `Collection` dimension for collections outside the known ones: Segment callers name
+/// their own events, and one metric per name would make CloudWatch's bill unbounded.
+pub const OTHER_COLLECTIONS_DIMENSION: &str = "other";
+
 /// What one stored request did.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredRequest {
     /// Events stored as track events.
     pub accepted: usize,
@@ -26,6 +31,8 @@ pub struct StoredRequest {
     pub spilled: usize,
     /// Time spent delivering, milliseconds.
     pub delivery_ms: f64,
+    /// Rows stored per collection slug, in slug order.
+    pub rows_per_collection: Vec<(String, usize)>,
 }
 
 /// The EMF document for a stored request.
@@ -44,7 +51,9 @@ pub fn stored_request_document(route: &str, stored: &StoredRequest, timestamp_ms
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Route"]],
+                // Per route, and once more without dimensions so one alarm covers every
+                // route (a route added later included).
+                "Dimensions": [["Route"], []],
                 "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         },
@@ -57,6 +66,44 @@ pub fn stored_request_document(route: &str, stored: &StoredRequest, timestamp_ms
         "RowsSpilled": stored.spilled,
         "DeliveryLatency": stored.delivery_ms,
     })
+}
+
+/// The EMF documents counting a stored request's rows per collection (`RowsStored` by
+/// `Route` and `Collection`); collections outside the email ones and `rejected_events` are
+/// summed under [`OTHER_COLLECTIONS_DIMENSION`].
+pub fn collection_documents(route: &str, stored: &StoredRequest, timestamp_ms: i64) -> Vec<Value> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for (slug, rows) in &stored.rows_per_collection {
+        let known =
+            slug == REJECTED_COLLECTION || EMAIL_COLLECTIONS.iter().any(|(email, _)| email == slug);
+        let label = if known {
+            slug.as_str()
+        } else {
+            OTHER_COLLECTIONS_DIMENSION
+        };
+        match counts.iter_mut().find(|(name, _)| *name == label) {
+            Some((_, total)) => *total += rows,
+            None => counts.push((label, *rows)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(collection, rows)| {
+            json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": METRICS_NAMESPACE,
+                        "Dimensions": [["Route", "Collection"]],
+                        "Metrics": [{"Name": "RowsStored", "Unit": "Count"}],
+                    }],
+                },
+                "Route": route,
+                "Collection": collection,
+                "RowsStored": rows,
+            })
+        })
+        .collect()
 }
 
 /// The EMF document for a refused request, counted by reason (the error code).
@@ -116,6 +163,7 @@ mod tests {
             resent: 2,
             spilled: 0,
             delivery_ms: 12.5,
+            rows_per_collection: Vec::new(),
         };
         let doc = stored_request_document("klaviyo_webhook", &stored, 1_704_391_525_000);
         let declared: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -128,7 +176,43 @@ mod tests {
             assert!(doc.get(*name).is_some(), "{name} declared but missing");
         }
         assert_eq!(doc["EventsAccepted"], 6);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Route"], []]),
+            "RowsSpilled must also exist without dimensions for the stack's one alarm"
+        );
         assert_eq!(doc["_aws"]["Timestamp"], 1_704_391_525_000_i64);
+    }
+
+    #[test]
+    fn counts_rows_per_known_collection_and_sums_the_others() {
+        let stored = StoredRequest {
+            rows_per_collection: vec![
+                ("email_opened".into(), 3),
+                ("order_completed".into(), 2),
+                ("rejected_events".into(), 1),
+                ("received_sms".into(), 4),
+            ],
+            ..StoredRequest::default()
+        };
+        let docs = collection_documents("segment_batch", &stored, 1);
+        let counts: Vec<(String, u64)> = docs
+            .iter()
+            .map(|d| {
+                (
+                    d["Collection"].as_str().unwrap().to_owned(),
+                    d["RowsStored"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("email_opened".to_owned(), 3),
+                ("other".to_owned(), 6),
+                ("rejected_events".to_owned(), 1)
+            ]
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::metrics::{StoredRequest, refused_request_document, stored_request_document};
+use crate::metrics::{
+    StoredRequest, collection_documents, refused_request_document, stored_request_document,
+};
 
 /// Answers `result` as JSON and emits its metric line for `route`.
 pub fn respond<T: Serialize>(
@@ -25,6 +27,9 @@ pub fn respond<T: Serialize>(
             state
                 .metrics
                 .emit(&stored_request_document(route, &stored, now_ms));
+            for document in collection_documents(route, &stored, now_ms) {
+                state.metrics.emit(&document);
+            }
             Json(outcome).into_response()
         }
         Err(error) => {
@@ -37,11 +42,28 @@ pub fn respond<T: Serialize>(
     }
 }
 
-/// Delivers `rows` to the sink; answers what happened and how long it took (ms).
+/// What delivering a request's rows did.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The sink's report.
+    pub report: DeliveryReport,
+    /// Time spent delivering, milliseconds.
+    pub delivery_ms: f64,
+    /// Rows per collection slug, in slug order.
+    pub rows_per_collection: Vec<(String, usize)>,
+}
+
+/// Delivers `rows` to the sink; answers what happened and how long it took.
 pub async fn deliver_rows(
     state: &AppState,
     rows: Vec<WarehouseRow>,
-) -> Result<(DeliveryReport, f64), ApiError> {
+) -> Result<Delivered, ApiError> {
+    let mut per_collection = std::collections::BTreeMap::<String, usize>::new();
+    for row in &rows {
+        *per_collection
+            .entry(row.partition.collection.clone())
+            .or_default() += 1;
+    }
     let started = Instant::now();
     let report = if rows.is_empty() {
         DeliveryReport::default()
@@ -52,5 +74,9 @@ pub async fn deliver_rows(
             .await
             .map_err(ApiError::SinkUnavailable)?
     };
-    Ok((report, started.elapsed().as_secs_f64() * 1000.0))
+    Ok(Delivered {
+        report,
+        delivery_ms: started.elapsed().as_secs_f64() * 1000.0,
+        rows_per_collection: per_collection.into_iter().collect(),
+    })
 }

@@ -109,7 +109,8 @@ async fn store_call(
     if events > 0 && rejections.len() == events {
         return Err(ApiError::InvalidEvents(rejections));
     }
-    let (report, delivery_ms) = deliver_rows(state, rows).await?;
+    let delivered = deliver_rows(state, rows).await?;
+    let report = &delivered.report;
     let outcome = SegmentOutcome {
         success: rejections.is_empty(),
         accepted: events - rejections.len(),
@@ -126,7 +127,8 @@ async fn store_call(
         rejected: outcome.rejected,
         resent: report.resent,
         spilled: report.spilled,
-        delivery_ms,
+        delivery_ms: delivered.delivery_ms,
+        rows_per_collection: delivered.rows_per_collection,
         ..StoredRequest::default()
     };
     Ok((outcome, stored))

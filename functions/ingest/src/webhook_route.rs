@@ -109,7 +109,8 @@ async fn store_webhook(
             }
         }
     }
-    let (report, delivery_ms) = deliver_rows(state, rows).await?;
+    let delivered = deliver_rows(state, rows).await?;
+    let report = &delivered.report;
     let stored = StoredRequest {
         accepted: outcome.accepted,
         rejected: outcome.rejected,
@@ -117,7 +118,8 @@ async fn store_webhook(
         unresolved: identity_stats.unresolved,
         resent: report.resent,
         spilled: report.spilled,
-        delivery_ms,
+        delivery_ms: delivered.delivery_ms,
+        rows_per_collection: delivered.rows_per_collection,
     };
     tracing::info!(
         accepted = outcome.accepted,

@@ -18,6 +18,13 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
 pub const MAX_RECORD_BYTES: usize = 1000 * 1024;
 
+/// Most JSON objects the stream's `RecordDeAggregation` splits out of one record: "Record
+/// deaggregation by JSON or by delimiter is capped at 500 per record." Objects past the cap
+/// go to the error output (`DeAggregationRecordCountLimitExceeded`) while the call succeeds,
+/// so a packed record must never carry more rows than this.
+/// <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-multirecord-deaggergation.html>
+pub const MAX_ROWS_PER_RECORD: usize = 500;
+
 /// Firehose bills ingestion per record rounded up to the next 5 KB.
 /// <https://aws.amazon.com/firehose/pricing/>
 pub const BILLING_INCREMENT_BYTES: usize = 5 * 1024;

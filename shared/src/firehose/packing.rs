@@ -6,7 +6,7 @@
 //! (type JSON) splits them again before partitioning, and `AppendDelimiterToRecord` writes
 //! them back out one per line.
 
-use super::MAX_RECORD_BYTES;
+use super::{MAX_RECORD_BYTES, MAX_ROWS_PER_RECORD};
 use crate::warehouse::ndjson::write_ndjson_line;
 use crate::warehouse::row::WarehouseRow;
 
@@ -30,7 +30,8 @@ pub struct Packing {
 }
 
 /// Packs `rows` in order into records of at most `budget` bytes (clamped to
-/// [`MAX_RECORD_BYTES`]). `budget = 0` means one row per record.
+/// [`MAX_RECORD_BYTES`]) and at most [`MAX_ROWS_PER_RECORD`] rows. `budget = 0` means one row
+/// per record.
 pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Result<Packing, serde_json::Error> {
     let budget = budget.min(MAX_RECORD_BYTES);
     let mut packing = Packing::default();
@@ -46,7 +47,9 @@ pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Result<Packing, serde_
             packing.oversized.push(index);
             continue;
         }
-        if !current.rows.is_empty() && current.data.len() + line.len() > budget {
+        let full =
+            current.rows.len() == MAX_ROWS_PER_RECORD || current.data.len() + line.len() > budget;
+        if !current.rows.is_empty() && full {
             packing.records.push(std::mem::replace(
                 &mut current,
                 PackedRecord {
@@ -113,6 +116,22 @@ mod tests {
         assert_eq!(packing.oversized, vec![1]);
         assert_eq!(packing.records.len(), 1);
         assert_eq!(packing.records[0].rows, vec![0, 2]);
+    }
+
+    #[test]
+    fn never_packs_more_rows_than_deaggregation_splits() {
+        // Small rows: 2,500 of them fit in far less than 1,000 KiB, so only the row cap
+        // splits them.
+        let rows: Vec<WarehouseRow> = (0..2500).map(|i| row(i, 1)).collect();
+        let packing = pack_rows(&rows, MAX_RECORD_BYTES).unwrap();
+        let sizes: Vec<usize> = packing.records.iter().map(|r| r.rows.len()).collect();
+        assert_eq!(sizes, vec![500, 500, 500, 500, 500]);
+        let order: Vec<usize> = packing
+            .records
+            .iter()
+            .flat_map(|r| r.rows.clone())
+            .collect();
+        assert_eq!(order, (0..2500).collect::<Vec<_>>());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use super::message_id::message_id_from_content;
 use super::webhook_event::{Mapped, Rejection};
 use crate::collection::Collection;
+use crate::event_time::check_event_time;
 use crate::segment::track::{MAX_MESSAGE_ID_LEN, TrackEvent};
 use crate::segment::tracking_api::{AuthenticatedCall, CallKind, MAX_EVENT_BYTES, RawItem};
 use crate::time_format::{format_timestamp, parse_iso_datetime};
@@ -101,6 +102,7 @@ fn map_item(
         (None, Some(original), Some(sent)) => received_at - (sent - original),
         _ => original_timestamp,
     };
+    check_event_time(timestamp, received_at)?;
 
     let message_id = match object.get("messageId") {
         Some(Value::String(id)) if id.len() < MAX_MESSAGE_ID_LEN && !id.is_empty() => id.clone(),
@@ -260,6 +262,20 @@ mod tests {
         assert_eq!(event.original_timestamp, "2024-01-04T18:14:00.000Z");
         assert_eq!(event.sent_at.as_deref(), Some("2024-01-04T18:15:00.000Z"));
         assert_eq!(event.received_at, "2024-01-04T18:05:30.000Z");
+    }
+
+    #[test]
+    fn rejects_a_skew_correction_that_leaves_the_tables_range() {
+        // A sender whose clock is 10,000 years fast.
+        let reason = one(json!({"event": "E", "userId": "u",
+                                "originalTimestamp": "2024-01-04T18:14:00Z", "sentAt": "9999-01-04T18:15:00Z"}))
+        .unwrap_err()
+        .reason;
+        assert!(reason.contains("before 2000-01-01"), "{reason}");
+        let reason = one(json!({"event": "E", "userId": "u", "timestamp": "2200-01-01T00:00:00Z"}))
+            .unwrap_err()
+            .reason;
+        assert!(reason.contains("after it was received"), "{reason}");
     }
 
     #[test]

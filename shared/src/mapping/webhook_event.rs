@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::email_properties::add_email_spec_properties;
 use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
+use crate::event_time::check_event_time;
 use crate::klaviyo::topic::collection_for_topic;
 use crate::klaviyo::webhook::{BrokenEvent, VerifiedWebhook, WebhookEvent, WebhookMeta};
 use crate::segment::track::TrackEvent;
@@ -86,6 +87,9 @@ fn map_event(
             "attributes.datetime and attributes.timestamp are not valid times",
         ));
     };
+    if let Err(reason) = check_event_time(occurred_at, receipt.received_at) {
+        return Err(reject(&reason));
+    }
     let Some(profile_id) = event.profile_id.clone().filter(|id| !id.is_empty()) else {
         return Err(reject(
             "relationships.profile names no profile, so the event has no recipient",
@@ -222,6 +226,26 @@ mod tests {
             profile_id: Some("PROFILE".into()),
             raw: "{}",
         }
+    }
+
+    #[test]
+    fn rejects_events_dated_outside_the_tables_range() {
+        for (datetime, phrase) in [
+            ("2100-01-01T00:00:00+00:00", "after it was received"),
+            ("1990-01-01T00:00:00+00:00", "before 2000-01-01"),
+        ] {
+            let dated = WebhookEvent {
+                datetime: Some(datetime.into()),
+                ..event()
+            };
+            let rejection = map_event(dated, &meta(), SENT, receipt()).unwrap_err();
+            assert!(rejection.reason.contains(phrase), "{}", rejection.reason);
+        }
+        let next_month = WebhookEvent {
+            datetime: Some("2024-02-04T00:00:00+00:00".into()),
+            ..event()
+        };
+        assert!(map_event(next_month, &meta(), SENT, receipt()).is_ok());
     }
 
     #[test]
