@@ -2,12 +2,10 @@
 //! first byte), authenticated, mapped and flattened.
 #![no_main]
 
-use std::time::Duration;
-
 use chrono::{TimeZone, Utc};
-use klaviyo_source::klaviyo::signature::SignatureVerifier;
 use klaviyo_source::mapping::segment_call::map_segment_call;
 use klaviyo_source::secret::WriteKey;
+use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::segment::tracking_api::{CallKind, SegmentCall};
 use klaviyo_source::warehouse::row::mapped_row;
 use libfuzzer_sys::fuzz_target;
@@ -18,10 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let kind = if selector % 2 == 0 { CallKind::Track } else { CallKind::Batch };
     let Ok(key) = WriteKey::new(KEY) else { return };
-    let Ok(verifier) = SignatureVerifier::new(vec![key], Duration::from_secs(300)) else { return };
+    let keys = SegmentWriteKeys::new(vec![key]);
     let Some(now) = Utc.timestamp_opt(1_704_391_530, 0).single() else { return };
     let Ok(call) = SegmentCall::parse(body, kind) else { return };
-    let Ok(call) = call.authenticate(Some(KEY), &verifier) else { return };
+    let Ok(call) = call.authenticate(Some(KEY), &keys) else { return };
     for mapped in map_segment_call(&call, now) {
         let _ = mapped_row(mapped, now);
     }

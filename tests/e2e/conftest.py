@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 WRITE_KEY = "e2e-current-write-key-01"
 PREVIOUS_KEY = "e2e-previous-write-key-2"
+SEGMENT_KEY = "e2e-segment-write-key-01"
 LISTENING = re.compile(r"Listening on (http://[0-9.:]+)/webhooks/klaviyo")
 
 
@@ -63,7 +64,8 @@ class LocalEndpoint:
 
 @pytest.fixture
 def endpoint(tmp_path):
-    server = LocalEndpoint(tmp_path / "lake", ["--write-key", WRITE_KEY, "--write-key", PREVIOUS_KEY])
+    server = LocalEndpoint(tmp_path / "lake", ["--write-key", WRITE_KEY, "--write-key", PREVIOUS_KEY,
+                                               "--segment-write-key", SEGMENT_KEY])
     yield server
     if server.process.poll() is None:
         server.stop()
@@ -84,6 +86,7 @@ class StackEmulator:
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/emulator/stack_emulator.py"), "--port", str(free_port()),
              "--control-port", str(free_port()), "--write-key", WRITE_KEY, "--write-key", PREVIOUS_KEY,
+             "--segment-write-key", SEGMENT_KEY,
              "--ready-file", str(ready)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 60

@@ -5,7 +5,7 @@ import gzip
 import json
 
 import pytest
-from conftest import WRITE_KEY, LocalEndpoint, post_segment, webhook_body
+from conftest import SEGMENT_KEY, WRITE_KEY, LocalEndpoint, post_segment, webhook_body
 from send_sample_webhook import post_webhook
 
 
@@ -41,7 +41,7 @@ def test_a_2500_event_segment_batch_reaches_s3_in_full(stack):
     batch = {"batch": [{"type": "track", "event": "Email Opened", "userId": f"u{i}", "messageId": f"cap-{i}",
                         "originalTimestamp": "2024-01-04T18:04:00Z"} for i in range(2500)]}
     endpoint = LocalEndpoint(None, env=stack.env())
-    status, answer = post_segment(endpoint.base_url, "/v1/batch", batch, WRITE_KEY)
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", batch, SEGMENT_KEY)
     endpoint.stop()
     assert (status, answer["accepted"]) == (200, 2500), answer
     stats = stack.control("/stats")

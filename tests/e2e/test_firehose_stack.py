@@ -45,8 +45,22 @@ def dead_letter_rows(stack):
 
 
 def metric_lines(endpoint):
+    """The per-request EMF documents (not the per-collection ones)."""
     endpoint.stop()
-    return [json.loads(line) for line in endpoint.process.stdout.read().splitlines() if line.startswith("{")]
+    documents = [json.loads(line) for line in endpoint.process.stdout.read().splitlines() if line.startswith("{")]
+    return [d for d in documents if "EventsAccepted" in d]
+
+
+def test_rows_are_counted_per_collection_for_the_dashboard(stack):
+    endpoint = start(stack)
+    status, _ = post_webhook(endpoint.webhook_url, webhook_body(12, "e2eDash"), WRITE_KEY)
+    assert status == 200
+    endpoint.stop()
+    documents = [json.loads(line) for line in endpoint.process.stdout.read().splitlines() if line.startswith("{")]
+    per_collection = {d["Collection"]: d["RowsStored"] for d in documents if "RowsStored" in d}
+    assert per_collection == {slug: 2 for slug in SIX_SLUGS}
+    stored = next(d for d in documents if "EventsAccepted" in d)
+    assert stored["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Route"], []]
 
 
 def athena(sql: str) -> str:
@@ -162,9 +176,9 @@ def test_write_keys_come_from_secrets_manager(stack):
 
 
 def test_segment_batches_reach_s3_through_firehose(stack, tmp_path):
-    from conftest import SEGMENT_BATCH, post_segment
+    from conftest import SEGMENT_BATCH, SEGMENT_KEY, post_segment
     endpoint = start(stack)
-    status, answer = post_segment(endpoint.base_url, "/v1/batch", SEGMENT_BATCH, WRITE_KEY)
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", SEGMENT_BATCH, SEGMENT_KEY)
     assert (status, answer["accepted"]) == (200, 2), answer
     prefixes = sorted({key.rsplit("/", 1)[0] for key in stack.keys("klaviyo/")})
     assert prefixes[:2] == ["klaviyo/collection=email_opened/dt=2024-01-04",

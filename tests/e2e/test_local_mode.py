@@ -125,8 +125,8 @@ def test_a_write_key_is_generated_and_printed_when_none_is_given(tmp_path):
 
 
 def test_segment_batches_land_in_the_same_tables(endpoint):
-    from conftest import SEGMENT_BATCH, post_segment
-    status, answer = post_segment(endpoint.base_url, "/v1/batch", SEGMENT_BATCH, WRITE_KEY)
+    from conftest import SEGMENT_BATCH, SEGMENT_KEY, post_segment
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", SEGMENT_BATCH, SEGMENT_KEY)
     assert (status, answer["accepted"], answer["rejected"]) == (200, 2, 1), answer
     assert "identify" in answer["rejections"][0]["reason"]
     con = connect(endpoint.lake)

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from cfnlint.decode import decode
-from conftest import ROOT, WRITE_KEY, LocalEndpoint, post_segment
+from conftest import ROOT, SEGMENT_KEY, WRITE_KEY, LocalEndpoint, post_segment
 from send_sample_webhook import post_webhook
 
 SCHEMA = "klaviyo"
@@ -118,7 +118,7 @@ def test_every_key_the_stack_writes_is_covered_by_a_table_projection(stack):
         {"type": "track", "event": "Email Opened", "userId": "u1", "sentAt": "9999-01-01T00:00:00Z",
          "originalTimestamp": "2024-01-04T18:04:00Z"},
     ]}
-    status, answer = post_segment(endpoint.base_url, "/v1/batch", calls, WRITE_KEY)
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", calls, SEGMENT_KEY)
     endpoint.stop()
     assert (status, answer["accepted"], answer["rejected"]) == (200, 2, 1), answer
 

@@ -397,7 +397,7 @@ def restore_s3(directory: Path):
 
 
 def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSpec, write_keys,
-                 persist_dir: Path | None = None):
+                 persist_dir: Path | None = None, segment_key: str = ""):
     """Creates the bucket, stream and secret the template describes. With `persist_dir`, the
     persisted objects are restored and mirroring starts before the stream exists, so no
     write can slip past the mirror."""
@@ -421,7 +421,8 @@ def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSp
         DeliveryStreamName=STREAM, DeliveryStreamType="DirectPut", ExtendedS3DestinationConfiguration=destination)
     secret_template = template["Resources"]["WriteKeySecret"]["Properties"]["SecretString"]
     secret_string = resolve_sub(secret_template, {**parameters, "WriteKey": write_keys[0],
-                                                  "WriteKeyPrevious": write_keys[1] if len(write_keys) > 1 else ""})
+                                                  "WriteKeyPrevious": write_keys[1] if len(write_keys) > 1 else "",
+                                                  "SegmentWriteKey": segment_key})
     secret = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
         Name="klaviyo-source-write-keys", SecretString=secret_string)
     return secret["ARN"]
@@ -433,6 +434,7 @@ def main() -> int:
     parser.add_argument("--control-port", type=int, default=4567)
     parser.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     parser.add_argument("--write-key", action="append", default=[])
+    parser.add_argument("--segment-write-key", default="")
     parser.add_argument("--ready-file", type=Path, help="written with the endpoint and secret ARN once ready")
     parser.add_argument("--persist-dir", type=Path, help="keep S3 objects on disk across restarts")
     args = parser.parse_args()
@@ -449,7 +451,7 @@ def main() -> int:
     server.start()
     endpoint = f"http://127.0.0.1:{args.port}"
     secret_arn = create_stack(endpoint, template, parameters, spec, args.write_key or ["emulator-write-key-0001"],
-                              args.persist_dir)
+                              args.persist_dir, args.segment_write_key)
 
     ControlHandler.faults = faults
     control = ThreadingHTTPServer(("127.0.0.1", args.control_port), ControlHandler)

@@ -72,7 +72,7 @@ fn cases() -> Vec<Case> {
         pairs
     };
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let track = |body: &str| segment("/v1/track", body.as_bytes().to_vec(), Some(CURRENT_KEY));
+    let track = |body: &str| segment("/v1/track", body.as_bytes().to_vec(), Some(SEGMENT_KEY));
     vec![
         Case { name: "wrong signature", request: with_headers(ok_headers("", Some(("klaviyo-signature", "ab".repeat(32))))), status: 401, code: "invalid_signature" },
         Case { name: "missing signature", request: with_headers(ok_headers("klaviyo-signature", None)), status: 401, code: "invalid_signature" },
@@ -102,13 +102,13 @@ fn cases() -> Vec<Case> {
         Case { name: "segment: no write key", request: segment("/v1/track", br#"{"event": "E", "userId": "u"}"#.to_vec(), None), status: 401, code: "invalid_write_key" },
         Case { name: "segment: wrong write key", request: segment("/v1/batch", br#"{"batch": []}"#.to_vec(), Some("wrong-key-0000000000")), status: 401, code: "invalid_write_key" },
         Case { name: "segment: oversize event", request: track(&format!(r#"{{"event": "E", "userId": "u", "properties": {{"p": "{}"}}}}"#, "x".repeat(40_000))), status: 413, code: "payload_too_large" },
-        Case { name: "segment: too many events", request: segment("/v1/batch", format!(r#"{{"batch": [{}]}}"#, vec!["{}"; 2501].join(",")).into_bytes(), Some(CURRENT_KEY)), status: 413, code: "too_many_events" },
+        Case { name: "segment: too many events", request: segment("/v1/batch", format!(r#"{{"batch": [{}]}}"#, vec!["{}"; 2501].join(",")).into_bytes(), Some(SEGMENT_KEY)), status: 413, code: "too_many_events" },
         Case { name: "segment: malformed JSON", request: track("{\"event\": "), status: 400, code: "malformed_json" },
-        Case { name: "segment: batch is not an array", request: segment("/v1/batch", br#"{"batch": 5}"#.to_vec(), Some(CURRENT_KEY)), status: 400, code: "invalid_shape" },
+        Case { name: "segment: batch is not an array", request: segment("/v1/batch", br#"{"batch": 5}"#.to_vec(), Some(SEGMENT_KEY)), status: 400, code: "invalid_shape" },
         Case { name: "segment: no event name", request: track(r#"{"userId": "u"}"#), status: 400, code: "invalid_events" },
         Case { name: "segment: no identity", request: track(r#"{"event": "E"}"#), status: 400, code: "invalid_events" },
         Case { name: "segment: identify on /v1/track", request: track(r#"{"type": "identify", "userId": "u"}"#), status: 400, code: "invalid_events" },
-        Case { name: "segment: identify endpoint", request: segment("/v1/identify", br#"{"userId": "u"}"#.to_vec(), Some(CURRENT_KEY)), status: 400, code: "unsupported_type" },
+        Case { name: "segment: identify endpoint", request: segment("/v1/identify", br#"{"userId": "u"}"#.to_vec(), Some(SEGMENT_KEY)), status: 400, code: "unsupported_type" },
         Case { name: "segment: wrong content type", request: Request::post("/v1/track").header("content-type", "text/plain").body(Body::from("{}")).unwrap(), status: 415, code: "unsupported_media_type" },
     ]
 }

@@ -29,17 +29,17 @@ async fn accepts_every_authentication_form() {
     let cases = [
         (
             track("Email Opened", "u1"),
-            basic(&format!("{CURRENT_KEY}:")),
+            basic(&format!("{SEGMENT_KEY}:")),
         ),
-        (track("Email Opened", "u2"), basic(CURRENT_KEY)),
+        (track("Email Opened", "u2"), basic(SEGMENT_KEY)),
         (
             track("Email Opened", "u3"),
-            basic(&format!("{PREVIOUS_KEY}:")),
+            basic(&format!("{SEGMENT_PREVIOUS_KEY}:")),
         ),
         (
             {
                 let mut body = track("Email Opened", "u4");
-                body["writeKey"] = json!(CURRENT_KEY);
+                body["writeKey"] = json!(SEGMENT_KEY);
                 body
             },
             None,
@@ -73,7 +73,16 @@ async fn refuses_wrong_or_missing_write_keys_and_stores_nothing() {
         (body_key, None),
         (
             track("Email Opened", "u1"),
-            Some(format!("Bearer {CURRENT_KEY}")),
+            Some(format!("Bearer {SEGMENT_KEY}")),
+        ),
+        // The keys that sign Klaviyo webhooks are never Segment write keys.
+        (
+            track("Email Opened", "u1"),
+            basic(&format!("{CURRENT_KEY}:")),
+        ),
+        (
+            track("Email Opened", "u1"),
+            basic(&format!("{PREVIOUS_KEY}:")),
         ),
     ] {
         let (app, sink) = memory_app();
@@ -102,7 +111,7 @@ async fn a_batch_merges_context_and_reports_each_rejected_event() {
     let (app, sink) = memory_app();
     let (status, answer, _) = send(
         &app,
-        post("/v1/batch", &body, basic(&format!("{CURRENT_KEY}:"))),
+        post("/v1/batch", &body, basic(&format!("{SEGMENT_KEY}:"))),
     )
     .await;
     assert_eq!(status, 200, "{answer}");
@@ -153,7 +162,7 @@ async fn a_batch_merges_context_and_reports_each_rejected_event() {
 async fn a_call_with_no_valid_event_is_refused_whole() {
     let body = json!({"batch": [{"type": "page", "userId": "u"}, {"type": "track", "event": "E"}]});
     let (app, sink) = memory_app();
-    let (status, answer, _) = send(&app, post("/v1/batch", &body, basic(CURRENT_KEY))).await;
+    let (status, answer, _) = send(&app, post("/v1/batch", &body, basic(SEGMENT_KEY))).await;
     assert_eq!(
         (status, answer["error"].as_str().unwrap()),
         (400, "invalid_events")
@@ -167,7 +176,7 @@ async fn enforces_segment_limits() {
     let (app, sink) = memory_app();
     let mut big = track("Email Opened", "u1");
     big["properties"]["pad"] = json!("x".repeat(33 * 1024));
-    let (status, answer, _) = send(&app, post("/v1/track", &big, basic(CURRENT_KEY))).await;
+    let (status, answer, _) = send(&app, post("/v1/track", &big, basic(SEGMENT_KEY))).await;
     assert_eq!(
         (status, answer["error"].as_str().unwrap()),
         (413, "payload_too_large")
@@ -178,7 +187,7 @@ async fn enforces_segment_limits() {
         .collect();
     let (status, answer, _) = send(
         &app,
-        post("/v1/batch", &json!({"batch": events}), basic(CURRENT_KEY)),
+        post("/v1/batch", &json!({"batch": events}), basic(SEGMENT_KEY)),
     )
     .await;
     assert_eq!(
@@ -196,7 +205,7 @@ async fn enforces_segment_limits() {
         .collect();
     let (status, answer, _) = send(
         &app,
-        post("/v1/batch", &json!({"batch": heavy}), basic(CURRENT_KEY)),
+        post("/v1/batch", &json!({"batch": heavy}), basic(SEGMENT_KEY)),
     )
     .await;
     assert_eq!(
@@ -215,7 +224,7 @@ async fn enforces_segment_limits() {
         post(
             "/v1/batch",
             &json!({"batch": one_too_big}),
-            basic(CURRENT_KEY),
+            basic(SEGMENT_KEY),
         ),
     )
     .await;
@@ -237,7 +246,7 @@ async fn other_call_types_get_a_clear_refusal() {
             post(
                 &format!("/v1/{call}"),
                 &json!({"userId": "u"}),
-                basic(CURRENT_KEY),
+                basic(SEGMENT_KEY),
             ),
         )
         .await;
@@ -249,11 +258,11 @@ async fn other_call_types_get_a_clear_refusal() {
         assert!(answer["message"].as_str().unwrap().contains(call));
     }
     let (app, _) = memory_app();
-    let (status, _, _) = send(&app, post("/v1/nonsense", &json!({}), basic(CURRENT_KEY))).await;
+    let (status, _, _) = send(&app, post("/v1/nonsense", &json!({}), basic(SEGMENT_KEY))).await;
     assert_eq!(status, 404);
     let (status, answer, _) = send(
         &app,
-        post("/v1/track", &json!({"batch": []}), basic(CURRENT_KEY)),
+        post("/v1/track", &json!({"batch": []}), basic(SEGMENT_KEY)),
     )
     .await;
     assert_eq!(
@@ -269,7 +278,7 @@ async fn a_retried_call_without_message_id_keeps_its_id() {
         let mut body = track("Email Opened", "u1");
         body["sentAt"] = json!(sent_at);
         assert_eq!(
-            send(&app, post("/v1/track", &body, basic(CURRENT_KEY)))
+            send(&app, post("/v1/track", &body, basic(SEGMENT_KEY)))
                 .await
                 .0,
             200

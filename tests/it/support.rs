@@ -13,6 +13,7 @@ use ingest::app::{AppState, router};
 use ingest::config::DEFAULT_MAX_BODY_BYTES;
 use klaviyo_source::klaviyo::signature::{SignatureVerifier, sign};
 use klaviyo_source::secret::WriteKey;
+use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::memory::MemorySink;
 use serde_json::Value;
@@ -20,6 +21,9 @@ use tower::ServiceExt;
 
 pub const CURRENT_KEY: &str = "current-write-key-0123";
 pub const PREVIOUS_KEY: &str = "previous-write-key-456";
+/// The Segment API's own keys: never the webhook keys.
+pub const SEGMENT_KEY: &str = "segment-write-key-0123";
+pub const SEGMENT_PREVIOUS_KEY: &str = "segment-previous-key-45";
 pub const SIGNED_AT: &str = "Thu, 04 Jan 2024 18:05:25 GMT";
 pub const WEBHOOK_ID: &str = "9f1c2e7a4b6d8f0a1c3e5b7d9f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a";
 
@@ -55,6 +59,10 @@ pub fn app_with(sink: Arc<dyn EventSink>, max_body_bytes: usize) -> Router {
     .unwrap();
     let mut state = AppState::new(verifier, sink, max_body_bytes);
     state.clock = Arc::new(now);
+    state.segment_keys = Arc::new(SegmentWriteKeys::new(vec![
+        key(SEGMENT_KEY),
+        key(SEGMENT_PREVIOUS_KEY),
+    ]));
     router(state)
 }
 

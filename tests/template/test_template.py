@@ -64,7 +64,14 @@ def test_the_sam_transform_succeeds_offline(template, monkeypatch):
     assert function["Properties"]["Architectures"] == ["arm64"]
     assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     role = next(r for name, r in output["Resources"].items() if name == "IngestFunctionRole")
-    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    policies = []
+    for policy in role["Properties"]["Policies"]:
+        # A conditional policy is {"Fn::If": [condition, policy, AWS::NoValue]}.
+        policies.extend(b for b in policy.get("Fn::If", [])[1:] if isinstance(b, dict) and "PolicyDocument" in b)
+        if "PolicyDocument" in policy:
+            policies.append(policy)
+    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    assert any("kms:Decrypt" in str(s["Action"]) for s in statements), "the customer-key branch is checked too"
     for statement in statements:
         assert statement["Resource"] != "*", f"unscoped permission: {statement}"
 

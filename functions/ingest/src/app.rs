@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use klaviyo_source::identity::resolver::IdentityResolver;
 use klaviyo_source::klaviyo::signature::SignatureVerifier;
+use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::sink::EventSink;
 
 use crate::api_error::ApiError;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub identity: Option<Arc<IdentityResolver>>,
     /// Store only events of profiles with an `external_id`.
     pub only_own_profiles: bool,
+    /// The Segment API's own write keys (empty: every Segment call is refused).
+    pub segment_keys: Arc<SegmentWriteKeys>,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             metrics: MetricsEmitter::new(false),
             identity: None,
             only_own_profiles: false,
+            segment_keys: Arc::new(SegmentWriteKeys::default()),
         }
     }
 }

@@ -50,6 +50,11 @@ struct ServeArgs {
     /// [env: WRITE_KEY, WRITE_KEY_PREVIOUS]. Without one, a key is generated and printed.
     #[arg(long = "write-key")]
     write_keys: Vec<String>,
+    /// The Segment HTTP Tracking API's write key, never one of the webhook keys; give it
+    /// twice during rotation [env: SEGMENT_WRITE_KEY, SEGMENT_WRITE_KEY_PREVIOUS]. Without
+    /// one, a key is generated and printed.
+    #[arg(long = "segment-write-key")]
+    segment_write_keys: Vec<String>,
     /// Warehouse schema name [env: SCHEMA_NAME] [default: klaviyo].
     #[arg(long)]
     schema: Option<String>,
@@ -103,6 +108,21 @@ async fn serve(
             generated.expose_secret()
         );
         config.write_keys.push(generated);
+    }
+    if !args.segment_write_keys.is_empty() {
+        config.segment_write_keys = args
+            .segment_write_keys
+            .into_iter()
+            .map(|key| parse_write_key("--segment-write-key", key))
+            .collect::<Result<_, _>>()?;
+    }
+    if config.segment_write_keys.is_empty() && config.write_key_secret_arn.is_none() {
+        let generated = WriteKey::generate()?;
+        println!(
+            "No Segment write key configured; generated one for this run: {}",
+            generated.expose_secret()
+        );
+        config.segment_write_keys.push(generated);
     }
     if let Some(schema) = args.schema {
         config.schema = parse_schema_name(schema)?;

@@ -25,6 +25,10 @@ pub mod env {
     pub const WRITE_KEY: &str = "WRITE_KEY";
     /// The previous write key, accepted during rotation.
     pub const WRITE_KEY_PREVIOUS: &str = "WRITE_KEY_PREVIOUS";
+    /// The Segment HTTP Tracking API's write key (never one of the webhook keys).
+    pub const SEGMENT_WRITE_KEY: &str = "SEGMENT_WRITE_KEY";
+    /// A previous Segment write key, accepted during rotation.
+    pub const SEGMENT_WRITE_KEY_PREVIOUS: &str = "SEGMENT_WRITE_KEY_PREVIOUS";
     /// Warehouse schema (namespace) name.
     pub const SCHEMA_NAME: &str = "SCHEMA_NAME";
     /// Directory of the local lake.
@@ -122,6 +126,8 @@ pub struct FirehoseConfig {
 pub struct Config {
     /// One or two write keys (current, previous).
     pub write_keys: Vec<WriteKey>,
+    /// The Segment API's write keys (current, previous); none turns the Segment API off.
+    pub segment_write_keys: Vec<WriteKey>,
     /// Warehouse schema name (`klaviyo` by default).
     pub schema: String,
     /// Freshness window of `Klaviyo-Timestamp`.
@@ -171,6 +177,12 @@ impl Config {
         for name in [env::WRITE_KEY, env::WRITE_KEY_PREVIOUS] {
             if let Some(value) = lookup(name).filter(|v| !v.is_empty()) {
                 write_keys.push(parse_write_key(name, value)?);
+            }
+        }
+        let mut segment_write_keys = Vec::new();
+        for name in [env::SEGMENT_WRITE_KEY, env::SEGMENT_WRITE_KEY_PREVIOUS] {
+            if let Some(value) = lookup(name).filter(|v| !v.is_empty()) {
+                segment_write_keys.push(parse_write_key(name, value)?);
             }
         }
         let schema = match lookup(env::SCHEMA_NAME) {
@@ -240,6 +252,7 @@ impl Config {
         };
         Ok(Self {
             write_keys,
+            segment_write_keys,
             schema,
             timestamp_tolerance,
             max_body_bytes,

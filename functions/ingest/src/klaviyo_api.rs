@@ -62,7 +62,7 @@ impl KlaviyoProfilesApi {
             found.extend(page.profiles.into_iter().map(|p| (p.id.clone(), p)));
             match page.next {
                 // Never send the API key anywhere but Klaviyo's own host.
-                Some(next) if next.starts_with(&self.base_url) => url = next,
+                Some(next) if same_origin(&self.base_url, &next) => url = next,
                 Some(_) => {
                     return Err(LookupError::Transport(
                         "links.next points to another host".into(),
@@ -126,8 +126,49 @@ impl KlaviyoProfilesApi {
     }
 }
 
+/// Whether `next` has the same scheme, host and port as `base` (a prefix test would let
+/// `https://a.klaviyo.com.evil.example/` or `https://a.klaviyo.com@evil.example/` through).
+pub fn same_origin(base: &str, next: &str) -> bool {
+    match (reqwest::Url::parse(base), reqwest::Url::parse(next)) {
+        (Ok(base), Ok(next)) => {
+            next.username().is_empty()
+                && next.password().is_none()
+                && base.scheme() == next.scheme()
+                && base.host_str() == next.host_str()
+                && base.port_or_known_default() == next.port_or_known_default()
+        }
+        _ => false,
+    }
+}
+
 impl ProfileDirectory for KlaviyoProfilesApi {
     fn lookup<'a>(&'a self, ids: &'a [String]) -> LookupFuture<'a> {
         Box::pin(self.fetch_all(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_only_links_to_the_same_scheme_host_and_port() {
+        let base = "https://a.klaviyo.com";
+        assert!(same_origin(
+            base,
+            "https://a.klaviyo.com/api/profiles?page%5Bcursor%5D=x"
+        ));
+        assert!(same_origin(base, "https://a.klaviyo.com:443/api/profiles"));
+        for hostile in [
+            "https://a.klaviyo.com.evil.example/api/profiles",
+            "https://a.klaviyo.com@evil.example/api/profiles",
+            "https://user@a.klaviyo.com/api/profiles",
+            "http://a.klaviyo.com/api/profiles",
+            "https://a.klaviyo.com:8443/api/profiles",
+            "https://evil.example/https://a.klaviyo.com/",
+            "/api/profiles",
+        ] {
+            assert!(!same_origin(base, hostile), "{hostile}");
+        }
     }
 }

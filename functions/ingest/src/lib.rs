@@ -15,6 +15,7 @@ pub mod request_body;
 pub mod responder;
 pub mod s3_dead_letter;
 pub mod segment_route;
+pub mod start_checks;
 pub mod startup;
 pub mod telemetry;
 pub mod webhook_route;

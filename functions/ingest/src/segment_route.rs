@@ -87,8 +87,8 @@ async fn store_call(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(basic_auth_user);
-    let call =
-        SegmentCall::parse(&body, kind)?.authenticate(basic_user.as_deref(), &state.verifier)?;
+    let call = SegmentCall::parse(&body, kind)?
+        .authenticate(basic_user.as_deref(), &state.segment_keys)?;
     let mapped = map_segment_call(&call, received_at);
 
     let events = mapped.len();

@@ -7,7 +7,8 @@ use aws_config::SdkConfig;
 use klaviyo_source::firehose::MAX_RECORD_BYTES;
 use klaviyo_source::identity::resolver::IdentityResolver;
 use klaviyo_source::klaviyo::signature::SignatureVerifier;
-use klaviyo_source::secret::ApiKey;
+use klaviyo_source::secret::{ApiKey, WriteKey};
+use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
@@ -20,6 +21,7 @@ use crate::firehose_api::SdkFirehose;
 use crate::klaviyo_api::KlaviyoProfilesApi;
 use crate::metrics::MetricsEmitter;
 use crate::s3_dead_letter::S3DeadLetter;
+use crate::start_checks::check_firehose_resources;
 use crate::write_key_secret::fetch_source_secret;
 
 /// A start-up failure: the process exits and Lambda reports an init error.
@@ -45,11 +47,15 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
         None
     };
 
-    let (keys, secret_api_key) = match (&config.write_key_secret_arn, &sdk) {
+    let (keys, segment_keys, secret_api_key) = match (&config.write_key_secret_arn, &sdk) {
         (Some(arn), Some(sdk)) => {
             let secret =
                 fetch_source_secret(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
-            (secret.write_keys, secret.klaviyo_api_key)
+            (
+                secret.write_keys,
+                secret.segment_write_keys,
+                secret.klaviyo_api_key,
+            )
         }
         _ if mode == Mode::Lambda => {
             return Err(
@@ -57,14 +63,25 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
                     .into(),
             );
         }
-        _ => (config.write_keys.clone(), None),
+        _ => (
+            config.write_keys.clone(),
+            config.segment_write_keys.clone(),
+            None,
+        ),
     };
+    refuse_shared_keys(&keys, &segment_keys)?;
     let verifier = SignatureVerifier::new(keys, config.timestamp_tolerance)?;
     let api_key = secret_api_key.or_else(|| config.identity.api_key.clone());
     let identity = identity_resolver(&config.identity, api_key)?;
 
     let sink: Arc<dyn EventSink> = match (&config.sink, &sdk) {
         (Some(SinkConfig::Firehose(firehose)), Some(sdk)) => {
+            check_firehose_resources(
+                &aws_sdk_firehose::Client::new(sdk),
+                &s3_client(sdk),
+                firehose,
+            )
+            .await?;
             Arc::new(firehose_sink(firehose, &config.schema, sdk))
         }
         (Some(SinkConfig::LocalLake(dir)), _) => Arc::new(LocalLakeSink::new(dir, &config.schema)),
@@ -82,7 +99,22 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
     state.metrics = MetricsEmitter::new(config.emit_metrics.unwrap_or(mode == Mode::Lambda));
     state.identity = identity;
     state.only_own_profiles = config.identity.only_own_profiles;
+    state.segment_keys = Arc::new(SegmentWriteKeys::new(segment_keys));
     Ok(state)
+}
+
+/// A Segment write key travels in Basic headers and client code; if it also signed
+/// webhooks, whoever holds it could forge Klaviyo's webhooks. The start fails instead.
+fn refuse_shared_keys(webhook: &[WriteKey], segment: &[WriteKey]) -> Result<(), StartError> {
+    let shared = webhook.iter().any(|w| {
+        segment
+            .iter()
+            .any(|s| s.expose_secret() == w.expose_secret())
+    });
+    if shared {
+        return Err("a Segment write key equals a webhook write key: give the Segment API its own key (SEGMENT_WRITE_KEY, segment_write_key in the secret)".into());
+    }
+    Ok(())
 }
 
 /// The profile resolver when an API key is configured. "Only own profiles" without one is

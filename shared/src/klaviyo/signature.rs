@@ -140,15 +140,6 @@ impl SignatureVerifier {
         })
     }
 
-    /// Whether `candidate` equals one of the write keys (Segment-style authentication),
-    /// compared in constant time and against every key, so timing reveals nothing.
-    pub fn matches_write_key(&self, candidate: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.keys.iter().fold(false, |found, key| {
-            found | bool::from(key.expose_secret().as_bytes().ct_eq(candidate.as_bytes()))
-        })
-    }
-
     fn check_freshness(
         &self,
         signed_at: DateTime<Utc>,
@@ -340,15 +331,6 @@ mod tests {
             v.verify(headers(&signature, "1704391525"), BODY, now())
                 .is_ok()
         );
-    }
-
-    #[test]
-    fn matches_plain_write_keys_of_either_rotation_slot() {
-        let v = verifier(&["current-key-0123456", "previous-key-654321"]);
-        assert!(v.matches_write_key("current-key-0123456"));
-        assert!(v.matches_write_key("previous-key-654321"));
-        assert!(!v.matches_write_key("current-key-012345"));
-        assert!(!v.matches_write_key(""));
     }
 
     #[test]

@@ -185,9 +185,9 @@ fn merge_objects(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::klaviyo::signature::{DEFAULT_TIMESTAMP_TOLERANCE, SignatureVerifier};
     use crate::secret::WriteKey;
     use crate::segment::tracking_api::SegmentCall;
+    use crate::segment::write_keys::SegmentWriteKeys;
     use serde_json::json;
 
     const KEY: &str = "segment-write-key-0001";
@@ -197,11 +197,7 @@ mod tests {
     }
 
     fn map(body: Value, kind: CallKind) -> Vec<Mapped> {
-        let verifier = SignatureVerifier::new(
-            vec![WriteKey::new(KEY).unwrap()],
-            DEFAULT_TIMESTAMP_TOLERANCE,
-        )
-        .unwrap();
+        let verifier = SegmentWriteKeys::new(vec![WriteKey::new(KEY).unwrap()]);
         let call = SegmentCall::parse(body.to_string().as_bytes(), kind)
             .unwrap()
             .authenticate(Some(KEY), &verifier)

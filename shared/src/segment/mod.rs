@@ -2,3 +2,4 @@
 
 pub mod track;
 pub mod tracking_api;
+pub mod write_keys;

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
-use crate::klaviyo::signature::SignatureVerifier;
+use crate::segment::write_keys::SegmentWriteKeys;
 
 /// Segment's limit on one call, and on one event inside a batch: 32 KB.
 /// <https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/#max-request-size>
@@ -145,11 +145,11 @@ impl SegmentCall {
     pub fn authenticate(
         self,
         basic_user: Option<&str>,
-        verifier: &SignatureVerifier,
+        keys: &SegmentWriteKeys,
     ) -> Result<AuthenticatedCall, SegmentCallError> {
         let candidate = basic_user.or(self.body_write_key.as_deref());
         match candidate {
-            Some(key) if verifier.matches_write_key(key) => Ok(AuthenticatedCall { call: self }),
+            Some(key) if keys.matches(key) => Ok(AuthenticatedCall { call: self }),
             _ => Err(SegmentCallError::InvalidWriteKey),
         }
     }
@@ -208,15 +208,10 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::klaviyo::signature::DEFAULT_TIMESTAMP_TOLERANCE;
     use crate::secret::WriteKey;
 
-    fn verifier() -> SignatureVerifier {
-        SignatureVerifier::new(
-            vec![WriteKey::new("segment-write-key-0001").unwrap()],
-            DEFAULT_TIMESTAMP_TOLERANCE,
-        )
-        .unwrap()
+    fn verifier() -> SegmentWriteKeys {
+        SegmentWriteKeys::new(vec![WriteKey::new("segment-write-key-0001").unwrap()])
     }
 
     #[test]
