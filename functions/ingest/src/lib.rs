@@ -12,6 +12,7 @@ pub mod klaviyo_api;
 pub mod metrics;
 pub mod redrive;
 pub mod request_body;
+pub mod request_deadline;
 pub mod responder;
 pub mod s3_dead_letter;
 pub mod segment_route;

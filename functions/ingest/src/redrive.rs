@@ -52,7 +52,10 @@ pub async fn redrive(config: &Config) -> Result<RedriveSummary, StartError> {
             .into_bytes();
         let rows = decode_dead_letter(&object)?;
         let count = rows.len();
-        let report = sink.deliver(rows).await?;
+        // An operator's command, not a request: each object gets API Gateway's whole budget.
+        let deadline =
+            tokio::time::Instant::now() + crate::request_deadline::API_GATEWAY_INTEGRATION_TIMEOUT;
+        let report = sink.deliver(rows, deadline).await?;
         if report.spilled == 0 {
             s3.delete_object()
                 .bucket(&firehose.dead_letter_bucket)

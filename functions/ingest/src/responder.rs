@@ -1,7 +1,7 @@
 //! Turning a route's result into the HTTP answer, recording its metrics on the way, and
 //! delivering rows: shared by every intake route.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::metrics::{
     StoredRequest, collection_documents, refused_request_document, stored_request_document,
 };
+use crate::request_deadline::request_deadline;
 
 /// Answers `result` as JSON and emits its metric line for `route`.
 pub fn respond<T: Serialize>(
@@ -42,6 +43,16 @@ pub fn respond<T: Serialize>(
     }
 }
 
+/// The deadline of a request that has just arrived, from the Lambda invocation's deadline
+/// when there is one (see [`request_deadline`]).
+pub fn deadline_of(state: &AppState, lambda: Option<&lambda_http::Context>) -> Instant {
+    request_deadline(
+        Instant::now(),
+        (state.clock)().timestamp_millis(),
+        lambda.map(|context| context.deadline),
+    )
+}
+
 /// What delivering a request's rows did.
 #[derive(Debug)]
 pub struct Delivered {
@@ -57,6 +68,7 @@ pub struct Delivered {
 pub async fn deliver_rows(
     state: &AppState,
     rows: Vec<WarehouseRow>,
+    deadline: Instant,
 ) -> Result<Delivered, ApiError> {
     let mut per_collection = std::collections::BTreeMap::<String, usize>::new();
     for row in &rows {
@@ -70,7 +82,7 @@ pub async fn deliver_rows(
     } else {
         state
             .sink
-            .deliver(rows)
+            .deliver(rows, deadline)
             .await
             .map_err(ApiError::SinkUnavailable)?
     };

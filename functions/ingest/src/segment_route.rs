@@ -7,6 +7,7 @@
 //! `invalid_events` with the reasons, and nothing stored. Other call types (`identify`,
 //! `page`, ...) get 400 `unsupported_type`.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -22,7 +23,7 @@ use crate::api_error::{ApiError, RejectionSummary};
 use crate::app::AppState;
 use crate::metrics::StoredRequest;
 use crate::request_body::{read_limited, require_json_content_type};
-use crate::responder::{deliver_rows, respond};
+use crate::responder::{deadline_of, deliver_rows, respond};
 
 /// Segment call types that exist but are not stored here.
 const OTHER_CALL_TYPES: [&str; 5] = ["identify", "page", "screen", "group", "alias"];
@@ -43,20 +44,24 @@ pub struct SegmentOutcome {
 /// `POST /v1/track`.
 pub async fn receive_segment_track(
     State(state): State<AppState>,
+    lambda: Option<Extension<lambda_http::Context>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = store_call(&state, &headers, body, CallKind::Track).await;
+    let deadline = deadline_of(&state, lambda.as_deref());
+    let result = store_call(&state, &headers, body, CallKind::Track, deadline).await;
     respond(&state, "segment_track", result)
 }
 
 /// `POST /v1/batch`.
 pub async fn receive_segment_batch(
     State(state): State<AppState>,
+    lambda: Option<Extension<lambda_http::Context>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = store_call(&state, &headers, body, CallKind::Batch).await;
+    let deadline = deadline_of(&state, lambda.as_deref());
+    let result = store_call(&state, &headers, body, CallKind::Batch, deadline).await;
     respond(&state, "segment_batch", result)
 }
 
@@ -74,6 +79,7 @@ async fn store_call(
     headers: &HeaderMap,
     body: Body,
     kind: CallKind,
+    deadline: tokio::time::Instant,
 ) -> Result<(SegmentOutcome, StoredRequest), ApiError> {
     require_json_content_type(headers)?;
     let limit = match kind {
@@ -109,7 +115,7 @@ async fn store_call(
     if events > 0 && rejections.len() == events {
         return Err(ApiError::InvalidEvents(rejections));
     }
-    let delivered = deliver_rows(state, rows).await?;
+    let delivered = deliver_rows(state, rows, deadline).await?;
     let report = &delivered.report;
     let outcome = SegmentOutcome {
         success: rejections.is_empty(),

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -19,12 +20,14 @@ use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Mapped, Receipt, map_webhook};
 use klaviyo_source::warehouse::row::{rejected_row, track_row};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::api_error::{ApiError, RejectionSummary};
 use crate::app::AppState;
 use crate::metrics::StoredRequest;
 use crate::request_body::{read_limited, require_json_content_type};
-use crate::responder::{deliver_rows, respond};
+use crate::request_deadline::identity_deadline;
+use crate::responder::{deadline_of, deliver_rows, respond};
 
 /// The route's name in metrics.
 const METRICS_ROUTE: &str = "klaviyo_webhook";
@@ -51,10 +54,12 @@ fn is_zero(n: &usize) -> bool {
 /// Handles one Klaviyo webhook request and records its metrics.
 pub async fn receive_klaviyo_webhook(
     State(state): State<AppState>,
+    lambda: Option<Extension<lambda_http::Context>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = store_webhook(&state, &headers, body).await;
+    let deadline = deadline_of(&state, lambda.as_deref());
+    let result = store_webhook(&state, &headers, body, deadline).await;
     respond(&state, METRICS_ROUTE, result)
 }
 
@@ -62,6 +67,7 @@ async fn store_webhook(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    deadline: Instant,
 ) -> Result<(WebhookOutcome, StoredRequest), ApiError> {
     require_json_content_type(headers)?;
     let body = read_limited(body, headers, state.max_body_bytes).await?;
@@ -76,7 +82,8 @@ async fn store_webhook(
         received_at,
     };
     let mapped = map_webhook(webhook, receipt);
-    let (resolutions, identity_stats) = resolve_profiles(state, &mapped).await;
+    let (resolutions, identity_stats) =
+        resolve_profiles(state, &mapped, identity_deadline(deadline)).await;
 
     let mut rows = Vec::with_capacity(mapped.len());
     let mut outcome = WebhookOutcome {
@@ -109,7 +116,7 @@ async fn store_webhook(
             }
         }
     }
-    let delivered = deliver_rows(state, rows).await?;
+    let delivered = deliver_rows(state, rows, deadline).await?;
     let report = &delivered.report;
     let stored = StoredRequest {
         accepted: outcome.accepted,
@@ -138,6 +145,7 @@ async fn store_webhook(
 async fn resolve_profiles(
     state: &AppState,
     mapped: &[Mapped],
+    not_after: Instant,
 ) -> (HashMap<String, Resolution>, ResolutionStats) {
     let Some(resolver) = &state.identity else {
         return (HashMap::new(), ResolutionStats::default());
@@ -147,7 +155,7 @@ async fn resolve_profiles(
         .filter_map(|m| m.as_ref().ok())
         .filter_map(klaviyo_profile_id)
         .collect();
-    resolver.resolve(&ids).await
+    resolver.resolve(&ids, not_after).await
 }
 
 fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {

@@ -71,7 +71,17 @@ pub async fn put_with_retries(
         }
         let payload = pending.iter().map(|&i| records[i].to_vec()).collect();
         outcome.calls += 1;
-        match api.put_record_batch(payload).await {
+        // A call still in flight at the deadline is abandoned: its records count as
+        // undelivered and are spilled (if Firehose took them after all, the copies share
+        // ids and the dedupe views drop them).
+        let answer = tokio::time::timeout_at(deadline, api.put_record_batch(payload))
+            .await
+            .unwrap_or_else(|_| {
+                Err(CallError(
+                    "no answer before the request's delivery deadline".into(),
+                ))
+            });
+        match answer {
             Ok(results) if results.len() == pending.len() => {
                 let mut failed = Vec::new();
                 for (&index, result) in pending.iter().zip(&results) {

@@ -50,7 +50,12 @@ impl IdentityResolver {
     }
 
     /// Resolves each distinct id of `ids`.
-    pub async fn resolve(&self, ids: &[&str]) -> (HashMap<String, Resolution>, ResolutionStats) {
+    /// Lookups stop at the resolver's budget or at `not_after`, whichever comes first.
+    pub async fn resolve(
+        &self,
+        ids: &[&str],
+        not_after: tokio::time::Instant,
+    ) -> (HashMap<String, Resolution>, ResolutionStats) {
         let mut stats = ResolutionStats::default();
         let mut resolved = HashMap::new();
         let mut wanted = Vec::new();
@@ -71,7 +76,7 @@ impl IdentityResolver {
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + self.budget;
+        let deadline = (tokio::time::Instant::now() + self.budget).min(not_after);
         for chunk in wanted.chunks(MAX_PROFILES_PER_PAGE) {
             stats.lookups += 1;
             let answer = tokio::time::timeout_at(deadline, self.directory.lookup(chunk))
@@ -111,6 +116,10 @@ impl IdentityResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn far() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(3600)
+    }
     use crate::identity::LookupFuture;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -173,7 +182,7 @@ mod tests {
         let ids: Vec<String> = (0..250).map(|i| format!("p{i}")).collect();
         let mut refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         refs.extend(ids.iter().take(50).map(String::as_str));
-        let (resolved, stats) = resolver(directory.clone()).resolve(&refs).await;
+        let (resolved, stats) = resolver(directory.clone()).resolve(&refs, far()).await;
         assert_eq!(resolved.len(), 250);
         assert_eq!(directory.calls.load(Ordering::SeqCst), 3);
         assert_eq!(directory.largest_call.load(Ordering::SeqCst), 100);
@@ -191,9 +200,9 @@ mod tests {
     async fn answers_repeated_ids_from_the_cache_including_missing_ones() {
         let directory = Arc::new(CountingDirectory::new());
         let resolver = resolver(directory.clone());
-        let (first, _) = resolver.resolve(&["p1", "gone1"]).await;
+        let (first, _) = resolver.resolve(&["p1", "gone1"], far()).await;
         assert_eq!(first["gone1"], Resolution::Missing);
-        let (second, stats) = resolver.resolve(&["p1", "gone1"]).await;
+        let (second, stats) = resolver.resolve(&["p1", "gone1"], far()).await;
         assert_eq!(directory.calls.load(Ordering::SeqCst), 1);
         assert_eq!(stats.cache_hits, 2);
         assert_eq!(first, second);
@@ -206,10 +215,10 @@ mod tests {
             ..CountingDirectory::new()
         });
         let resolver = resolver(directory.clone());
-        let (resolved, stats) = resolver.resolve(&["p1"]).await;
+        let (resolved, stats) = resolver.resolve(&["p1"], far()).await;
         assert_eq!(resolved["p1"], Resolution::Unresolved);
         assert_eq!(stats.unresolved, 1);
-        resolver.resolve(&["p1"]).await;
+        resolver.resolve(&["p1"], far()).await;
         assert_eq!(
             directory.calls.load(Ordering::SeqCst),
             2,
@@ -224,7 +233,7 @@ mod tests {
             ..CountingDirectory::new()
         });
         let started = tokio::time::Instant::now();
-        let (resolved, _) = resolver(directory).resolve(&["p1"]).await;
+        let (resolved, _) = resolver(directory).resolve(&["p1"], far()).await;
         assert_eq!(resolved["p1"], Resolution::Unresolved);
         assert!(
             started.elapsed() <= Duration::from_millis(600),

@@ -27,6 +27,9 @@ pub struct FirehoseSinkSettings {
     pub retry: RetryPolicy,
     /// Time allowed for all Firehose calls of one delivery, before spilling the rest.
     pub delivery_timeout: Duration,
+    /// Time kept back from the request's deadline for the dead-letter spill: Firehose calls
+    /// stop this long before it.
+    pub spill_reserve: Duration,
     /// Dead-letter key prefix, e.g. `dead-letter/`.
     pub dead_letter_prefix: String,
     /// Schema name, part of the dead-letter key.
@@ -40,6 +43,8 @@ impl Default for FirehoseSinkSettings {
             retry: RetryPolicy::default(),
             // API Gateway gives up after 30 s; leave room for the spill and the answer.
             delivery_timeout: Duration::from_secs(20),
+            // The S3 client's whole-operation timeout (functions/ingest aws_clients.rs).
+            spill_reserve: Duration::from_secs(8),
             dead_letter_prefix: "dead-letter/".to_owned(),
             schema: "klaviyo".to_owned(),
         }
@@ -67,8 +72,16 @@ impl FirehoseSink {
         }
     }
 
-    async fn deliver_rows(&self, rows: Vec<WarehouseRow>) -> Result<DeliveryReport, SinkError> {
-        let deadline = Instant::now() + self.settings.delivery_timeout;
+    async fn deliver_rows(
+        &self,
+        rows: Vec<WarehouseRow>,
+        request_deadline: Instant,
+    ) -> Result<DeliveryReport, SinkError> {
+        let deadline = (Instant::now() + self.settings.delivery_timeout).min(
+            request_deadline
+                .checked_sub(self.settings.spill_reserve)
+                .unwrap_or_else(Instant::now),
+        );
         let packing = pack_rows(&rows, self.settings.pack_budget)?;
         let mut report = DeliveryReport {
             rows: rows.len(),
@@ -117,13 +130,18 @@ impl FirehoseSink {
         if let Some(delivery) = failure {
             spill.sort_unstable();
             let spilled: Vec<&WarehouseRow> = spill.iter().map(|&i| &rows[i]).collect();
-            self.spill(&spilled, delivery).await?;
+            self.spill(&spilled, delivery, request_deadline).await?;
             report.spilled = spilled.len();
         }
         Ok(report)
     }
 
-    async fn spill(&self, rows: &[&WarehouseRow], delivery: String) -> Result<(), SinkError> {
+    async fn spill(
+        &self,
+        rows: &[&WarehouseRow],
+        delivery: String,
+        deadline: Instant,
+    ) -> Result<(), SinkError> {
         let key = dead_letter_key(
             &self.settings.dead_letter_prefix,
             &self.settings.schema,
@@ -134,7 +152,12 @@ impl FirehoseSink {
             delivery: delivery.clone(),
             dead_letter: err.to_string(),
         })?;
-        match self.dead_letter.store(key, object).await {
+        let stored = tokio::time::timeout_at(deadline, self.dead_letter.store(key, object))
+            .await
+            .unwrap_or_else(|_| {
+                Err("the request's deadline passed before the spill finished".into())
+            });
+        match stored {
             Ok(key) => {
                 tracing::warn!(rows = rows.len(), %key, reason = %delivery, "rows spilled to the dead-letter store");
                 Ok(())
@@ -148,8 +171,8 @@ impl FirehoseSink {
 }
 
 impl EventSink for FirehoseSink {
-    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>) -> DeliveryFuture<'a> {
-        Box::pin(self.deliver_rows(rows))
+    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>, deadline: Instant) -> DeliveryFuture<'a> {
+        Box::pin(self.deliver_rows(rows, deadline))
     }
 }
 
@@ -201,9 +224,19 @@ mod tests {
         }
     }
 
+    /// A Firehose that never answers (a network that swallows the call).
+    struct SilentFirehose;
+
+    impl RecordBatchApi for SilentFirehose {
+        fn put_record_batch<'a>(&'a self, _records: Vec<Vec<u8>>) -> CallFuture<'a> {
+            Box::pin(std::future::pending())
+        }
+    }
+
     #[derive(Default)]
     struct RecordingStore {
         broken: bool,
+        silent: bool,
         objects: Mutex<Vec<(String, Vec<u8>)>>,
     }
 
@@ -212,6 +245,9 @@ mod tests {
             Box::pin(async move {
                 if self.broken {
                     return Err("AccessDenied".to_owned());
+                }
+                if self.silent {
+                    std::future::pending::<()>().await;
                 }
                 self.objects.lock().unwrap().push((key.clone(), object));
                 Ok(key)
@@ -267,11 +303,48 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_call_without_answer_is_cut_at_the_deadline_and_its_rows_spilled() {
+        let store = Arc::new(RecordingStore::default());
+        let sink = FirehoseSink::new(
+            Arc::new(SilentFirehose),
+            store.clone(),
+            FirehoseSinkSettings::default(),
+        );
+        let started = Instant::now();
+        // A Lambda with 12 s left: 8 s of it are kept for the spill.
+        let deadline = started + Duration::from_secs(12);
+        let report = sink.deliver(rows(5), deadline).await.unwrap();
+        assert_eq!(report.spilled, 5);
+        assert_eq!(store.objects.lock().unwrap().len(), 1);
+        assert_eq!(Instant::now() - started, Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spill_that_outlives_the_deadline_fails_the_delivery_in_time() {
+        let store = Arc::new(RecordingStore {
+            silent: true,
+            ..RecordingStore::default()
+        });
+        let sink = FirehoseSink::new(
+            Arc::new(SilentFirehose),
+            store,
+            FirehoseSinkSettings::default(),
+        );
+        let started = Instant::now();
+        let err = sink
+            .deliver(rows(2), started + Duration::from_secs(12))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::DeadLetter { .. }), "{err}");
+        assert_eq!(Instant::now() - started, Duration::from_secs(12));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn packs_rows_and_delivers_each_exactly_once() {
         let api = Arc::new(FlakyFirehose::default());
         let store = Arc::new(RecordingStore::default());
         let report = sink(api.clone(), store.clone(), 1000)
-            .deliver(rows(100))
+            .deliver(rows(100), Instant::now() + Duration::from_secs(60))
             .await
             .unwrap();
         let accepted = api.accepted.lock().unwrap().clone();
@@ -304,7 +377,7 @@ mod tests {
         });
         let store = Arc::new(RecordingStore::default());
         let report = sink(api.clone(), store.clone(), 0)
-            .deliver(rows(20))
+            .deliver(rows(20), Instant::now() + Duration::from_secs(60))
             .await
             .unwrap();
         let ids = ids_in(&api.accepted.lock().unwrap());
@@ -321,7 +394,7 @@ mod tests {
         });
         let store = Arc::new(RecordingStore::default());
         let report = sink(api.clone(), store.clone(), 0)
-            .deliver(rows(10))
+            .deliver(rows(10), Instant::now() + Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(report.spilled, 1);
@@ -343,7 +416,7 @@ mod tests {
         });
         let store = Arc::new(RecordingStore::default());
         let report = sink(api, store.clone(), 0)
-            .deliver(rows(1200))
+            .deliver(rows(1200), Instant::now() + Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(report.spilled, 1200);
@@ -361,7 +434,10 @@ mod tests {
             broken: true,
             ..RecordingStore::default()
         });
-        let err = sink(api, store, 0).deliver(rows(3)).await.unwrap_err();
+        let err = sink(api, store, 0)
+            .deliver(rows(3), Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap_err();
         assert!(matches!(err, SinkError::DeadLetter { .. }), "{err}");
     }
 
@@ -374,7 +450,7 @@ mod tests {
         let api = Arc::new(FlakyFirehose::default());
         let store = Arc::new(RecordingStore::default());
         let report = sink(api.clone(), store.clone(), MAX_RECORD_BYTES)
-            .deliver(big)
+            .deliver(big, Instant::now() + Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(report.spilled, 1);

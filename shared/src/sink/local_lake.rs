@@ -16,6 +16,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use tokio::time::Instant;
+
 use super::{DeliveryFuture, DeliveryReport, EventSink, SinkError};
 use crate::warehouse::ndjson::{group_by_partition, write_ndjson_line};
 use crate::warehouse::row::{PartitionKey, WarehouseRow};
@@ -70,7 +72,9 @@ impl LocalLakeSink {
 }
 
 impl EventSink for LocalLakeSink {
-    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>) -> DeliveryFuture<'a> {
+    /// Local file writes take milliseconds and a started write cannot be cancelled, so the
+    /// deadline is not enforced here.
+    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>, _deadline: Instant) -> DeliveryFuture<'a> {
         let lake = self.clone();
         Box::pin(async move {
             // File writes and fsync block; keep them off the async worker threads.
@@ -139,6 +143,10 @@ mod tests {
         }
     }
 
+    fn far_deadline() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(60)
+    }
+
     fn read_gz(path: &Path) -> String {
         let mut text = String::new();
         GzDecoder::new(File::open(path).unwrap())
@@ -161,11 +169,14 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let lake = LocalLakeSink::new(root.path(), "klaviyo");
         let report = lake
-            .deliver(vec![
-                row("email_opened", "2024-01-04", "a"),
-                row("email_opened", "2024-01-04", "b"),
-                row("email_bounced", "2024-01-05", "c"),
-            ])
+            .deliver(
+                vec![
+                    row("email_opened", "2024-01-04", "a"),
+                    row("email_opened", "2024-01-04", "b"),
+                    row("email_bounced", "2024-01-05", "c"),
+                ],
+                far_deadline(),
+            )
             .await
             .unwrap();
         assert_eq!((report.rows, report.objects), (3, 2));
@@ -189,7 +200,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let lake = LocalLakeSink::new(root.path(), "klaviyo");
         for _ in 0..2 {
-            lake.deliver(vec![row("email_opened", "2024-01-04", "a")])
+            lake.deliver(vec![row("email_opened", "2024-01-04", "a")], far_deadline())
                 .await
                 .unwrap();
         }
@@ -209,7 +220,7 @@ mod tests {
             .map(|_| {
                 let lake = lake.clone();
                 tokio::spawn(async move {
-                    lake.deliver(vec![row("email_opened", "2024-01-04", "a")])
+                    lake.deliver(vec![row("email_opened", "2024-01-04", "a")], far_deadline())
                         .await
                 })
             })
@@ -230,7 +241,7 @@ mod tests {
         fs::write(&blocker, b"file").unwrap();
         let lake = LocalLakeSink::new(&blocker, "klaviyo");
         let err = lake
-            .deliver(vec![row("email_opened", "2024-01-04", "a")])
+            .deliver(vec![row("email_opened", "2024-01-04", "a")], far_deadline())
             .await
             .unwrap_err();
         assert!(matches!(err, SinkError::LocalIo { .. }), "{err}");

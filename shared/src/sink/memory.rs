@@ -2,6 +2,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use tokio::time::Instant;
+
 use super::{DeliveryFuture, DeliveryReport, EventSink};
 use crate::warehouse::row::WarehouseRow;
 
@@ -22,7 +24,7 @@ impl MemorySink {
 }
 
 impl EventSink for MemorySink {
-    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>) -> DeliveryFuture<'a> {
+    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>, _deadline: Instant) -> DeliveryFuture<'a> {
         Box::pin(async move {
             let count = rows.len();
             self.rows

@@ -10,6 +10,8 @@ pub mod null;
 use std::future::Future;
 use std::pin::Pin;
 
+use tokio::time::Instant;
+
 use crate::warehouse::row::WarehouseRow;
 
 /// What a delivery did.
@@ -59,6 +61,7 @@ pub type DeliveryFuture<'a> =
 
 /// A destination for warehouse rows.
 pub trait EventSink: Send + Sync {
-    /// Stores `rows` durably, or fails without acknowledging any of them.
-    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>) -> DeliveryFuture<'a>;
+    /// Stores `rows` durably, or fails without acknowledging any of them, finishing before
+    /// `deadline` (the request's: past it, the caller can no longer answer).
+    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>, deadline: Instant) -> DeliveryFuture<'a>;
 }

@@ -1,6 +1,8 @@
 //! A sink that discards rows: only for measuring the request path without storage
 //! (`bootstrap serve --discard-events-for-benchmarks`). Never the default anywhere.
 
+use tokio::time::Instant;
+
 use super::{DeliveryFuture, DeliveryReport, EventSink};
 use crate::warehouse::row::WarehouseRow;
 
@@ -9,7 +11,7 @@ use crate::warehouse::row::WarehouseRow;
 pub struct DiscardingSink;
 
 impl EventSink for DiscardingSink {
-    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>) -> DeliveryFuture<'a> {
+    fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>, _deadline: Instant) -> DeliveryFuture<'a> {
         Box::pin(async move {
             Ok(DeliveryReport {
                 rows: rows.len(),
