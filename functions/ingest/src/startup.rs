@@ -84,7 +84,14 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
             .await?;
             Arc::new(firehose_sink(firehose, &config.schema, sdk))
         }
-        (Some(SinkConfig::LocalLake(dir)), _) => Arc::new(LocalLakeSink::new(dir, &config.schema)),
+        (Some(SinkConfig::LocalLake(dir)), _) => {
+            let lake = LocalLakeSink::new(dir, &config.schema);
+            let removed = lake.remove_leftover_temp_files()?;
+            if removed > 0 {
+                tracing::info!(removed, "removed temporary files an earlier crash left");
+            }
+            Arc::new(lake)
+        }
         (Some(SinkConfig::DiscardForBenchmarks), _) if mode == Mode::Local => {
             Arc::new(DiscardingSink)
         }

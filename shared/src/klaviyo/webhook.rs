@@ -113,15 +113,32 @@ struct EnvelopeWire<'a> {
     meta: MetaWire,
 }
 
+/// The envelope's `meta`: only `klaviyo_webhook_id` is required. The others are kept as
+/// text whether Klaviyo sends them as strings or numbers; any other type is ignored rather
+/// than refusing the whole batch over a field nothing depends on.
 #[derive(Deserialize)]
 struct MetaWire {
-    klaviyo_webhook_id: String,
+    klaviyo_webhook_id: StringOrNumber,
     #[serde(default)]
-    klaviyo_account_id: Option<String>,
+    klaviyo_account_id: LenientText,
     #[serde(default)]
-    timestamp: Option<String>,
+    timestamp: LenientText,
     #[serde(default)]
-    version: Option<String>,
+    version: LenientText,
+}
+
+/// Text from a string or a number; nothing from any other JSON type.
+#[derive(Default)]
+struct LenientText(Option<String>);
+
+impl<'de> Deserialize<'de> for LenientText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self(match Value::deserialize(deserializer)? {
+            Value::String(text) => Some(text),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -176,20 +193,38 @@ struct ResourceIdWire {
     id: StringOrNumber,
 }
 
-/// Ids are strings in Klaviyo's documentation; numbers are accepted and kept as text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrNumber {
-    Text(String),
-    Number(serde_json::Number),
+/// Ids are strings in Klaviyo's documentation; numbers are accepted and kept as text,
+/// digit for digit (an id above 2^64 stays itself). Read through `Value`, not an untagged
+/// enum: serde's buffering for untagged enums cannot carry arbitrary-precision numbers.
+struct StringOrNumber(String);
+
+impl<'de> Deserialize<'de> for StringOrNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(Self(text)),
+            Value::Number(number) => Ok(Self(number.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "expected an id (string or number), found {}",
+                json_type(&other)
+            ))),
+        }
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 impl From<StringOrNumber> for String {
     fn from(value: StringOrNumber) -> Self {
-        match value {
-            StringOrNumber::Text(text) => text,
-            StringOrNumber::Number(number) => number.to_string(),
-        }
+        value.0
     }
 }
 
@@ -208,14 +243,15 @@ pub fn decode_webhook<'a>(
             serde_json::error::Category::Data => DecodeError::InvalidShape(err.to_string()),
             _ => DecodeError::MalformedJson(err.to_string()),
         })?;
-    if envelope.meta.klaviyo_webhook_id != authenticated.webhook_id() {
+    let webhook_id = String::from(envelope.meta.klaviyo_webhook_id);
+    if webhook_id != authenticated.webhook_id() {
         return Err(DecodeError::WebhookIdMismatch);
     }
     let meta = WebhookMeta {
-        webhook_id: envelope.meta.klaviyo_webhook_id,
-        account_id: envelope.meta.klaviyo_account_id,
-        timestamp: envelope.meta.timestamp,
-        version: envelope.meta.version,
+        webhook_id,
+        account_id: envelope.meta.klaviyo_account_id.0,
+        timestamp: envelope.meta.timestamp.0,
+        version: envelope.meta.version.0,
     };
     let events = envelope
         .data
@@ -309,6 +345,29 @@ mod tests {
         assert_eq!(event.profile_id.as_deref(), Some("P1"));
         assert_eq!(event.metric_id.as_deref(), Some("M1"));
         assert_eq!(event.properties["Subject"], "Hi");
+    }
+
+    #[test]
+    fn accepts_numeric_meta_fields_and_keeps_big_ids_digit_for_digit() {
+        let body = format!(
+            r#"{{"data": [{}], "meta": {{"klaviyo_webhook_id": "wh", "timestamp": 1704391525,
+                "version": 2024, "klaviyo_account_id": 42}}}}"#,
+            EVENT.replace("12345", "123456789012345678901234567890")
+        );
+        let webhook = decode(&body, "wh").unwrap();
+        let meta = webhook.meta();
+        assert_eq!(meta.timestamp.as_deref(), Some("1704391525"));
+        assert_eq!(meta.version.as_deref(), Some("2024"));
+        assert_eq!(meta.account_id.as_deref(), Some("42"));
+        let event = webhook.events()[0].as_ref().unwrap();
+        assert_eq!(
+            event.event_id.as_deref(),
+            Some("123456789012345678901234567890")
+        );
+        let objects = format!(
+            r#"{{"data": [], "meta": {{"klaviyo_webhook_id": "wh", "version": {{"v": 1}}, "timestamp": null}}}}"#
+        );
+        assert!(decode(&objects, "wh").unwrap().meta().version.is_none());
     }
 
     #[test]

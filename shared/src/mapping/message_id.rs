@@ -5,11 +5,16 @@ use sha2::{Digest, Sha256};
 
 use crate::segment::track::MAX_MESSAGE_ID_LEN;
 
+/// The id namespace of events that came from Klaviyo (webhooks, and the Events API pull):
+/// no other source may store an id that starts with it.
+pub const KLAVIYO_ID_PREFIX: &str = "klaviyo-";
+
 /// The `messageId` for an event that Klaviyo identified by `klaviyo_id`: `klaviyo-<id>`,
-/// or, for an id too long for Segment, `klaviyo-h-<sha256 of the id>`.
+/// or, for an id too long for Segment or holding control characters (which would make ids
+/// and file names ambiguous), `klaviyo-h-<sha256 of the id>`.
 pub fn message_id_from_klaviyo_id(klaviyo_id: &str) -> String {
-    let readable = format!("klaviyo-{klaviyo_id}");
-    if readable.len() < MAX_MESSAGE_ID_LEN {
+    let readable = format!("{KLAVIYO_ID_PREFIX}{klaviyo_id}");
+    if readable.len() < MAX_MESSAGE_ID_LEN && !klaviyo_id.chars().any(char::is_control) {
         readable
     } else {
         format!("klaviyo-h-{}", sha256_hex(klaviyo_id.as_bytes()))
@@ -29,6 +34,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_with_control_characters_are_hashed() {
+        let id = message_id_from_klaviyo_id("a\nb");
+        assert!(id.starts_with("klaviyo-h-"), "{id}");
+        assert!(!id.contains('\n'));
+    }
 
     #[test]
     fn prefixes_short_klaviyo_ids() {

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::message_id::message_id_from_content;
+use super::message_id::{KLAVIYO_ID_PREFIX, message_id_from_content};
 use super::webhook_event::{Mapped, Rejection};
 use crate::collection::Collection;
 use crate::event_time::check_event_time;
@@ -35,7 +35,7 @@ pub fn map_segment_call(call: &AuthenticatedCall, received_at: DateTime<Utc>) ->
                     message_id: message_id_from_content("segment-rejected", item.raw.as_bytes()),
                     index: item.index,
                     reason: format!("event {}: {reason}", item.index),
-                    raw: item.raw.clone(),
+                    raw: redact_write_key(&item.raw),
                     source: SEGMENT_API_SOURCE,
                     webhook_id: None,
                     received_at,
@@ -43,6 +43,21 @@ pub fn map_segment_call(call: &AuthenticatedCall, received_at: DateTime<Utc>) ->
             })
         })
         .collect()
+}
+
+/// What replaces a credential in stored JSON.
+pub const REDACTED: &str = "[redacted]";
+
+/// The event's JSON as stored in `rejected_events`: exact, except that a `writeKey` (a
+/// credential) is replaced by [`REDACTED`]. Items of a parsed call are valid JSON.
+fn redact_write_key(raw: &str) -> String {
+    match serde_json::from_str::<Map<String, Value>>(raw) {
+        Ok(mut object) if object.contains_key("writeKey") => {
+            object.insert("writeKey".into(), Value::String(REDACTED.into()));
+            Value::Object(object).to_string()
+        }
+        _ => raw.to_owned(),
+    }
 }
 
 fn map_item(
@@ -105,6 +120,15 @@ fn map_item(
     check_event_time(timestamp, received_at)?;
 
     let message_id = match object.get("messageId") {
+        Some(Value::String(id)) if id.starts_with(KLAVIYO_ID_PREFIX) => {
+            return Err(format!(
+                "messageId may not start with '{KLAVIYO_ID_PREFIX}': those ids belong to events \
+                 that came from Klaviyo, and a Segment call must not replace one"
+            ));
+        }
+        Some(Value::String(id)) if id.chars().any(char::is_control) => {
+            return Err("messageId may not contain control characters".into());
+        }
         Some(Value::String(id)) if id.len() < MAX_MESSAGE_ID_LEN && !id.is_empty() => id.clone(),
         Some(Value::String(id)) if !id.is_empty() => {
             return Err(format!(
@@ -272,6 +296,33 @@ mod tests {
             .unwrap_err()
             .reason;
         assert!(reason.contains("after it was received"), "{reason}");
+    }
+
+    #[test]
+    fn a_segment_call_cannot_take_a_klaviyo_id() {
+        let reason = one(
+            json!({"event": "Email Opened", "userId": "u", "messageId": "klaviyo-4vHPBsUkFKs"}),
+        )
+        .unwrap_err()
+        .reason;
+        assert!(reason.contains("may not start with 'klaviyo-'"), "{reason}");
+        let reason = one(json!({"event": "E", "userId": "u", "messageId": "a\nb"}))
+            .unwrap_err()
+            .reason;
+        assert!(reason.contains("control characters"), "{reason}");
+    }
+
+    #[test]
+    fn a_rejected_event_is_stored_without_its_write_key() {
+        let rejection =
+            one(json!({"event": "", "userId": "u", "writeKey": "segment-write-key-0001"}))
+                .unwrap_err();
+        assert!(
+            !rejection.raw.contains("segment-write-key-0001"),
+            "{}",
+            rejection.raw
+        );
+        assert!(rejection.raw.contains(REDACTED));
     }
 
     #[test]

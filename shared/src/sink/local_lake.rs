@@ -49,19 +49,68 @@ impl LocalLakeSink {
         self.root.join(&self.schema)
     }
 
+    /// Writes every partition's object, all or nothing: first each object goes to a synced
+    /// temporary file; only when all are written are they renamed into place. If a write
+    /// fails, the temporary files are removed and nothing becomes visible; if a rename fails,
+    /// the objects already renamed that did not exist before are removed again.
     fn write_all(&self, rows: &[WarehouseRow]) -> Result<DeliveryReport, SinkError> {
         let mut report = DeliveryReport::default();
+        let mut staged: Vec<StagedObject> = Vec::new();
         for (partition, group) in group_by_partition(rows) {
             let mut ndjson = Vec::new();
             for row in &group {
                 write_ndjson_line(&mut ndjson, row)?;
             }
             let dir = self.partition_dir(partition);
-            write_object_atomically(&dir, &object_name(&group), &ndjson)?;
+            match stage_object(&dir, &object_name(&group), &ndjson) {
+                Ok(object) => staged.push(object),
+                Err(err) => {
+                    staged.iter().for_each(StagedObject::discard);
+                    return Err(err);
+                }
+            }
             report.rows += group.len();
             report.objects += 1;
         }
+        let mut published: Vec<&StagedObject> = Vec::new();
+        for object in &staged {
+            if let Err(err) = object.publish() {
+                for done in &published {
+                    done.unpublish();
+                }
+                staged.iter().for_each(StagedObject::discard);
+                return Err(err);
+            }
+            published.push(object);
+        }
+        for object in &staged {
+            sync_dir(&object.dir)?;
+        }
         Ok(report)
+    }
+
+    /// Removes temporary files a crash left behind (they are never visible to queries, but
+    /// they take space). Returns how many were removed.
+    pub fn remove_leftover_temp_files(&self) -> std::io::Result<usize> {
+        fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<()> {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    walk(&path, removed)?;
+                } else if is_temp_file_name(&entry.file_name().to_string_lossy()) {
+                    fs::remove_file(&path)?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        let root = self.schema_dir();
+        if root.is_dir() {
+            walk(&root, &mut removed)?;
+        }
+        Ok(removed)
     }
 
     fn partition_dir(&self, partition: &PartitionKey) -> PathBuf {
@@ -85,43 +134,111 @@ impl EventSink for LocalLakeSink {
     }
 }
 
-/// `<sha256 of the ids, first 32 hex chars>.gz`: the same rows always get the same name.
+/// `<sha256 of the ids, first 32 hex chars>.gz`: the same rows always get the same name, and
+/// different row sets never do. Each id enters the hash behind its length (8 bytes, little
+/// endian), so no id can imitate a separator: `["a", "b"]` and `["a\nb"]` hash differently.
 fn object_name(rows: &[&WarehouseRow]) -> String {
     let mut hasher = Sha256::new();
+    hasher.update((rows.len() as u64).to_le_bytes());
     for row in rows {
-        hasher.update(row.id().as_bytes());
-        hasher.update(b"\n");
+        let id = row.id().as_bytes();
+        hasher.update((id.len() as u64).to_le_bytes());
+        hasher.update(id);
     }
     let digest = hex::encode(hasher.finalize());
     format!("klaviyo-{}.gz", &digest[..32])
 }
 
-fn write_object_atomically(dir: &Path, name: &str, ndjson: &[u8]) -> Result<(), SinkError> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| SinkError::LocalIo { path, source }
-    };
-    fs::create_dir_all(dir).map_err(io(dir))?;
+/// An object written to a synced temporary file, not yet visible.
+#[derive(Debug)]
+struct StagedObject {
+    dir: PathBuf,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    /// Whether an object of the same name was there before (a replay): a rollback must
+    /// not remove it.
+    existed: bool,
+}
+
+impl StagedObject {
+    fn publish(&self) -> Result<(), SinkError> {
+        fs::rename(&self.temp_path, &self.final_path).map_err(io_error(&self.final_path))
+    }
+
+    fn unpublish(&self) {
+        if !self.existed && fs::remove_file(&self.final_path).is_err() {
+            tracing::warn!(path = %self.final_path.display(), "could not roll back an object");
+        }
+    }
+
+    fn discard(&self) {
+        // Already renamed, or never written: nothing to remove.
+        if fs::remove_file(&self.temp_path).is_err() {
+            tracing::debug!(path = %self.temp_path.display(), "no temporary file to remove");
+        }
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + use<> {
+    let path = path.display().to_string();
+    move |source| SinkError::LocalIo { path, source }
+}
+
+/// Temporary files are hidden (`.`) and end in `.tmp`.
+fn is_temp_file_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Creates `dir` and any missing parents, syncing each new directory's parent so the new
+/// entry survives a crash.
+fn create_dir_synced(dir: &Path) -> Result<(), SinkError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_synced(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another request created it meanwhile.
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(err) => return Err(io_error(dir)(err)),
+    }
+    match dir.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SinkError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+fn stage_object(dir: &Path, name: &str, ndjson: &[u8]) -> Result<StagedObject, SinkError> {
+    create_dir_synced(dir)?;
     let final_path = dir.join(name);
     // Unique per write: two requests holding the same ids (a retry racing the original) must
     // not share a temporary file; both then rename onto the same final name, last one wins.
     let sequence = TEMP_FILE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let temp_path = dir.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
+    let object = StagedObject {
+        dir: dir.to_path_buf(),
+        existed: final_path.exists(),
+        temp_path,
+        final_path,
+    };
     let write = || -> std::io::Result<()> {
-        let mut gzip = GzEncoder::new(File::create(&temp_path)?, Compression::default());
+        let mut gzip = GzEncoder::new(File::create(&object.temp_path)?, Compression::default());
         gzip.write_all(ndjson)?;
-        let file = gzip.finish()?;
-        file.sync_all()?;
-        fs::rename(&temp_path, &final_path)?;
-        File::open(dir)?.sync_all()
+        gzip.finish()?.sync_all()
     };
     write().map_err(|err| {
-        // Best effort: a leftover hidden temp file is harmless, but tidy when we can.
-        if fs::remove_file(&temp_path).is_err() {
-            tracing::debug!(path = %temp_path.display(), "no temporary file to remove");
-        }
-        io(&final_path)(err)
-    })
+        object.discard();
+        io_error(&object.final_path)(err)
+    })?;
+    Ok(object)
 }
 
 #[cfg(test)]
@@ -195,6 +312,17 @@ mod tests {
         assert_eq!(read_gz(&bounced[0]), "{\"id\":\"c\"}\n");
     }
 
+    #[test]
+    fn different_id_sets_never_share_an_object_name() {
+        let a = row("c", "2024-01-04", "a");
+        let b = row("c", "2024-01-04", "b");
+        let joined = row("c", "2024-01-04", "a\nb");
+        assert_ne!(object_name(&[&a, &b]), object_name(&[&joined]));
+        assert_eq!(object_name(&[&a, &b]), object_name(&[&a, &b]));
+        let empty = row("c", "2024-01-04", "");
+        assert_ne!(object_name(&[&a]), object_name(&[&a, &empty]));
+    }
+
     #[tokio::test]
     async fn a_replay_replaces_its_object_and_leaves_no_temp_files() {
         let root = tempfile::tempdir().unwrap();
@@ -232,6 +360,45 @@ mod tests {
             .path()
             .join("klaviyo/collection=email_opened/dt=2024-01-04");
         assert_eq!(objects(&dir).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failing_partition_leaves_no_other_partition_visible() {
+        let root = tempfile::tempdir().unwrap();
+        let lake = LocalLakeSink::new(root.path(), "klaviyo");
+        // The second partition's directory cannot be created: a file stands in its way.
+        let collection = root.path().join("klaviyo/collection=email_opened");
+        fs::create_dir_all(&collection).unwrap();
+        fs::write(collection.join("dt=2024-01-05"), b"not a directory").unwrap();
+        let err = lake
+            .deliver(
+                vec![
+                    row("email_opened", "2024-01-04", "a"),
+                    row("email_opened", "2024-01-05", "b"),
+                ],
+                far_deadline(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::LocalIo { .. }), "{err}");
+        let first = collection.join("dt=2024-01-04");
+        assert_eq!(
+            objects(&first),
+            Vec::<PathBuf>::new(),
+            "nothing visible, no temp left"
+        );
+    }
+
+    #[test]
+    fn removes_temporary_files_left_by_a_crash() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("klaviyo/collection=c/dt=2024-01-04");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(".klaviyo-abc.gz.77.0.tmp"), b"half").unwrap();
+        fs::write(dir.join("klaviyo-abc.gz"), b"kept").unwrap();
+        let lake = LocalLakeSink::new(root.path(), "klaviyo");
+        assert_eq!(lake.remove_leftover_temp_files().unwrap(), 1);
+        assert_eq!(objects(&dir), vec![dir.join("klaviyo-abc.gz")]);
     }
 
     #[tokio::test]

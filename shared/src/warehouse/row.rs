@@ -7,6 +7,8 @@
 //! snake_case. When two keys flatten to the same name (`Campaign Name` and
 //! `campaign_name`), the first in key order keeps it and the next get `_2`, `_3`, ...
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -80,10 +82,11 @@ pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
     columns.insert("received_at".into(), Value::String(event.received_at));
     columns.insert("uuid_ts".into(), Value::String(format_timestamp(loaded_at)));
     let mut name = String::with_capacity(64);
+    let mut suffixes = ColumnSuffixes::default();
     name.push_str("context");
-    flatten_into(&mut columns, &mut name, event.context);
+    flatten_into(&mut columns, &mut suffixes, &mut name, event.context);
     name.clear();
-    flatten_into(&mut columns, &mut name, event.properties);
+    flatten_into(&mut columns, &mut suffixes, &mut name, event.properties);
     WarehouseRow { partition, columns }
 }
 
@@ -132,7 +135,12 @@ pub fn mapped_row(mapped: Mapped, loaded_at: DateTime<Utc>) -> WarehouseRow {
 
 /// Flattens `object` into `columns`. `name` holds the prefix (empty at the top level) and
 /// is reused as the buffer for every column name below it.
-fn flatten_into(columns: &mut Map<String, Value>, name: &mut String, object: Map<String, Value>) {
+fn flatten_into(
+    columns: &mut Map<String, Value>,
+    suffixes: &mut ColumnSuffixes,
+    name: &mut String,
+    object: Map<String, Value>,
+) {
     let prefix_len = name.len();
     for (key, value) in object {
         name.truncate(prefix_len);
@@ -141,24 +149,46 @@ fn flatten_into(columns: &mut Map<String, Value>, name: &mut String, object: Map
         }
         push_column_name(name, &key);
         match value {
-            Value::Object(nested) => flatten_into(columns, name, nested),
-            Value::Array(_) => insert_unique(columns, name, Value::String(value.to_string())),
-            scalar => insert_unique(columns, name, scalar),
+            Value::Object(nested) => flatten_into(columns, suffixes, name, nested),
+            Value::Array(_) => {
+                insert_unique(columns, suffixes, name, Value::String(value.to_string()))
+            }
+            scalar => insert_unique(columns, suffixes, name, scalar),
         }
     }
     name.truncate(prefix_len);
 }
 
-fn insert_unique(columns: &mut Map<String, Value>, name: &str, value: Value) {
-    if !columns.contains_key(name) {
+/// Column names the tables use for their partitions: a property of that name would be
+/// shadowed by the partition column, so it is renamed like any other taken name.
+const PARTITION_COLUMNS: [&str; 2] = ["collection", "dt"];
+
+/// Tracks, per column name, the next suffix to try, so `k` keys that flatten to one name
+/// cost O(k) in all instead of O(k²) probes from `_2` each time.
+#[derive(Default)]
+struct ColumnSuffixes(HashMap<String, u32>);
+
+fn insert_unique(
+    columns: &mut Map<String, Value>,
+    suffixes: &mut ColumnSuffixes,
+    name: &str,
+    value: Value,
+) {
+    let taken = |columns: &Map<String, Value>, candidate: &str| {
+        columns.contains_key(candidate) || PARTITION_COLUMNS.contains(&candidate)
+    };
+    if !taken(columns, name) {
         columns.insert(name.to_owned(), value);
         return;
     }
-    let mut n = 2;
-    while columns.contains_key(&format!("{name}_{n}")) {
-        n += 1;
+    let next = suffixes.0.entry(name.to_owned()).or_insert(2);
+    let mut candidate = format!("{name}_{next}");
+    while taken(columns, &candidate) {
+        *next += 1;
+        candidate = format!("{name}_{next}");
     }
-    columns.insert(format!("{name}_{n}"), value);
+    *next += 1;
+    columns.insert(candidate, value);
 }
 
 #[cfg(test)]
@@ -186,6 +216,54 @@ mod tests {
 
     fn loaded() -> DateTime<Utc> {
         crate::time_format::parse_iso_datetime("2023-08-10T07:22:01Z").unwrap()
+    }
+
+    #[test]
+    fn numbers_are_kept_exactly_as_sent() {
+        let properties: Value = serde_json::from_str(
+            r#"{"big": 123456789012345678901234567890, "precise": 0.1000000000000000055511151231257827, "id": 18446744073709551617}"#,
+        )
+        .unwrap();
+        let row = track_row(event(properties, json!({})), loaded());
+        let mut line = Vec::new();
+        crate::warehouse::ndjson::write_ndjson_line(&mut line, &row).unwrap();
+        let line = String::from_utf8(line).unwrap();
+        assert!(
+            line.contains(r#""big":123456789012345678901234567890"#),
+            "{line}"
+        );
+        assert!(
+            line.contains(r#""precise":0.1000000000000000055511151231257827"#),
+            "{line}"
+        );
+        assert!(line.contains(r#""id_2":18446744073709551617"#), "{line}");
+    }
+
+    #[test]
+    fn properties_named_like_partition_columns_are_renamed() {
+        let row = track_row(
+            event(json!({"dt": "x", "collection": "y"}), json!({})),
+            loaded(),
+        );
+        assert_eq!(row.columns.get("dt_2"), Some(&json!("x")));
+        assert_eq!(row.columns.get("collection_2"), Some(&json!("y")));
+        assert!(!row.columns.contains_key("dt") && !row.columns.contains_key("collection"));
+    }
+
+    #[test]
+    fn many_keys_that_flatten_to_one_name_get_consecutive_suffixes() {
+        let mut properties = Map::new();
+        for i in 0..5000 {
+            properties.insert(
+                format!("a{}", " ".repeat(i % 7 + 1)) + &"!".repeat(i / 7),
+                json!(i),
+            );
+        }
+        let count = properties.len();
+        let row = track_row(event(Value::Object(properties), json!({})), loaded());
+        assert!(row.columns.contains_key("a"));
+        assert!(row.columns.contains_key(&format!("a_{count}")));
+        assert!(!row.columns.contains_key(&format!("a_{}", count + 1)));
     }
 
     #[test]
