@@ -19,6 +19,13 @@ TRACKS_COLUMNS = ["id", "anonymous_id", "user_id", "event", "event_text", "times
                   "original_timestamp", "sent_at", "received_at", "uuid_ts"]
 REJECTED = "rejected_events"
 SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Collection slugs are ASCII letters, digits and _ (shared/src/collection.rs); they may start
+# with a digit or be an SQL keyword (`group`, `order`), so every name is quoted.
+COLLECTION = re.compile(r"^[a-z0-9_]+$")
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def objects(path: Path) -> str:
@@ -37,17 +44,22 @@ def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
     root = Path(lake) / schema
     collections = sorted(p.name.split("=", 1)[1] for p in root.glob("collection=*") if p.is_dir())
     for name in collections:
-        if not SAFE_NAME.match(name):
+        if not COLLECTION.match(name):
+            print(f"skipping collection={name}: not a slug this version writes", file=sys.stderr)
             continue
         con.execute(
-            f"create view {name} as select * from read_json_auto('{objects(root / f'collection={name}')}', "
+            f"create view {quoted(name)} as select * from read_json_auto('{objects(root / f'collection={name}')}', "
             "format='newline_delimited', union_by_name=true, hive_partitioning=true, sample_size=-1)")
-    tracked = [c for c in collections if c != REJECTED and SAFE_NAME.match(c)]
+    tracked = [c for c in collections if c != REJECTED and COLLECTION.match(c)]
     if tracked:
-        common = ", ".join(f'"{c}"' for c in TRACKS_COLUMNS)
-        union = " union all by name ".join(
-            f"select {common}, columns('^context_'), collection, dt from {c}" for c in tracked)
-        con.execute(f"create view tracks as {union}")
+        selects = []
+        for c in tracked:
+            # Only the columns each collection has: `union all by name` fills the rest with null.
+            present = [row[0] for row in con.sql(f"describe {quoted(c)}").fetchall()]
+            wanted = [name for name in present
+                      if name in TRACKS_COLUMNS or name.startswith("context_") or name in ("collection", "dt")]
+            selects.append(f"select {', '.join(quoted(n) for n in wanted)} from {quoted(c)}")
+        con.execute(f"create view tracks as {' union all by name '.join(selects)}")
     return con
 
 

@@ -1,10 +1,17 @@
 //! Collections: the groupings of events, each of which becomes a warehouse table.
 
+use sha2::{Digest, Sha256};
+
 use crate::warehouse::column_name::to_column_name;
 
-/// Longest slug we derive for a collection outside the seed's six: keeps S3 keys and
-/// table names readable and bounded.
+/// Longest slug, in bytes, derived for a collection outside the seed's six: `collection=`
+/// plus the slug stays far below the 255-byte file-name limit of local file systems and
+/// keeps S3 keys and names readable. Slugs are ASCII, so bytes are characters.
 pub const MAX_COLLECTION_SLUG_LEN: usize = 64;
+
+/// Hex digits of the name's SHA-256 appended to a slug that had to be shortened or had
+/// characters outside ASCII: distinct names keep distinct slugs.
+const SLUG_HASH_DIGITS: usize = 8;
 
 /// The collection that holds events which could not be mapped (kept, never dropped).
 pub const REJECTED_COLLECTION: &str = "rejected_events";
@@ -43,36 +50,26 @@ impl Collection {
             })
     }
 
-    /// A collection for an event outside the six, named after the event: the slug is the
-    /// snake_case of the name (bounded, never a reserved table name).
+    /// A collection for an event outside the six, named after the event, with the one slug
+    /// rule both intakes share ([`collection_slug`]).
     pub fn named(event_name: &str) -> Self {
-        let mut slug = to_column_name(event_name);
-        if let Some((cut, _)) = slug.char_indices().nth(MAX_COLLECTION_SLUG_LEN) {
-            slug.truncate(cut);
-            slug = slug.trim_end_matches('_').to_owned();
-        }
-        if RESERVED_SLUGS.contains(&slug.as_str()) {
-            slug = format!("other_{slug}");
-        }
         Self {
-            slug,
+            slug: collection_slug(event_name),
             event_name: event_name.to_owned(),
         }
     }
 
     /// The collection of a Segment track event named `event_name`: the six email events of
-    /// Segment's Email spec (and the spec's plain `Unsubscribed`) by name, any other event
-    /// in a collection named after it, as Segment's warehouses name track tables.
+    /// Segment's Email spec (and the spec's plain `Unsubscribed`), recognised by their slug
+    /// (`Email Opened`, `EmailOpened`, `email_opened` alike), any other event in a
+    /// collection named after it, as Segment's warehouses name track tables.
     pub fn for_event_name(event_name: &str) -> Self {
         let trimmed = event_name.trim();
-        if trimmed.eq_ignore_ascii_case("Unsubscribed") {
+        let slug = to_column_name(trimmed);
+        if slug == "unsubscribed" {
             return Self::email("email_unsubscribed").unwrap_or_else(|| Self::named(trimmed));
         }
-        EMAIL_COLLECTIONS
-            .iter()
-            .find(|(_, name)| name.eq_ignore_ascii_case(trimmed))
-            .and_then(|(slug, _)| Self::email(slug))
-            .unwrap_or_else(|| Self::named(trimmed))
+        Self::email(&slug).unwrap_or_else(|| Self::named(trimmed))
     }
 
     /// The collection of events that could not be mapped.
@@ -92,6 +89,45 @@ impl Collection {
     pub fn event_name(&self) -> &str {
         &self.event_name
     }
+}
+
+/// The slug of a collection named `name`, the same for webhooks and the Segment API: the
+/// snake_case of the name (camelCase split, see [`to_column_name`]) in ASCII letters,
+/// digits and `_`, at most [`MAX_COLLECTION_SLUG_LEN`] bytes, never a reserved table name.
+/// Characters outside ASCII become `_`; when any were replaced, or the slug had to be cut,
+/// or nothing readable is left, `_` and the first hex digits of the name's SHA-256 follow,
+/// so distinct names keep distinct slugs.
+pub fn collection_slug(name: &str) -> String {
+    let snake = to_column_name(name);
+    let mut slug = String::with_capacity(snake.len());
+    let mut replaced = false;
+    for ch in snake.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '_' {
+            slug.push(ch);
+        } else {
+            replaced = true;
+            if !slug.ends_with('_') {
+                slug.push('_');
+            }
+        }
+    }
+    let mut slug = slug.trim_matches('_').to_owned();
+    let needs_hash = replaced || slug.is_empty() || slug.len() > MAX_COLLECTION_SLUG_LEN;
+    if needs_hash {
+        let digest = hex::encode(Sha256::digest(name.as_bytes()));
+        let room = MAX_COLLECTION_SLUG_LEN - SLUG_HASH_DIGITS - 1;
+        slug.truncate(room);
+        let readable = slug.trim_end_matches('_');
+        slug = if readable.is_empty() {
+            format!("event_{}", &digest[..SLUG_HASH_DIGITS])
+        } else {
+            format!("{readable}_{}", &digest[..SLUG_HASH_DIGITS])
+        };
+    }
+    if RESERVED_SLUGS.contains(&slug.as_str()) {
+        slug = format!("other_{slug}");
+    }
+    slug
 }
 
 #[cfg(test)]
@@ -140,6 +176,45 @@ mod tests {
             Collection::named("Rejected Events").slug(),
             "other_rejected_events"
         );
+    }
+
+    #[test]
+    fn slugs_are_ascii_bytes_bounded_and_distinct() {
+        // 62 four-byte characters: 248 bytes of name.
+        let emoji = "😀".repeat(62);
+        let slug = collection_slug(&emoji);
+        assert!(
+            slug.is_ascii() && slug.len() <= MAX_COLLECTION_SLUG_LEN,
+            "{slug}"
+        );
+        assert_ne!(slug, collection_slug(&"😃".repeat(62)));
+        let german = collection_slug("Bestellung Übermittelt");
+        assert!(german.starts_with("bestellung_bermittelt_"), "{german}");
+        assert_eq!(german.len(), "bestellung_bermittelt_".len() + 8);
+        // Exactly at the limit stays readable; one byte more gets cut and hashed.
+        let at_limit = "a".repeat(MAX_COLLECTION_SLUG_LEN);
+        assert_eq!(collection_slug(&at_limit), at_limit);
+        let over = collection_slug(&"a".repeat(MAX_COLLECTION_SLUG_LEN + 1));
+        assert_eq!(over.len(), MAX_COLLECTION_SLUG_LEN);
+        assert_ne!(over, at_limit);
+        assert_eq!(collection_slug("9 Lives"), "9_lives");
+        assert!(collection_slug("!!!").starts_with("event_"));
+    }
+
+    #[test]
+    fn one_name_gets_one_collection_in_every_spelling() {
+        for name in [
+            "Email Opened",
+            "EmailOpened",
+            "email_opened",
+            "email opened",
+        ] {
+            assert_eq!(
+                Collection::for_event_name(name).slug(),
+                "email_opened",
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -135,3 +135,19 @@ def test_segment_batches_land_in_the_same_tables(endpoint):
     assert con.sql("select id, anonymous_id, list_name from email_unsubscribed").fetchall() == [
         ("seg-e2e-2", "li.wei@example.com", "Newsletter")]
     assert con.sql("select source, request_index from rejected_events").fetchall() == [("segment_api", 2)]
+
+
+def test_every_collection_is_queryable_whatever_its_name(endpoint):
+    from conftest import SEGMENT_KEY, post_segment
+    names = ["Group", "Order", "Select", "9 Lives", "Über Event", "😀" * 62]
+    batch = {"batch": [{"type": "track", "event": name, "userId": "u", "messageId": f"name-{i}",
+                        "originalTimestamp": "2024-01-04T18:04:00Z"} for i, name in enumerate(names)]}
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", batch, SEGMENT_KEY)
+    assert (status, answer["accepted"]) == (200, len(names)), answer
+    collections = sorted(p.name for p in (endpoint.lake / "klaviyo").iterdir())
+    assert all(len(c.encode()) <= len("collection=") + 64 and c.isascii() for c in collections), collections
+    con = connect(endpoint.lake)
+    stored = con.sql("select event_text from tracks order by id").fetchall()
+    assert [row[0] for row in stored] == names
+    assert con.sql('select count(*) from "group"').fetchall() == [(1,)]
+    assert con.sql('select count(*) from "9_lives"').fetchall() == [(1,)]

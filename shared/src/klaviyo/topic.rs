@@ -5,6 +5,7 @@
 //! white space removed, lower case, the `event:` and `klaviyo.` prefixes dropped.
 
 use crate::collection::Collection;
+use crate::warehouse::column_name::to_column_name;
 
 /// Topic names (after normalisation) of each of the six email collections.
 const EMAIL_TOPICS: [(&str, &[&str]); 6] = [
@@ -33,23 +34,30 @@ pub fn collection_for_topic(topic: &str) -> Collection {
     let name = normalise_topic(topic);
     EMAIL_TOPICS
         .iter()
-        .find(|(_, topics)| topics.contains(&name.as_str()))
+        .find(|(slug, topics)| *slug == name || topics.contains(&name.as_str()))
         .and_then(|(slug, _)| Collection::email(slug))
         .unwrap_or_else(|| Collection::named(&event_name_for_topic(&name)))
 }
 
-/// Strips white space, case and the `event:` / `klaviyo.` prefixes from a topic id.
+/// Strips white space and the `event:` / `klaviyo.` prefixes (in any case) from a topic
+/// id and turns the rest into snake_case with the same rule as event names and columns
+/// (`EmailOpened` → `email_opened`), so a topic and a Segment event of the same name land
+/// in the same collection.
 pub fn normalise_topic(topic: &str) -> String {
-    let compact: String = topic
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect();
-    let without_kind = compact.strip_prefix("event:").unwrap_or(&compact);
-    without_kind
-        .strip_prefix("klaviyo.")
-        .unwrap_or(without_kind)
-        .to_owned()
+    let compact: String = topic.chars().filter(|c| !c.is_whitespace()).collect();
+    let strip = |text: &str, prefix: &str| -> Option<usize> {
+        text.get(..prefix.len())
+            .filter(|head| head.eq_ignore_ascii_case(prefix))
+            .map(|_| prefix.len())
+    };
+    let mut rest = compact.as_str();
+    if let Some(cut) = strip(rest, "event:") {
+        rest = &rest[cut..];
+    }
+    if let Some(cut) = strip(rest, "klaviyo.") {
+        rest = &rest[cut..];
+    }
+    to_column_name(rest)
 }
 
 fn event_name_for_topic(normalised: &str) -> String {
@@ -79,6 +87,25 @@ fn event_name_for_topic(normalised: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_topic_and_a_segment_event_of_one_name_share_a_collection() {
+        assert_eq!(
+            collection_for_topic("event:klaviyo.EmailOpened").slug(),
+            "email_opened"
+        );
+        assert_eq!(
+            collection_for_topic("Event:Klaviyo.Dropped Email").slug(),
+            "dropped_email"
+        );
+        for name in ["OrderCompleted", "Order Completed", "order_completed"] {
+            assert_eq!(
+                collection_for_topic(&format!("event:klaviyo.{name}")).slug(),
+                Collection::for_event_name(name).slug(),
+                "{name}"
+            );
+        }
+    }
 
     fn slug(topic: &str) -> String {
         collection_for_topic(topic).slug().to_owned()
