@@ -289,3 +289,39 @@ async fn a_retried_call_without_message_id_keeps_its_id() {
     // received 18:05:30 - (sent 18:05:10 - original 18:05:00) = 18:05:20
     assert_eq!(rows[0].columns["timestamp"], "2024-01-04T18:05:20.000Z");
 }
+
+#[tokio::test]
+async fn gzip_bodies_and_the_import_path_are_accepted() {
+    use std::io::Write;
+    let mut events = [track("Email Opened", "u1"), track("Email Opened", "u2")];
+    for event in &mut events {
+        event["type"] = json!("track");
+    }
+    let body = json!({ "batch": events });
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body.to_string().as_bytes()).unwrap();
+    let compressed = encoder.finish().unwrap();
+    let (app, sink) = memory_app();
+    let mut request = post("/v1/batch", &json!({}), basic(&format!("{SEGMENT_KEY}:")));
+    *request.body_mut() = Body::from(compressed);
+    request
+        .headers_mut()
+        .insert("content-encoding", "gzip".parse().unwrap());
+    let (status, answer, _) = send(&app, request).await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    let (status, answer, _) = send(
+        &app,
+        post("/v1/import", &body, basic(&format!("{SEGMENT_KEY}:"))),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+    assert_eq!(sink.rows().len(), 4);
+}

@@ -35,6 +35,16 @@ pub enum ApiError {
         limit: usize,
     },
     /// The body could not be read from the connection.
+    /// A `Content-Encoding` other than gzip (or none).
+    #[error("Content-Encoding {0:?} is not accepted: send the body plain or gzip-compressed")]
+    UnsupportedContentEncoding(String),
+    /// The body says gzip but does not decompress.
+    #[error("the body is declared gzip-compressed but does not decompress")]
+    MalformedGzip,
+    /// A path segment that is not UTF-8 after percent-decoding.
+    #[error("the path is not valid UTF-8")]
+    InvalidPath,
+    /// The request could not be read.
     #[error("request body could not be read")]
     BodyRead,
     /// The rows could not be stored; nothing was acknowledged.
@@ -93,6 +103,12 @@ impl ApiError {
             }
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::BodyRead => (StatusCode::BAD_REQUEST, "body_read_failed"),
+            Self::UnsupportedContentEncoding(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_encoding",
+            ),
+            Self::MalformedGzip => (StatusCode::BAD_REQUEST, "malformed_gzip"),
+            Self::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
             Self::SinkUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -128,7 +144,8 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        let mut body = json!({ "error": code, "message": message });
+        // `code` repeats `error`: Segment's client libraries read `code` and `message`.
+        let mut body = json!({ "error": code, "code": code, "message": message });
         if let Self::InvalidEvents(rejections) = &self {
             body["rejections"] = json!(rejections);
         }

@@ -71,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route(KLAVIYO_WEBHOOK_PATH, post(receive_klaviyo_webhook))
         .route("/v1/track", post(receive_segment_track))
         .route("/v1/batch", post(receive_segment_batch))
+        // The older libraries' name for /v1/batch.
+        .route("/v1/import", post(receive_segment_batch))
         .route("/v1/{call_type}", post(refuse_other_call_types))
         .route(
             HEALTH_PATH,

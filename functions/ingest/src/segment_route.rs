@@ -9,6 +9,7 @@
 
 use axum::Extension;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -66,7 +67,11 @@ pub async fn receive_segment_batch(
 }
 
 /// `POST /v1/{type}` for Segment's other call types: a clear refusal; unknown paths 404.
-pub async fn refuse_other_call_types(Path(call_type): Path<String>) -> Response {
+pub async fn refuse_other_call_types(call_type: Result<Path<String>, PathRejection>) -> Response {
+    // A segment that is not UTF-8 after percent-decoding gets a JSON error like the rest.
+    let Ok(Path(call_type)) = call_type else {
+        return ApiError::InvalidPath.into_response();
+    };
     if OTHER_CALL_TYPES.contains(&call_type.as_str()) {
         ApiError::UnsupportedType(call_type).into_response()
     } else {

@@ -15,7 +15,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use klaviyo_source::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
 use klaviyo_source::identity::resolver::{Resolution, ResolutionStats};
-use klaviyo_source::klaviyo::signature::SignatureHeaders;
+use klaviyo_source::klaviyo::signature::{AuthError, SignatureHeaders};
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Mapped, Receipt, map_webhook};
 use klaviyo_source::warehouse::row::{rejected_row, track_row};
@@ -75,7 +75,7 @@ async fn store_webhook(
 
     let authenticated = state
         .verifier
-        .verify(signature_headers(headers), &body, received_at)?;
+        .verify(signature_headers(headers)?, &body, received_at)?;
     let webhook = decode_webhook(&authenticated)?;
     let receipt = Receipt {
         signed_at: authenticated.signed_at(),
@@ -158,11 +158,19 @@ async fn resolve_profiles(
     resolver.resolve(&ids, not_after).await
 }
 
-fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
+/// The signature headers. A `Klaviyo-Timestamp` that is not visible ASCII is malformed
+/// (400), not missing: it was sent, and no format could read it.
+fn signature_headers(headers: &HeaderMap) -> Result<SignatureHeaders<'_>, ApiError> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    SignatureHeaders {
+    if headers
+        .get("klaviyo-timestamp")
+        .is_some_and(|v| v.to_str().is_err())
+    {
+        return Err(ApiError::Auth(AuthError::MalformedTimestamp));
+    }
+    Ok(SignatureHeaders {
         signature: text("klaviyo-signature"),
         timestamp: text("klaviyo-timestamp"),
         webhook_id: text("klaviyo-webhook-id"),
-    }
+    })
 }

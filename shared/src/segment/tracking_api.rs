@@ -185,10 +185,11 @@ impl AuthenticatedCall {
 /// The user name of an `Authorization: Basic` header value: Segment's write key, with an
 /// empty password, with or without the colon.
 pub fn basic_auth_user(header_value: &str) -> Option<String> {
-    let encoded = header_value
-        .trim()
-        .strip_prefix("Basic ")
-        .or_else(|| header_value.trim().strip_prefix("basic "))?;
+    // Authentication schemes are case-insensitive (RFC 9110, section 11.1).
+    let (scheme, encoded) = header_value.trim().split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = decode_base64(encoded.trim())?;
     let text = String::from_utf8(decoded).ok()?;
     let user = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
@@ -226,6 +227,10 @@ mod tests {
             Some("segment-write-key-0001")
         );
         assert_eq!(basic_auth_user("Bearer abc"), None);
+        assert_eq!(
+            basic_auth_user("BASIC c2VnbWVudC13cml0ZS1rZXktMDAwMTo=").as_deref(),
+            Some("segment-write-key-0001")
+        );
         assert_eq!(basic_auth_user("Basic !!!"), None);
         assert_eq!(basic_auth_user("Basic Og=="), None, "empty user");
     }
