@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A path segment that is not UTF-8 after percent-decoding.
     #[error("the path is not valid UTF-8")]
     InvalidPath,
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive within the time limit")]
+    BodyTimeout,
     /// The request could not be read.
     #[error("request body could not be read")]
     BodyRead,
@@ -108,6 +111,7 @@ impl ApiError {
                 "unsupported_content_encoding",
             ),
             Self::MalformedGzip => (StatusCode::BAD_REQUEST, "malformed_gzip"),
+            Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
             Self::SinkUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),

@@ -9,6 +9,7 @@ use klaviyo_source::secret::WriteKey;
 
 use crate::app::router;
 use crate::config::{Config, SinkConfig, parse_schema_name, parse_write_key};
+use crate::local_server::serve_with_limits;
 use crate::startup::{Mode, build_state};
 
 /// Default directory of the local lake.
@@ -151,13 +152,12 @@ async fn serve(
     let address = listener.local_addr()?;
     tracing::info!(%address, %destination, "serving");
     println!("Listening on http://{address}/webhooks/klaviyo, {destination}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                tracing::warn!("no Ctrl-C handler; stop the process to quit");
-                std::future::pending::<()>().await;
-            }
-        })
-        .await?;
+    serve_with_limits(listener, app, async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            tracing::warn!("no Ctrl-C handler; stop the process to quit");
+            std::future::pending::<()>().await;
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod firehose_api;
 pub mod klaviyo_api;
+pub mod local_server;
 pub mod metrics;
 pub mod redrive;
 pub mod request_body;

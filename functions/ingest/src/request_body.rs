@@ -1,11 +1,18 @@
 //! Reading a JSON request body: the content type and the size limit, checked before
 //! anything else looks at the bytes.
 
+use std::time::Duration;
+
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::api_error::ApiError;
+
+/// Time a client has to send the whole body once its headers are in: a stalled upload must
+/// not hold memory and a connection forever. Lambda hands over bodies whole, so this only
+/// matters for `bootstrap serve`.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Accepts `application/json` with any parameters (`; charset=utf-8`), in any case.
 pub fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -40,7 +47,9 @@ pub async fn read_limited(
         Some("gzip") | Some("x-gzip") => true,
         Some(other) => return Err(ApiError::UnsupportedContentEncoding(other.to_owned())),
     };
-    let bytes = read_raw_limited(body, headers, limit).await?;
+    let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read_raw_limited(body, headers, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout)??;
     if gzipped {
         gunzip_limited(&bytes, limit)
     } else {

@@ -1,0 +1,77 @@
+"""The local server under a hostile network: half-open connections and stalled uploads
+neither stop it answering nor pin memory for good (header and body time limits, a
+connection cap). Bounded: every socket is closed, every wait has a limit."""
+
+import json
+import socket
+import urllib.request
+
+
+HEADER_READ_TIMEOUT_S = 5   # functions/ingest/src/local_server.rs, as the README states
+BODY_READ_TIMEOUT_S = 15    # functions/ingest/src/request_body.rs, as the README states
+
+
+def address(endpoint):
+    host, port = endpoint.base_url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def health(endpoint, timeout):
+    with urllib.request.urlopen(endpoint.base_url + "/health", timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+def half_open(endpoint):
+    """A connection that is started (without waiting: past the cap and the listen backlog
+    the kernel holds the handshake) and never sends a byte."""
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(address(endpoint))
+    return s
+
+
+def test_half_open_connections_do_not_stop_the_server(endpoint):
+    sockets = [half_open(endpoint) for _ in range(300)]
+    try:
+        # More idle connections than the cap: /health waits at most until the header time
+        # limit closes the idle ones.
+        assert health(endpoint, timeout=HEADER_READ_TIMEOUT_S * 4) == (200, {"status": "ok"})
+        # The idle connections were closed by the server: reading gives end of stream.
+        closed = 0
+        for s in sockets[:20]:
+            s.setblocking(True)
+            s.settimeout(HEADER_READ_TIMEOUT_S * 3)
+            try:
+                closed += s.recv(1) == b""
+            except (ConnectionResetError, TimeoutError):
+                closed += 0
+        assert closed == 20
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_stalled_uploads_are_answered_408_and_released(endpoint):
+    # The webhook route takes bodies up to 4 MiB (the Segment routes stop at 500 KB).
+    declared = 4 * 1024 * 1024 - 1024
+    head = (f"POST /webhooks/klaviyo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {declared}\r\n\r\n").encode()
+    sockets = []
+    try:
+        for _ in range(50):
+            s = socket.create_connection(address(endpoint), timeout=5)
+            s.sendall(head + b" " * (declared - 1))
+            sockets.append(s)
+        assert health(endpoint, timeout=10)[0] == 200, "stalled uploads hold no worker"
+        for s in sockets:
+            s.settimeout(BODY_READ_TIMEOUT_S * 3)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        for s in sockets:
+            s.close()
