@@ -75,3 +75,34 @@ def test_stalled_uploads_are_answered_408_and_released(endpoint):
     finally:
         for s in sockets:
             s.close()
+
+
+def test_requests_full_of_colliding_names_neither_stall_nor_freeze_health(endpoint):
+    import copy
+    import threading
+
+    from conftest import ROOT, WRITE_KEY
+    from send_sample_webhook import post_webhook
+    template = json.loads((ROOT / "tests/fixtures/webhooks/all_six_collections.json").read_text())
+    event = copy.deepcopy(template["data"][1])
+    # 16,000 keys that all flatten to the column name `a`.
+    event["payload"]["data"]["attributes"]["event_properties"] = {
+        "a" + "!" * (i % 64) + " " * (i // 64 + 1): i for i in range(16_000)}
+    answers = []
+
+    def send(n):
+        body = copy.deepcopy(template)
+        one = copy.deepcopy(event)
+        one["payload"]["data"]["id"] = f"collide{n}"
+        body["data"] = [one]
+        answers.append(post_webhook(endpoint.webhook_url, json.dumps(body).encode(), WRITE_KEY, timeout=120))
+
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(3)]
+    for sender in senders:
+        sender.start()
+    try:
+        assert health(endpoint, timeout=10)[0] == 200
+    finally:
+        for sender in senders:
+            sender.join(timeout=180)
+    assert [status for status, _ in answers] == [200, 200, 200], answers

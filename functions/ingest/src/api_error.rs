@@ -44,6 +44,9 @@ pub enum ApiError {
     /// A path segment that is not UTF-8 after percent-decoding.
     #[error("the path is not valid UTF-8")]
     InvalidPath,
+    /// The request's own work failed unexpectedly (a bug); nothing was stored.
+    #[error("the request could not be processed; nothing was stored")]
+    Internal,
     /// The body did not arrive in time.
     #[error("the request body did not arrive within the time limit")]
     BodyTimeout,
@@ -112,6 +115,7 @@ impl ApiError {
             ),
             Self::MalformedGzip => (StatusCode::BAD_REQUEST, "malformed_gzip"),
             Self::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             Self::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
             Self::SinkUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),

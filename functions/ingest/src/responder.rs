@@ -53,6 +53,17 @@ pub fn deadline_of(state: &AppState, lambda: Option<&lambda_http::Context>) -> I
     )
 }
 
+/// Runs CPU-heavy request work (hashing, parsing, mapping, flattening) on the blocking pool
+/// instead of the async workers.
+pub async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| {
+        tracing::error!(error = %err, "request work failed");
+        ApiError::Internal
+    })
+}
+
 /// What delivering a request's rows did.
 #[derive(Debug)]
 pub struct Delivered {

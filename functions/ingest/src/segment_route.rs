@@ -24,7 +24,7 @@ use crate::api_error::{ApiError, RejectionSummary};
 use crate::app::AppState;
 use crate::metrics::StoredRequest;
 use crate::request_body::{read_limited, require_json_content_type};
-use crate::responder::{deadline_of, deliver_rows, respond};
+use crate::responder::{deadline_of, deliver_rows, off_the_workers, respond};
 
 /// Segment call types that exist but are not stored here.
 const OTHER_CALL_TYPES: [&str; 5] = ["identify", "page", "screen", "group", "alias"];
@@ -98,25 +98,29 @@ async fn store_call(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(basic_auth_user);
-    let call = SegmentCall::parse(&body, kind)?
-        .authenticate(basic_user.as_deref(), &state.segment_keys)?;
-    let mapped = map_segment_call(&call, received_at);
-
-    let events = mapped.len();
-    let mut rows = Vec::with_capacity(events);
-    let mut rejections = Vec::new();
-    for event in mapped {
-        match event {
-            Ok(event) => rows.push(track_row(event, received_at)),
-            Err(rejection) => {
-                rows.push(rejected_row(&rejection, received_at));
-                rejections.push(RejectionSummary {
-                    index: rejection.index,
-                    reason: rejection.reason,
-                });
+    let keys = state.segment_keys.clone();
+    // Parsing, mapping and flattening up to 2,500 events is CPU work: off the async workers.
+    let (events, rows, rejections) = off_the_workers(move || {
+        let call = SegmentCall::parse(&body, kind)?.authenticate(basic_user.as_deref(), &keys)?;
+        let mapped = map_segment_call(&call, received_at);
+        let events = mapped.len();
+        let mut rows = Vec::with_capacity(events);
+        let mut rejections = Vec::new();
+        for event in mapped {
+            match event {
+                Ok(event) => rows.push(track_row(event, received_at)),
+                Err(rejection) => {
+                    rows.push(rejected_row(&rejection, received_at));
+                    rejections.push(RejectionSummary {
+                        index: rejection.index,
+                        reason: rejection.reason,
+                    });
+                }
             }
         }
-    }
+        Ok::<_, ApiError>((events, rows, rejections))
+    })
+    .await??;
     if events > 0 && rejections.len() == events {
         return Err(ApiError::InvalidEvents(rejections));
     }

@@ -18,7 +18,7 @@ use klaviyo_source::identity::resolver::{Resolution, ResolutionStats};
 use klaviyo_source::klaviyo::signature::{AuthError, SignatureHeaders};
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Mapped, Receipt, map_webhook};
-use klaviyo_source::warehouse::row::{rejected_row, track_row};
+use klaviyo_source::warehouse::row::{WarehouseRow, rejected_row, track_row};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -27,7 +27,7 @@ use crate::app::AppState;
 use crate::metrics::StoredRequest;
 use crate::request_body::{read_limited, require_json_content_type};
 use crate::request_deadline::identity_deadline;
-use crate::responder::{deadline_of, deliver_rows, respond};
+use crate::responder::{deadline_of, deliver_rows, off_the_workers, respond};
 
 /// The route's name in metrics.
 const METRICS_ROUTE: &str = "klaviyo_webhook";
@@ -73,49 +73,26 @@ async fn store_webhook(
     let body = read_limited(body, headers, state.max_body_bytes).await?;
     let received_at: DateTime<Utc> = (state.clock)();
 
-    let authenticated = state
-        .verifier
-        .verify(signature_headers(headers)?, &body, received_at)?;
-    let webhook = decode_webhook(&authenticated)?;
-    let receipt = Receipt {
-        signed_at: authenticated.signed_at(),
-        received_at,
-    };
-    let mapped = map_webhook(webhook, receipt);
+    let signature = owned_signature_headers(headers)?;
+    let verifier = state.verifier.clone();
+    // Hashing, parsing and mapping a body of up to 4 MiB is CPU work: off the async
+    // workers, so one large request never holds up the others (or /health).
+    let mapped = off_the_workers(move || {
+        let authenticated = verifier.verify(signature.borrowed(), &body, received_at)?;
+        let webhook = decode_webhook(&authenticated)?;
+        let receipt = Receipt {
+            signed_at: authenticated.signed_at(),
+            received_at,
+        };
+        Ok::<_, ApiError>(map_webhook(webhook, receipt))
+    })
+    .await??;
     let (resolutions, identity_stats) =
         resolve_profiles(state, &mapped, identity_deadline(deadline)).await;
-
-    let mut rows = Vec::with_capacity(mapped.len());
-    let mut outcome = WebhookOutcome {
-        accepted: 0,
-        rejected: 0,
-        rejections: Vec::new(),
-        skipped: 0,
-    };
-    for event in mapped {
-        match event {
-            Ok(mut event) => {
-                let resolution = klaviyo_profile_id(&event)
-                    .and_then(|id| resolutions.get(id))
-                    .unwrap_or(&Resolution::Unresolved);
-                match apply_identity(&mut event, resolution, state.only_own_profiles) {
-                    IdentityDecision::Keep => {
-                        rows.push(track_row(event, received_at));
-                        outcome.accepted += 1;
-                    }
-                    IdentityDecision::SkipNotOwnProfile => outcome.skipped += 1,
-                }
-            }
-            Err(rejection) => {
-                rows.push(rejected_row(&rejection, received_at));
-                outcome.rejections.push(RejectionSummary {
-                    index: rejection.index,
-                    reason: rejection.reason,
-                });
-                outcome.rejected += 1;
-            }
-        }
-    }
+    let only_own_profiles = state.only_own_profiles;
+    let (rows, outcome) =
+        off_the_workers(move || build_rows(mapped, &resolutions, only_own_profiles, received_at))
+            .await?;
     let delivered = deliver_rows(state, rows, deadline).await?;
     let report = &delivered.report;
     let stored = StoredRequest {
@@ -139,6 +116,73 @@ async fn store_webhook(
         "webhook stored"
     );
     Ok((outcome, stored))
+}
+
+/// The rows of the mapped events, with the resolved identities applied, and the answer.
+fn build_rows(
+    mapped: Vec<Mapped>,
+    resolutions: &HashMap<String, Resolution>,
+    only_own_profiles: bool,
+    received_at: DateTime<Utc>,
+) -> (Vec<WarehouseRow>, WebhookOutcome) {
+    let mut rows = Vec::with_capacity(mapped.len());
+    let mut outcome = WebhookOutcome {
+        accepted: 0,
+        rejected: 0,
+        rejections: Vec::new(),
+        skipped: 0,
+    };
+    for event in mapped {
+        match event {
+            Ok(mut event) => {
+                let resolution = klaviyo_profile_id(&event)
+                    .and_then(|id| resolutions.get(id))
+                    .unwrap_or(&Resolution::Unresolved);
+                match apply_identity(&mut event, resolution, only_own_profiles) {
+                    IdentityDecision::Keep => {
+                        rows.push(track_row(event, received_at));
+                        outcome.accepted += 1;
+                    }
+                    IdentityDecision::SkipNotOwnProfile => outcome.skipped += 1,
+                }
+            }
+            Err(rejection) => {
+                rows.push(rejected_row(&rejection, received_at));
+                outcome.rejections.push(RejectionSummary {
+                    index: rejection.index,
+                    reason: rejection.reason,
+                });
+                outcome.rejected += 1;
+            }
+        }
+    }
+    (rows, outcome)
+}
+
+/// The signature headers, owned so they can move to a blocking thread.
+struct OwnedSignatureHeaders {
+    signature: Option<String>,
+    timestamp: Option<String>,
+    webhook_id: Option<String>,
+}
+
+impl OwnedSignatureHeaders {
+    fn borrowed(&self) -> SignatureHeaders<'_> {
+        SignatureHeaders {
+            signature: self.signature.as_deref(),
+            timestamp: self.timestamp.as_deref(),
+            webhook_id: self.webhook_id.as_deref(),
+        }
+    }
+}
+
+fn owned_signature_headers(headers: &HeaderMap) -> Result<OwnedSignatureHeaders, ApiError> {
+    let borrowed = signature_headers(headers)?;
+    Ok(OwnedSignatureHeaders {
+        signature: borrowed.signature.map(str::to_owned),
+        timestamp: borrowed.timestamp.map(str::to_owned),
+        webhook_id: borrowed.webhook_id.map(str::to_owned),
+    })
 }
 
 /// Looks up the profiles of the mapped events, when lookup is configured.
