@@ -13,6 +13,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+# Segment's Node library for the client end-to-end test (versions pinned in package-lock.json).
+if ! command -v node >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
 
 echo "== format and lint"
 cargo fmt --all -- --check
