@@ -110,6 +110,7 @@ def test_logs_carry_no_key_email_or_body(endpoint):
     assert "webhook stored" in logs
     for secret in [WRITE_KEY, PREVIOUS_KEY, "Bestellung", "example.com", "01GDDKASAP8TKDDA2GRZDSVP4H"]:
         assert secret not in logs
+    assert "\x1b[" not in logs, "no ANSI colour codes when the logs are not a terminal"
 
 
 def test_a_write_key_is_generated_and_printed_when_none_is_given(tmp_path):

@@ -205,3 +205,40 @@ def test_the_dashboard_is_valid_json_and_linked_from_the_outputs(template):
                    "Function errors and duration"]:
         assert needed in titles, needed
     assert "OperationsDashboard" in template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+
+
+def test_an_existing_secret_must_be_named_by_its_full_arn(template):
+    pattern = re.compile(template["Parameters"]["ExistingWriteKeySecretArn"]["AllowedPattern"])
+    full = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:klaviyo/source-keys-AbC12d"
+    assert pattern.fullmatch(full)
+    assert pattern.fullmatch("")
+    # A partial ARN (the name alone) would not match the function's IAM resource.
+    assert not pattern.fullmatch("arn:aws:secretsmanager:eu-west-1:123456789012:secret:klaviyo/source-keys")
+    kms = re.compile(template["Parameters"]["ExistingSecretKmsKeyArn"]["AllowedPattern"])
+    assert kms.fullmatch("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+
+
+def test_raw_rows_reads_whole_lines_without_a_misplaced_delimiter(template):
+    table = template["Resources"]["RawRowsTable"]["Properties"]["TableInput"]
+    serde = table["StorageDescriptor"]["SerdeInfo"]
+    assert serde == {"SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"}
+    assert "field.delim" not in str(table)
+
+
+def test_the_redshift_sql_parses_and_its_schemas_do_not_collide():
+    import sqlglot
+    copy_sql = (ROOT / "sql/redshift/copy_native.sql").read_text()
+    spectrum_sql = (ROOT / "sql/redshift/spectrum.sql").read_text()
+    statements = [s for s in sqlglot.parse(copy_sql, read="redshift") if s is not None]
+    view = next(s for s in statements if s.key == "create" and "deduped" in s.sql())
+    subquery = view.find(sqlglot.exp.Subquery)
+    assert subquery is not None and subquery.alias, "Redshift needs an alias on a FROM subquery"
+    native = set(re.findall(r"create schema if not exists (\w+)", copy_sql))
+    external = set(re.findall(r"create external schema if not exists (\w+)", spectrum_sql))
+    assert native and external and not native & external, (native, external)
+
+
+def test_sam_build_opts_in_to_the_cargo_lambda_beta():
+    import tomllib
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["default"]["build"]["parameters"]["beta_features"] is True
