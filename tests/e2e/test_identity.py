@@ -2,7 +2,6 @@
 (recorded JSON:API shapes), the local lake read with DuckDB."""
 
 import json
-import time
 
 from conftest import WRITE_KEY, KlaviyoApiDouble, LocalEndpoint, webhook_for_profiles
 from query_lake import connect
@@ -43,7 +42,6 @@ def test_profiles_are_looked_up_in_one_call_and_cached(tmp_path, klaviyo_api):
         ID_ONLY: ("crm-20077", None, None, True),
         UNKNOWN: (None, UNKNOWN, None, False),
     }
-    time.sleep(1.1)
     assert post_webhook(endpoint.webhook_url, webhook_for_profiles([OWN, EMAIL_ONLY, UNKNOWN], "idTwo"),
                         WRITE_KEY)[0] == 200
     assert klaviyo_api.stats()["calls"] == 1, "answered from the cache, unknown profiles too"
@@ -75,11 +73,11 @@ def test_a_429_is_waited_out_when_retry_after_fits_the_budget(tmp_path, klaviyo_
 def test_a_long_retry_after_falls_back_within_the_budget(tmp_path, klaviyo_api):
     klaviyo_api.post("/__control", {"fail": [{"status": 429, "retry_after": 30}]})
     endpoint = start(tmp_path, klaviyo_api, PROFILE_LOOKUP_TIMEOUT_MS="500")
-    started = time.monotonic()
     status, answer = post_webhook(endpoint.webhook_url, webhook_for_profiles([OWN], "id429long"), WRITE_KEY)
-    elapsed = time.monotonic() - started
     assert (status, answer["accepted"]) == (200, 1)
-    assert elapsed < 5, f"the lookup budget did not hold: {elapsed:.1f} s"
+    # Had the lookup waited out the 30 s Retry-After, the retry would have found the profile:
+    # the unresolved identity shows the budget cut it off (no stopwatch needed; the Rust tests
+    # check the budget on a paused clock).
     assert identities(endpoint)[OWN] == (None, OWN, None, False)
     endpoint.stop()
 
@@ -90,7 +88,6 @@ def test_server_errors_are_retried_once_then_fall_back(tmp_path, klaviyo_api):
     assert post_webhook(endpoint.webhook_url, webhook_for_profiles([OWN], "id5xxOnce"), WRITE_KEY)[0] == 200
     assert identities(endpoint)[OWN][0] == "crm-10045"
     klaviyo_api.post("/__control", {"fail": [{"status": 500}] * 5})
-    time.sleep(1.1)
     assert post_webhook(endpoint.webhook_url, webhook_for_profiles([EMAIL_ONLY], "id5xxAll"), WRITE_KEY)[0] == 200
     assert identities(endpoint)[EMAIL_ONLY] == (None, EMAIL_ONLY, None, False)
     endpoint.stop()
@@ -99,10 +96,10 @@ def test_server_errors_are_retried_once_then_fall_back(tmp_path, klaviyo_api):
 def test_a_slow_klaviyo_never_delays_ingestion_past_the_budget(tmp_path, klaviyo_api):
     klaviyo_api.post("/__control", {"delay": 5})
     endpoint = start(tmp_path, klaviyo_api, PROFILE_LOOKUP_TIMEOUT_MS="400")
-    started = time.monotonic()
     status, _ = post_webhook(endpoint.webhook_url, webhook_for_profiles([OWN], "idSlow"), WRITE_KEY)
     assert status == 200
-    assert time.monotonic() - started < 3
+    # The double answers (with the profile) only after 5 s: unresolved means the 0.4 s
+    # budget cut the lookup off.
     assert identities(endpoint)[OWN][3] is False
     endpoint.stop()
 

@@ -36,7 +36,10 @@ fn jq(query: &str, input: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Needs Debian's jq 1.6 on the PATH, so a plain `cargo test` elsewhere skips it by name;
+/// the README's test command installs jq 1.6 and runs it with `--include-ignored`.
 #[tokio::test]
+#[ignore = "needs Debian's jq 1.6; tests/run.sh runs it with --include-ignored"]
 async fn jq_extracts_the_partition_the_rust_code_computes() {
     let version = Command::new("jq")
         .arg("--version")

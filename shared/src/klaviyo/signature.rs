@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::secret::WriteKey;
 use crate::time_format::parse_header_timestamp;
@@ -163,11 +164,23 @@ pub fn sign(key: &WriteKey, body: &[u8], timestamp: &str) -> String {
     hex::encode(signature_mac(key, body, timestamp).finalize().into_bytes())
 }
 
+/// SHA-256's block size, the length HMAC pads its key to.
+const HMAC_SHA256_BLOCK_BYTES: usize = 64;
+
 fn signature_mac(key: &WriteKey, body: &[u8], timestamp: &str) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length, so this constructor cannot fail; the fallback
-    // below is unreachable but keeps the code free of panics.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret().as_bytes())
-        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+    // HMAC's key schedule (RFC 2104, section 2): a key longer than the hash's 64-byte block
+    // is hashed first, then the key is zero-padded to the block. Doing it here gives a
+    // block-sized key, whose constructor cannot fail, instead of a fallible one with an
+    // unreachable fallback.
+    let raw = key.expose_secret().as_bytes();
+    let mut block = [0u8; HMAC_SHA256_BLOCK_BYTES];
+    if raw.len() > HMAC_SHA256_BLOCK_BYTES {
+        let digest = Sha256::digest(raw);
+        block[..digest.len()].copy_from_slice(&digest);
+    } else {
+        block[..raw.len()].copy_from_slice(raw);
+    }
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
     mac.update(body);
     mac.update(timestamp.as_bytes());
     mac
@@ -176,6 +189,24 @@ fn signature_mac(key: &WriteKey, body: &[u8], timestamp: &str) -> Hmac<Sha256> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_block_sized_key_gives_the_same_mac_as_any_length_key() {
+        for length in [16, 63, 64, 65, 100, 300] {
+            let text = "k".repeat(length);
+            let ours = signature_mac(&WriteKey::new(text.clone()).unwrap(), BODY, TIMESTAMP)
+                .finalize()
+                .into_bytes();
+            let mut reference = <Hmac<Sha256> as Mac>::new_from_slice(text.as_bytes()).unwrap();
+            reference.update(BODY);
+            reference.update(TIMESTAMP.as_bytes());
+            assert_eq!(
+                ours,
+                reference.finalize().into_bytes(),
+                "key of {length} bytes"
+            );
+        }
+    }
 
     const BODY: &[u8] = br#"{"data":[],"meta":{"klaviyo_webhook_id":"wh"}}"#;
     const TIMESTAMP: &str = "Thu, 04 Jan 2024 18:05:25 GMT";
