@@ -189,3 +189,16 @@ def test_segment_batches_reach_s3_through_firehose(stack, tmp_path):
     _, rows = lake_rows(stack, tmp_path)
     assert sorted(r["id"] for r in rows if r["event"] != "rejected_events") == ["seg-e2e-1", "seg-e2e-2"]
     endpoint.stop()
+
+
+def test_every_refusal_gets_a_metric_line_404_and_405_included(stack):
+    from send_sample_webhook import post
+    endpoint = start(stack)
+    assert post(endpoint.base_url + "/nowhere", b"{}", {"Content-Type": "application/json"})[0] == 404
+    assert post(endpoint.base_url + "/v1/identify", b"{}", {"Content-Type": "application/json"})[0] == 400
+    assert post(endpoint.base_url + "/health", b"{}", {"Content-Type": "application/json"})[0] == 405
+    endpoint.stop()
+    documents = [json.loads(line) for line in endpoint.process.stdout.read().splitlines() if line.startswith("{")]
+    refused = sorted((d["Route"], d["Reason"]) for d in documents if "RequestsRefused" in d)
+    assert refused == [("health", "method_not_allowed"), ("segment_other", "unsupported_type"),
+                       ("unmatched", "not_found")]

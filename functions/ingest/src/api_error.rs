@@ -13,6 +13,8 @@ use klaviyo_source::sink::SinkError;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::observe::RefusedRequest;
+
 /// Seconds a sender should wait before retrying after a 503.
 pub const RETRY_AFTER_SECONDS: u32 = 30;
 
@@ -147,10 +149,8 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %source, "delivery failed; nothing acknowledged");
                 "the events could not be stored; nothing was accepted, retry later".to_owned()
             }
-            other => {
-                tracing::warn!(status = status.as_u16(), error = code, "request refused");
-                other.to_string()
-            }
+            // The observing layer logs the refusal with its route.
+            other => other.to_string(),
         };
         // `code` repeats `error`: Segment's client libraries read `code` and `message`.
         let mut body = json!({ "error": code, "code": code, "message": message });
@@ -158,6 +158,7 @@ impl IntoResponse for ApiError {
             body["rejections"] = json!(rejections);
         }
         let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(RefusedRequest(code));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

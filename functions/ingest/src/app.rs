@@ -1,18 +1,14 @@
-//! The router and its shared state.
-
-use std::sync::Arc;
+//! The router: which path goes to which intake, and the one layer that observes every
+//! answer.
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
-use klaviyo_source::identity::resolver::IdentityResolver;
-use klaviyo_source::klaviyo::signature::SignatureVerifier;
-use klaviyo_source::segment::write_keys::SegmentWriteKeys;
-use klaviyo_source::sink::EventSink;
 
 use crate::api_error::ApiError;
-use crate::metrics::MetricsEmitter;
+use crate::observe::observe_request;
 use crate::segment_route::{receive_segment_batch, receive_segment_track, refuse_other_call_types};
+use crate::state::AppState;
 use crate::webhook_route::receive_klaviyo_webhook;
 
 /// The path Klaviyo posts system webhooks to.
@@ -20,52 +16,9 @@ pub const KLAVIYO_WEBHOOK_PATH: &str = "/webhooks/klaviyo";
 /// A liveness probe that touches nothing.
 pub const HEALTH_PATH: &str = "/health";
 
-/// A source of the current time; tests pin it.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// What every request needs, built once at start-up.
-#[derive(Clone)]
-pub struct AppState {
-    /// Checks `Klaviyo-Signature` against the write keys.
-    pub verifier: Arc<SignatureVerifier>,
-    /// Where accepted rows go.
-    pub sink: Arc<dyn EventSink>,
-    /// Largest accepted body, bytes.
-    pub max_body_bytes: usize,
-    /// The current time.
-    pub clock: Clock,
-    /// CloudWatch EMF metric lines.
-    pub metrics: MetricsEmitter,
-    /// Klaviyo profile lookup, when an API key is configured.
-    pub identity: Option<Arc<IdentityResolver>>,
-    /// Store only events of profiles with an `external_id`.
-    pub only_own_profiles: bool,
-    /// The Segment API's own write keys (empty: every Segment call is refused).
-    pub segment_keys: Arc<SegmentWriteKeys>,
-}
-
-impl AppState {
-    /// State with the system clock, metrics off and no profile lookup.
-    pub fn new(
-        verifier: SignatureVerifier,
-        sink: Arc<dyn EventSink>,
-        max_body_bytes: usize,
-    ) -> Self {
-        Self {
-            verifier: Arc::new(verifier),
-            sink,
-            max_body_bytes,
-            clock: Arc::new(Utc::now),
-            metrics: MetricsEmitter::new(false),
-            identity: None,
-            only_own_profiles: false,
-            segment_keys: Arc::new(SegmentWriteKeys::default()),
-        }
-    }
-}
-
 /// The endpoint's routes. Unknown paths and methods get JSON errors like every other
-/// failure.
+/// failure, and every answer, refusals included, gets its log line and metric line from
+/// [`observe_request`].
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(KLAVIYO_WEBHOOK_PATH, post(receive_klaviyo_webhook))
@@ -80,5 +33,6 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(state.clone(), observe_request))
         .with_state(state)
 }

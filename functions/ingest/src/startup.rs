@@ -14,7 +14,6 @@ use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
 use klaviyo_source::sink::null::DiscardingSink;
 
-use crate::app::AppState;
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, FirehoseConfig, IdentityConfig, SinkConfig};
 use crate::firehose_api::SdkFirehose;
@@ -22,6 +21,7 @@ use crate::klaviyo_api::KlaviyoProfilesApi;
 use crate::metrics::MetricsEmitter;
 use crate::s3_dead_letter::S3DeadLetter;
 use crate::start_checks::check_firehose_resources;
+use crate::state::AppState;
 use crate::write_key_secret::fetch_source_secret;
 
 /// A start-up failure: the process exits and Lambda reports an init error.

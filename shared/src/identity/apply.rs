@@ -14,9 +14,9 @@ pub enum IdentityDecision {
     SkipNotOwnProfile,
 }
 
-/// The Klaviyo profile id a mapped webhook event carries (`context.klaviyo.profile_id`).
+/// The Klaviyo profile id a mapped event carries, if it came from Klaviyo.
 pub fn klaviyo_profile_id(event: &TrackEvent) -> Option<&str> {
-    event.context.get("klaviyo")?.get("profile_id")?.as_str()
+    event.klaviyo_profile_id.as_deref()
 }
 
 /// Applies the seed's identity rule to `event`:
@@ -82,6 +82,7 @@ mod tests {
             event: "Email Opened".into(),
             collection_slug: "email_opened".into(),
             user_id: None,
+            klaviyo_profile_id: Some("01PROFILE".into()),
             anonymous_id: Some("01PROFILE".into()),
             properties: Map::new(),
             context: json!({"klaviyo": {"profile_id": "01PROFILE", "identity_resolved": false}})

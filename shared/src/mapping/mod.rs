@@ -2,7 +2,9 @@
 
 pub mod email_properties;
 pub mod message_id;
+pub mod outcome;
 pub mod segment_call;
 pub mod webhook_event;
 
-pub use webhook_event::{Mapped, Receipt, Rejection, map_webhook};
+pub use outcome::{IntakeSource, Mapped, Rejection};
+pub use webhook_event::{Receipt, map_webhook};

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::message_id::{KLAVIYO_ID_PREFIX, message_id_from_content};
-use super::webhook_event::{Mapped, Rejection};
+use super::outcome::{IntakeSource, Mapped, Rejection};
 use crate::collection::Collection;
 use crate::event_time::check_event_time;
 use crate::segment::track::{MAX_MESSAGE_ID_LEN, TrackEvent};
@@ -31,15 +31,14 @@ pub fn map_segment_call(call: &AuthenticatedCall, received_at: DateTime<Utc>) ->
         .iter()
         .map(|item| {
             map_item(item, call, received_at).map_err(|reason| {
-                Box::new(Rejection {
-                    message_id: message_id_from_content("segment-rejected", item.raw.as_bytes()),
-                    index: item.index,
-                    reason: format!("event {}: {reason}", item.index),
-                    raw: redact_write_key(&item.raw),
-                    source: SEGMENT_API_SOURCE,
-                    webhook_id: None,
+                Box::new(Rejection::new(
+                    IntakeSource::SegmentApi,
+                    item.index,
+                    format!("event {}: {reason}", item.index),
+                    redact_write_key(&item.raw),
+                    None,
                     received_at,
-                })
+                ))
             })
         })
         .collect()
@@ -150,6 +149,7 @@ fn map_item(
         event: collection.event_name().to_owned(),
         collection_slug: collection.slug().to_owned(),
         user_id,
+        klaviyo_profile_id: None,
         anonymous_id,
         properties,
         context,

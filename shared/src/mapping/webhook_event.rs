@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::email_properties::add_email_spec_properties;
 use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
+use super::outcome::{IntakeSource, Mapped, Rejection};
 use crate::event_time::check_event_time;
 use crate::klaviyo::topic::collection_for_topic;
 use crate::klaviyo::webhook::{BrokenEvent, VerifiedWebhook, WebhookEvent, WebhookMeta};
@@ -25,30 +26,8 @@ pub struct Receipt {
     pub received_at: DateTime<Utc>,
 }
 
-/// An event that could not become a track event, kept for the rejected collection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// A deterministic id: replaying the same request rejects under the same id.
-    pub message_id: String,
-    /// Position in the request's `data` array.
-    pub index: usize,
-    /// What is wrong, in words a person can act on.
-    pub reason: String,
-    /// The event's exact JSON text.
-    pub raw: String,
-    /// Which intake it came to: `klaviyo_webhook` or `segment_api`.
-    pub source: &'static str,
-    /// The webhook subscription it came from (webhooks only).
-    pub webhook_id: Option<String>,
-    /// When it was received.
-    pub received_at: DateTime<Utc>,
-}
-
 /// The `source` of rejections from Klaviyo webhooks.
 pub const KLAVIYO_WEBHOOK_SOURCE: &str = "klaviyo_webhook";
-
-/// The outcome for one element of a webhook's `data`.
-pub type Mapped = Result<TrackEvent, Box<Rejection>>;
 
 /// Maps every element of `webhook`, in order. Never drops one: each is a track event or a
 /// rejection.
@@ -72,15 +51,14 @@ fn map_event(
     receipt: Receipt,
 ) -> Mapped {
     let reject = |reason: &str| {
-        Box::new(Rejection {
-            message_id: message_id_from_content("klaviyo-rejected", event.raw.as_bytes()),
-            index: event.index,
-            reason: format!("data[{}]: {reason}", event.index),
-            raw: event.raw.to_owned(),
-            source: KLAVIYO_WEBHOOK_SOURCE,
-            webhook_id: Some(meta.webhook_id.clone()),
-            received_at: receipt.received_at,
-        })
+        Box::new(Rejection::new(
+            IntakeSource::KlaviyoWebhook,
+            event.index,
+            format!("data[{}]: {reason}", event.index),
+            event.raw.to_owned(),
+            Some(meta.webhook_id.clone()),
+            receipt.received_at,
+        ))
     };
     let Some(occurred_at) = event_time(&event) else {
         return Err(reject(
@@ -117,6 +95,7 @@ fn map_event(
         event: collection.event_name().to_owned(),
         collection_slug: collection.slug().to_owned(),
         user_id: None,
+        klaviyo_profile_id: Some(profile_id.clone()),
         anonymous_id: Some(profile_id),
         properties,
         context,
@@ -178,15 +157,14 @@ fn context(event: &WebhookEvent<'_>, meta: &WebhookMeta, profile_id: &str) -> Ma
 }
 
 fn reject_broken(broken: &BrokenEvent<'_>, meta: &WebhookMeta, receipt: Receipt) -> Rejection {
-    Rejection {
-        message_id: message_id_from_content("klaviyo-rejected", broken.raw.as_bytes()),
-        index: broken.index,
-        reason: broken.reason.clone(),
-        raw: broken.raw.to_owned(),
-        source: KLAVIYO_WEBHOOK_SOURCE,
-        webhook_id: Some(meta.webhook_id.clone()),
-        received_at: receipt.received_at,
-    }
+    Rejection::new(
+        IntakeSource::KlaviyoWebhook,
+        broken.index,
+        broken.reason.clone(),
+        broken.raw.to_owned(),
+        Some(meta.webhook_id.clone()),
+        receipt.received_at,
+    )
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ pub struct TrackEvent {
     /// The id the customer's own systems know the recipient by.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The Klaviyo profile the event is about, when Klaviyo sent it (identity looks it up);
+    /// not part of Segment's wire format.
+    #[serde(skip)]
+    pub klaviyo_profile_id: Option<String>,
     /// The fallback identity when there is no `user_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anonymous_id: Option<String>,

@@ -203,6 +203,7 @@ mod tests {
             event: "Email Opened".into(),
             collection_slug: "email_opened".into(),
             user_id: None,
+            klaviyo_profile_id: Some("01PROFILE".into()),
             anonymous_id: Some("01PROFILE".into()),
             properties: properties.as_object().unwrap().clone(),
             context: context.as_object().unwrap().clone(),

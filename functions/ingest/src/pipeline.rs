@@ -1,0 +1,184 @@
+//! The one way through for every intake. A source only authenticates and decodes its input
+//! into mapped events; from there, identity, rows, delivery and the answer are the same
+//! code, so a Klaviyo event gives the same row whichever way it came in.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use klaviyo_source::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
+use klaviyo_source::identity::resolver::{Resolution, ResolutionStats};
+use klaviyo_source::mapping::Mapped;
+use klaviyo_source::sink::DeliveryReport;
+use klaviyo_source::warehouse::row::{WarehouseRow, rejected_row, track_row};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::api_error::{ApiError, RejectionSummary};
+use crate::metrics::StoredRequest;
+use crate::request_deadline::{identity_deadline, request_deadline};
+use crate::state::AppState;
+
+/// What a stored request answers: how many events were stored as track events, how many
+/// were set aside in the rejected collection (and why), how many were skipped.
+#[derive(Debug, Serialize)]
+pub struct IntakeOutcome {
+    /// Events stored as track events.
+    pub accepted: usize,
+    /// Events stored in the rejected collection instead.
+    pub rejected: usize,
+    /// One entry per rejected event.
+    pub rejections: Vec<RejectionSummary>,
+    /// Events not stored because "only own profiles" is on and their profile has no
+    /// `external_id` (shown only when there are some).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The deadline of a request that has just arrived, from the Lambda invocation's deadline
+/// when there is one (see [`request_deadline`]).
+pub fn deadline_of(state: &AppState, lambda: Option<&lambda_http::Context>) -> Instant {
+    request_deadline(
+        Instant::now(),
+        (state.clock)().timestamp_millis(),
+        lambda.map(|context| context.deadline),
+    )
+}
+
+/// Runs CPU-heavy request work (hashing, parsing, mapping, flattening) on the blocking pool
+/// instead of the async workers, so no request holds up the others (or `/health`).
+pub async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| {
+        tracing::error!(error = %err, "request work failed");
+        ApiError::Internal
+    })
+}
+
+/// Stores `mapped` (every event of one request, in order): profile lookup for the events
+/// that name a Klaviyo profile, rows, delivery before `deadline`. Answers the outcome and
+/// what to record; fails (nothing acknowledged) only when the rows could not be stored.
+pub async fn store_mapped(
+    state: &AppState,
+    mapped: Vec<Mapped>,
+    received_at: DateTime<Utc>,
+    deadline: Instant,
+) -> Result<(IntakeOutcome, StoredRequest), ApiError> {
+    let (resolutions, identity_stats) =
+        resolve_profiles(state, &mapped, identity_deadline(deadline)).await;
+    let only_own_profiles = state.only_own_profiles;
+    let (rows, outcome) =
+        off_the_workers(move || build_rows(mapped, &resolutions, only_own_profiles, received_at))
+            .await?;
+    let rows_per_collection = count_per_collection(&rows);
+    let started = Instant::now();
+    let report = if rows.is_empty() {
+        DeliveryReport::default()
+    } else {
+        state
+            .sink
+            .deliver(rows, deadline)
+            .await
+            .map_err(ApiError::SinkUnavailable)?
+    };
+    let stored = StoredRequest {
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+        skipped: outcome.skipped,
+        unresolved: identity_stats.unresolved,
+        resent: report.resent,
+        spilled: report.spilled,
+        delivery_ms: started.elapsed().as_secs_f64() * 1000.0,
+        rows_per_collection,
+    };
+    Ok((outcome, stored))
+}
+
+/// The 200 answer: `body` as JSON, carrying `stored` for the observing layer's log and
+/// metric lines.
+pub fn stored_answer(body: impl Serialize, stored: StoredRequest) -> Response {
+    let mut response = Json(body).into_response();
+    response.extensions_mut().insert(stored);
+    response
+}
+
+/// Looks up the profiles the mapped events name, when lookup is configured.
+async fn resolve_profiles(
+    state: &AppState,
+    mapped: &[Mapped],
+    not_after: Instant,
+) -> (HashMap<String, Resolution>, ResolutionStats) {
+    let Some(resolver) = &state.identity else {
+        return (HashMap::new(), ResolutionStats::default());
+    };
+    let ids: Vec<&str> = mapped
+        .iter()
+        .filter_map(|m| m.as_ref().ok())
+        .filter_map(klaviyo_profile_id)
+        .collect();
+    if ids.is_empty() {
+        return (HashMap::new(), ResolutionStats::default());
+    }
+    resolver.resolve(&ids, not_after).await
+}
+
+/// The rows of the mapped events, with the resolved identities applied to the events that
+/// name a Klaviyo profile, and the answer.
+fn build_rows(
+    mapped: Vec<Mapped>,
+    resolutions: &HashMap<String, Resolution>,
+    only_own_profiles: bool,
+    received_at: DateTime<Utc>,
+) -> (Vec<WarehouseRow>, IntakeOutcome) {
+    let mut rows = Vec::with_capacity(mapped.len());
+    let mut outcome = IntakeOutcome {
+        accepted: 0,
+        rejected: 0,
+        rejections: Vec::new(),
+        skipped: 0,
+    };
+    for event in mapped {
+        match event {
+            Ok(mut event) => {
+                if let Some(profile_id) = klaviyo_profile_id(&event).map(str::to_owned) {
+                    let resolution = resolutions
+                        .get(&profile_id)
+                        .unwrap_or(&Resolution::Unresolved);
+                    let decision = apply_identity(&mut event, resolution, only_own_profiles);
+                    if decision == IdentityDecision::SkipNotOwnProfile {
+                        outcome.skipped += 1;
+                        continue;
+                    }
+                }
+                rows.push(track_row(event, received_at));
+                outcome.accepted += 1;
+            }
+            Err(rejection) => {
+                rows.push(rejected_row(&rejection, received_at));
+                outcome.rejections.push(RejectionSummary {
+                    index: rejection.index,
+                    reason: rejection.reason,
+                });
+                outcome.rejected += 1;
+            }
+        }
+    }
+    (rows, outcome)
+}
+
+fn count_per_collection(rows: &[WarehouseRow]) -> Vec<(String, usize)> {
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for row in rows {
+        *counts.entry(row.partition.collection.as_str()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(collection, rows)| (collection.to_owned(), rows))
+        .collect()
+}
