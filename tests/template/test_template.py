@@ -44,19 +44,7 @@ def test_cfn_lint_reports_nothing():
 
 
 def test_the_sam_transform_succeeds_offline(template, monkeypatch):
-    from samtranslator.translator.transform import transform
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-
-    class NoManagedPolicies:
-        def load(self):
-            return {}
-
-    # The translator runs on packaged templates: `sam build`/`sam package` replace CodeUri
-    # with the uploaded artifact, as here.
-    packaged = copy.deepcopy(template)
-    packaged["Resources"]["IngestFunction"]["Properties"]["CodeUri"] = "s3://artifacts/ingest.zip"
-    output = transform(packaged, {}, NoManagedPolicies())
+    output = translated(template, monkeypatch)
     kinds = {r["Type"] for r in output["Resources"].values()}
     assert {"AWS::Lambda::Function", "AWS::ApiGatewayV2::Api", "AWS::IAM::Role"} <= kinds
     function = next(r for r in output["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
@@ -160,6 +148,8 @@ def test_the_function_fits_inside_api_gateways_timeout(template):
 
 
 def translated(template, monkeypatch):
+    """The template through the SAM transform, offline. The translator runs on packaged
+    templates: `sam build`/`sam package` replace CodeUri with the uploaded artifact, as here."""
     from samtranslator.translator.transform import transform
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")

@@ -88,43 +88,55 @@ pub async fn run(base: Config) -> Result<(), Box<dyn std::error::Error + Send + 
     }
 }
 
+/// The keys given by `flag` (replacing the environment's), else the environment's, else,
+/// when no secret supplies keys, one generated for this run and printed once on the
+/// operator's own terminal (never through the logger) to paste where it is needed.
+fn local_keys(
+    flag: &str,
+    given: Vec<String>,
+    configured: Vec<WriteKey>,
+    from_secret: bool,
+    what: &str,
+) -> Result<Vec<WriteKey>, Box<dyn std::error::Error + Send + Sync>> {
+    if !given.is_empty() {
+        return Ok(given
+            .into_iter()
+            .map(|key| parse_write_key(flag, key))
+            .collect::<Result<_, _>>()?);
+    }
+    if !configured.is_empty() || from_secret {
+        return Ok(configured);
+    }
+    let generated = WriteKey::generate()?;
+    println!(
+        "No {what} configured; generated one for this run: {}",
+        generated.expose_secret()
+    );
+    Ok(vec![generated])
+}
+
 async fn serve(
     mut config: Config,
     args: ServeArgs,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if !args.write_keys.is_empty() {
         config.write_key_secret_arn = None;
-        config.write_keys = args
-            .write_keys
-            .into_iter()
-            .map(|key| parse_write_key("--write-key", key))
-            .collect::<Result<_, _>>()?;
     }
-    if config.write_keys.is_empty() && config.write_key_secret_arn.is_none() {
-        let generated = WriteKey::generate()?;
-        // Printed once on the operator's own terminal so they can paste it into Klaviyo;
-        // it never goes through the logger.
-        println!(
-            "No write key configured; generated one for this run: {}",
-            generated.expose_secret()
-        );
-        config.write_keys.push(generated);
-    }
-    if !args.segment_write_keys.is_empty() {
-        config.segment_write_keys = args
-            .segment_write_keys
-            .into_iter()
-            .map(|key| parse_write_key("--segment-write-key", key))
-            .collect::<Result<_, _>>()?;
-    }
-    if config.segment_write_keys.is_empty() && config.write_key_secret_arn.is_none() {
-        let generated = WriteKey::generate()?;
-        println!(
-            "No Segment write key configured; generated one for this run: {}",
-            generated.expose_secret()
-        );
-        config.segment_write_keys.push(generated);
-    }
+    let from_secret = config.write_key_secret_arn.is_some();
+    config.write_keys = local_keys(
+        "--write-key",
+        args.write_keys,
+        std::mem::take(&mut config.write_keys),
+        from_secret,
+        "write key",
+    )?;
+    config.segment_write_keys = local_keys(
+        "--segment-write-key",
+        args.segment_write_keys,
+        std::mem::take(&mut config.segment_write_keys),
+        from_secret,
+        "Segment write key",
+    )?;
     if let Some(schema) = args.schema {
         config.schema = parse_schema_name(schema)?;
     }
