@@ -35,6 +35,10 @@ work=$(mktemp -d)
   echo
   .venv/bin/python bench/load.py --json "$work/load.json"
   echo
+  echo "## Memory per request (bench/memory.py, release binary)"
+  echo
+  INGEST_BIN=target/release/bootstrap .venv/bin/python bench/memory.py
+  echo
   echo "## Firehose billing (cargo run --release -p klaviyo-source --example firehose_billing)"
   echo
   echo '```'
