@@ -106,3 +106,27 @@ def test_requests_full_of_colliding_names_neither_stall_nor_freeze_health(endpoi
         for sender in senders:
             sender.join(timeout=180)
     assert [status for status, _ in answers] == [200, 200, 200], answers
+
+
+def raw_answer(endpoint, request: bytes) -> bytes:
+    with socket.create_connection(address(endpoint), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def test_requests_hyper_cannot_parse_get_json_errors_too(endpoint):
+    too_many_headers = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        f"X-Pad-{i}: {i}\r\n".encode() for i in range(200)) + b"\r\n"
+    bad_length = b"POST /webhooks/klaviyo HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n"
+    for request, status in [(too_many_headers, b"431"), (bad_length, b"400")]:
+        answer = raw_answer(endpoint, request)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 " + status), answer[:200]
+        assert b"content-type: application/json" in head.lower(), head
+        error = json.loads(body)
+        assert error["code"] == error["error"] and error["message"], error

@@ -4,12 +4,16 @@
 //! next request's headers), and a time limit for its body (in `request_body`). In Lambda
 //! none of this applies: API Gateway holds the connections.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -56,11 +60,143 @@ pub async fn serve_with_limits(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(JsonErrors::new(stream)), service);
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
             drop(slot);
         });
+    }
+}
+
+/// A connection whose bodiless error answers, the ones hyper writes by itself when a
+/// request cannot even be parsed (431 for oversized headers, 400 for a broken request line
+/// or `Content-Length`), are rewritten into the JSON errors every other refusal gets. The
+/// application's own answers always carry a body, so they pass through untouched.
+struct JsonErrors<T> {
+    inner: T,
+    /// Bytes of a rewritten answer still to be written, and how many are written.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl<T> JsonErrors<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+/// The JSON replacement of `head`, if it is a whole bodiless 4xx/5xx answer.
+fn json_error_for(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let rest = text.strip_prefix("HTTP/1.1 ")?;
+    let status: u16 = rest.get(..3)?.parse().ok()?;
+    let ends_head = text.ends_with("\r\n\r\n");
+    let empty_body = text
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("content-length: 0"));
+    if !(400..600).contains(&status) || !ends_head || !empty_body {
+        return None;
+    }
+    let code = match status {
+        431 => "request_header_fields_too_large",
+        414 => "uri_too_long",
+        413 => "payload_too_large",
+        505 => "http_version_not_supported",
+        _ => "bad_request",
+    };
+    let body = format!(
+        r#"{{"error":"{code}","code":"{code}","message":"the request could not be read as HTTP/1.1 ({status})"}}"#
+    );
+    let reason = rest.lines().next().unwrap_or_default();
+    Some(
+        format!(
+            "HTTP/1.1 {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<T: AsyncWrite + Unpin> JsonErrors<T> {
+    /// Writes what is left of a rewritten answer; ready once all of it is written.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = &mut self.pending {
+            if *written == bytes.len() {
+                self.pending = None;
+                break;
+            }
+            let n =
+                std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        if let Some(replacement) = json_error_for(buf) {
+            self.pending = Some((replacement, 0));
+            std::task::ready!(self.poll_pending(cx))?;
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    // Not vectored: hyper then hands each answer's head over in one buffer, which is what
+    // the rewrite looks at.
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_bodiless_error_answers() {
+        let hyper_431 =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let rewritten = String::from_utf8(json_error_for(hyper_431).unwrap()).unwrap();
+        assert!(rewritten.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(
+            rewritten.ends_with(r#""message":"the request could not be read as HTTP/1.1 (431)"}"#)
+        );
+        assert!(rewritten.contains(r#""error":"request_header_fields_too_large""#));
+        // Our own answers have bodies; successes are never touched.
+        assert!(json_error_for(b"HTTP/1.1 404 Not Found\r\ncontent-length: 60\r\n\r\n").is_none());
+        assert!(json_error_for(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
     }
 }
