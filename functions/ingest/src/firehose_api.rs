@@ -1,6 +1,8 @@
 //! `PutRecordBatch` through the AWS SDK, behind the core's `RecordBatchApi`.
 
 use aws_sdk_firehose::Client;
+use aws_sdk_firehose::error::SdkError;
+use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchError;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use klaviyo_source::firehose::delivery::{CallError, CallFuture, RecordBatchApi, RecordResult};
@@ -22,6 +24,25 @@ impl SdkFirehose {
     }
 }
 
+/// Sorts an SDK failure by what can be done about it: a stream that does not exist, an
+/// invalid request or a refused KMS key is permanent (the rows are spilled at once); throttling,
+/// timeouts and network failures, which outlasted the SDK's own retries, are transient.
+fn classify(err: SdkError<PutRecordBatchError>) -> CallError {
+    let permanent = err.as_service_error().is_some_and(|service| {
+        service.is_resource_not_found_exception()
+            || service.is_invalid_argument_exception()
+            || service.is_invalid_kms_resource_exception()
+            || service.is_invalid_source_exception()
+            || service.meta().code() == Some("AccessDeniedException")
+    });
+    let text = aws_sdk_firehose::error::DisplayErrorContext(err).to_string();
+    if permanent {
+        CallError::Permanent(text)
+    } else {
+        CallError::Transient(text)
+    }
+}
+
 impl RecordBatchApi for SdkFirehose {
     fn put_record_batch<'a>(&'a self, records: Vec<Vec<u8>>) -> CallFuture<'a> {
         Box::pin(async move {
@@ -30,7 +51,7 @@ impl RecordBatchApi for SdkFirehose {
                 .into_iter()
                 .map(|data| Record::builder().data(Blob::new(data)).build())
                 .collect::<Result<Vec<Record>, _>>()
-                .map_err(|err| CallError(err.to_string()))?;
+                .map_err(|err| CallError::Permanent(err.to_string()))?;
             let output = self
                 .client
                 .put_record_batch()
@@ -38,9 +59,7 @@ impl RecordBatchApi for SdkFirehose {
                 .set_records(Some(records))
                 .send()
                 .await
-                .map_err(|err| {
-                    CallError(aws_sdk_firehose::error::DisplayErrorContext(err).to_string())
-                })?;
+                .map_err(classify)?;
             let results: Vec<RecordResult> = output
                 .request_responses()
                 .iter()

@@ -20,10 +20,42 @@ pub type RecordResult = Option<String>;
 pub type CallFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<RecordResult>, CallError>> + Send + 'a>>;
 
-/// A `PutRecordBatch` call that failed as a whole.
+/// A `PutRecordBatch` call that failed as a whole, by what can be done about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("PutRecordBatch failed: {0}")]
-pub struct CallError(pub String);
+pub enum CallError {
+    /// The stream cannot take records at all (it does not exist, access is denied, the
+    /// request is invalid): no retry can help, so the rows are spilled at once.
+    #[error("PutRecordBatch refused for good: {0}")]
+    Permanent(String),
+    /// A failure that may pass (throttling, a timeout, the network) and outlasted the SDK's
+    /// own retries.
+    #[error("PutRecordBatch failed: {0}")]
+    Transient(String),
+}
+
+impl CallError {
+    /// Whether retrying could help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Permanent(_))
+    }
+}
+
+/// Whether a per-record `ErrorCode` says the record can never be accepted as it is
+/// (access to the stream's KMS key denied, the key missing or disabled, an invalid
+/// argument): resending it would only spend the deadline. Throttling and internal failures
+/// (`ServiceUnavailableException`, `InternalFailure`) and unknown codes are retried.
+pub fn record_error_is_permanent(code: &str) -> bool {
+    [
+        "AccessDeniedException",
+        "NotFoundException",
+        "DisabledException",
+        "InvalidStateException",
+        "InvalidArgumentException",
+        "OptInRequired",
+    ]
+    .iter()
+    .any(|kind| code.ends_with(kind))
+}
 
 /// The `PutRecordBatch` operation of one delivery stream.
 pub trait RecordBatchApi: Send + Sync {
@@ -44,6 +76,8 @@ pub struct BatchOutcome {
     pub calls: usize,
     /// Why the last call failed as a whole, if it did.
     pub call_error: Option<CallError>,
+    /// Records refused with a permanent error code (not resent), with the code.
+    pub refused: Vec<(usize, String)>,
 }
 
 /// Sends `records` and resends the failed ones per `policy` until `deadline`. `unit_random`
@@ -77,7 +111,7 @@ pub async fn put_with_retries(
         let answer = tokio::time::timeout_at(deadline, api.put_record_batch(payload))
             .await
             .unwrap_or_else(|_| {
-                Err(CallError(
+                Err(CallError::Transient(
                     "no answer before the request's delivery deadline".into(),
                 ))
             });
@@ -87,6 +121,9 @@ pub async fn put_with_retries(
                 for (&index, result) in pending.iter().zip(&results) {
                     match result {
                         None => outcome.delivered.push(index),
+                        Some(code) if record_error_is_permanent(code) => {
+                            outcome.refused.push((index, code.clone()));
+                        }
                         Some(_) => failed.push(index),
                     }
                 }
@@ -95,7 +132,7 @@ pub async fn put_with_retries(
             Ok(results) => {
                 // Cannot tell which records landed; keep them all (duplicates are
                 // removed by id in the warehouse, losses could never be recovered).
-                outcome.call_error = Some(CallError(format!(
+                outcome.call_error = Some(CallError::Transient(format!(
                     "answer has {} results for {} records",
                     results.len(),
                     pending.len()
@@ -108,6 +145,9 @@ pub async fn put_with_retries(
             }
         }
     }
+    // Records refused for good were not resent; they are undelivered too.
+    pending.extend(outcome.refused.iter().map(|(index, _)| *index));
+    pending.sort_unstable();
     outcome.undelivered = pending;
     outcome
 }
@@ -164,7 +204,7 @@ mod tests {
         (0u8..5).map(|i| vec![i]).collect()
     }
 
-    async fn run(api: &ScriptedApi, policy: RetryPolicy) -> BatchOutcome {
+    async fn run(api: &dyn RecordBatchApi, policy: RetryPolicy) -> BatchOutcome {
         let records = records();
         let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -203,11 +243,39 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn does_not_retry_a_failed_call() {
-        let api = ScriptedApi::new(vec![Err(CallError("throttled".into()))]);
+        let api = ScriptedApi::new(vec![Err(CallError::Transient("throttled".into()))]);
         let outcome = run(&api, RetryPolicy::default()).await;
         assert_eq!(outcome.calls, 1);
         assert_eq!(outcome.undelivered, vec![0, 1, 2, 3, 4]);
-        assert_eq!(outcome.call_error, Some(CallError("throttled".into())));
+        assert_eq!(
+            outcome.call_error,
+            Some(CallError::Transient("throttled".into()))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_refused_for_good_are_not_resent() {
+        struct KmsDenied;
+        impl RecordBatchApi for KmsDenied {
+            fn put_record_batch<'a>(&'a self, records: Vec<Vec<u8>>) -> CallFuture<'a> {
+                Box::pin(async move {
+                    Ok(records
+                        .iter()
+                        .map(|r| (r[0] == 1).then(|| "KMSAccessDeniedException".to_owned()))
+                        .collect())
+                })
+            }
+        }
+        let outcome = run(&KmsDenied, RetryPolicy::default()).await;
+        assert_eq!(outcome.calls, 1, "nothing left worth resending");
+        assert_eq!(outcome.undelivered, vec![1]);
+        assert_eq!(
+            outcome.refused,
+            vec![(1, "KMSAccessDeniedException".to_owned())]
+        );
+        assert!(record_error_is_permanent("KMSNotFoundException"));
+        assert!(!record_error_is_permanent("ServiceUnavailableException"));
+        assert!(!record_error_is_permanent("InternalFailure"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -117,10 +117,17 @@ impl FirehoseSink {
                         .iter()
                         .flat_map(|&i| batch[i].rows.iter().copied()),
                 );
+                // A call that failed as a whole outlasted the SDK's retries (transient) or
+                // can never succeed (permanent): either way, no more calls this request.
                 stream_failing = outcome.call_error.is_some();
-                failure = Some(match outcome.call_error {
-                    Some(error) => error.to_string(),
-                    None => format!(
+                failure = Some(match (outcome.call_error, outcome.refused.first()) {
+                    (Some(error), _) => error.to_string(),
+                    (None, Some((_, code))) => format!(
+                        "{} records refused for good ({code}), {} still failing after retries",
+                        outcome.refused.len(),
+                        outcome.undelivered.len() - outcome.refused.len()
+                    ),
+                    (None, None) => format!(
                         "{} records still failing after retries",
                         outcome.undelivered.len()
                     ),
@@ -199,7 +206,7 @@ mod tests {
         fn put_record_batch<'a>(&'a self, records: Vec<Vec<u8>>) -> CallFuture<'a> {
             Box::pin(async move {
                 if self.fail_calls {
-                    return Err(CallError("ServiceUnavailable".into()));
+                    return Err(CallError::Transient("ServiceUnavailable".into()));
                 }
                 let mut results: Vec<RecordResult> = Vec::new();
                 for record in records {
