@@ -107,7 +107,9 @@ fn local_keys(
     if !configured.is_empty() || from_secret {
         return Ok(configured);
     }
-    let generated = WriteKey::generate()?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    let generated = WriteKey::from_random_bytes(bytes);
     println!(
         "No {what} configured; generated one for this run: {}",
         generated.expose_secret()

@@ -7,6 +7,7 @@ pub mod app;
 pub mod aws_clients;
 pub mod cli;
 pub mod config;
+pub mod discarding_sink;
 pub mod firehose_api;
 pub mod klaviyo_api;
 pub mod local_server;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::discarding_sink::DiscardingSink;
 use aws_config::SdkConfig;
 use klaviyo_source::firehose::MAX_RECORD_BYTES;
 use klaviyo_source::identity::resolver::IdentityResolver;
@@ -12,7 +13,6 @@ use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
-use klaviyo_source::sink::null::DiscardingSink;
 
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, FirehoseConfig, IdentityConfig, SinkConfig};

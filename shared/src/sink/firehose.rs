@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::dead_letter::{DeadLetterStore, dead_letter_key, encode_dead_letter};
@@ -34,6 +34,11 @@ pub struct FirehoseSinkSettings {
     pub dead_letter_prefix: String,
     /// Schema name, part of the dead-letter key.
     pub schema: String,
+    /// The wall clock that dates dead-letter keys: passed in, so the sink reads no hidden
+    /// clock.
+    pub clock: fn() -> DateTime<Utc>,
+    /// Jitter in `[0, 1)` for resend backoffs: passed in, so tests can pin it.
+    pub jitter: fn() -> f64,
 }
 
 impl Default for FirehoseSinkSettings {
@@ -47,6 +52,8 @@ impl Default for FirehoseSinkSettings {
             spill_reserve: Duration::from_secs(8),
             dead_letter_prefix: "dead-letter/".to_owned(),
             schema: "klaviyo".to_owned(),
+            clock: Utc::now,
+            jitter: fastrand::f64,
         }
     }
 }
@@ -105,7 +112,7 @@ impl FirehoseSink {
                 &data,
                 &self.settings.retry,
                 deadline,
-                fastrand::f64,
+                self.settings.jitter,
             )
             .await;
             report.objects += outcome.delivered.len();
@@ -152,7 +159,7 @@ impl FirehoseSink {
         let key = dead_letter_key(
             &self.settings.dead_letter_prefix,
             &self.settings.schema,
-            Utc::now(),
+            (self.settings.clock)(),
             rows,
         );
         let object = encode_dead_letter(rows).map_err(|err| SinkError::DeadLetter {

@@ -4,8 +4,8 @@
 pub mod dead_letter;
 pub mod firehose;
 pub mod local_lake;
+#[cfg(any(test, feature = "test-doubles"))]
 pub mod memory;
-pub mod null;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -3,8 +3,8 @@
 
 use tokio::time::Instant;
 
-use super::{DeliveryFuture, DeliveryReport, EventSink};
-use crate::warehouse::row::WarehouseRow;
+use klaviyo_source::sink::{DeliveryFuture, DeliveryReport, EventSink};
+use klaviyo_source::warehouse::row::WarehouseRow;
 
 /// Acknowledges and drops every row.
 #[derive(Debug, Default, Clone, Copy)]
