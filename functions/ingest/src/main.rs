@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use ingest::app::router;
 use ingest::config::Config;
 use ingest::startup::{Mode, StartError, build_state};
-use ingest::telemetry::init_logging;
+use ingest::telemetry::{init_logging, json_logs};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    init_logging(in_lambda);
+    init_logging(json_logs(in_lambda, |key| std::env::var(key).ok()));
     let result = match Config::from_lookup(|key| std::env::var(key).ok()) {
         Ok(config) if in_lambda => run_lambda(config).await,
         Ok(config) => ingest::cli::run(config).await,

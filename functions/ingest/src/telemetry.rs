@@ -1,32 +1,111 @@
 //! Structured logs: JSON lines in Lambda (CloudWatch parses them), compact text locally.
 //! Nothing in this crate logs a write key, an email address or a request body.
+//!
+//! Lambda's own settings are honoured: `AWS_LAMBDA_LOG_FORMAT=JSON` selects JSON lines and
+//! `AWS_LAMBDA_LOG_LEVEL` the level, when `LOG_LEVEL` does not say otherwise. The filter is
+//! `tracing_subscriber`'s `Targets` (`info`, `debug`, `ingest=debug,info`): the same
+//! directives as an env filter for targets and levels, without a regex engine in the binary.
 
 use std::io::IsTerminal;
+use std::str::FromStr;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The variable that sets the log filter (`info`, `debug`, `ingest=debug`, ...).
 pub const LOG_LEVEL_ENV: &str = "LOG_LEVEL";
+/// Lambda's advanced logging controls: the level ...
+pub const LAMBDA_LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
+/// ... and the format (`JSON` or `Text`).
+pub const LAMBDA_LOG_FORMAT_ENV: &str = "AWS_LAMBDA_LOG_FORMAT";
+
+/// The filter from `LOG_LEVEL`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`; an unreadable
+/// value falls back to `info` rather than silencing the logs.
+pub fn log_filter(lookup: impl Fn(&str) -> Option<String>) -> Targets {
+    let directive = lookup(LOG_LEVEL_ENV)
+        .or_else(|| lookup(LAMBDA_LOG_LEVEL_ENV).map(|level| level.to_ascii_lowercase()))
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| "info".to_owned());
+    Targets::from_str(directive.trim())
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+}
+
+/// Whether to write JSON lines: in Lambda, or whenever `AWS_LAMBDA_LOG_FORMAT` is `JSON`.
+pub fn json_logs(in_lambda: bool, lookup: impl Fn(&str) -> Option<String>) -> bool {
+    in_lambda
+        || lookup(LAMBDA_LOG_FORMAT_ENV).is_some_and(|format| format.eq_ignore_ascii_case("json"))
+}
 
 /// Installs the global subscriber. `json` selects the Lambda format.
 pub fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_env(LOG_LEVEL_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour codes only on a terminal: in files, pipes and log services they are noise.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = log_filter(|key| std::env::var(key).ok());
+    let fmt = tracing_subscriber::fmt::layer()
+        // Colour codes only on a terminal: in files, pipes and log services they are noise.
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+        tracing_subscriber::registry()
+            .with(
+                fmt.json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_filter(filter),
+            )
             .try_init()
     } else {
-        builder.compact().try_init()
+        tracing_subscriber::registry()
+            .with(fmt.compact().with_filter(filter))
+            .try_init()
     };
     if installed.is_err() {
         // Only possible when a subscriber already exists (tests); keep that one.
         tracing::debug!("a global subscriber was already installed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn reads_log_level_then_lambdas_level() {
+        let ours = log_filter(lookup(&[
+            ("LOG_LEVEL", "ingest=debug,warn"),
+            ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
+        ]));
+        assert!(ours.would_enable("ingest::cli", &Level::DEBUG));
+        assert!(!ours.would_enable("hyper", &Level::INFO));
+        let lambdas = log_filter(lookup(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")]));
+        assert!(lambdas.would_enable("anything", &Level::DEBUG));
+        let default = log_filter(lookup(&[]));
+        assert!(
+            default.would_enable("ingest", &Level::INFO)
+                && !default.would_enable("ingest", &Level::DEBUG)
+        );
+    }
+
+    #[test]
+    fn json_in_lambda_or_when_lambda_asks() {
+        assert!(json_logs(true, lookup(&[])));
+        assert!(json_logs(
+            false,
+            lookup(&[("AWS_LAMBDA_LOG_FORMAT", "JSON")])
+        ));
+        assert!(!json_logs(
+            false,
+            lookup(&[("AWS_LAMBDA_LOG_FORMAT", "Text")])
+        ));
     }
 }
