@@ -15,6 +15,8 @@ use klaviyo_source::sink::local_lake::DEFAULT_SCHEMA;
 /// 4 MiB could fail before reaching us. The same limit applies locally so both modes
 /// answer alike. <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// [`DEFAULT_MAX_BODY_BYTES`] as the configuration reads numbers: also the largest allowed.
+const DEFAULT_MAX_BODY_BYTES_U64: u64 = DEFAULT_MAX_BODY_BYTES as u64;
 
 /// Longest schema name: Glue and Redshift both allow more; this keeps names sane.
 const MAX_SCHEMA_NAME_LEN: usize = 64;
@@ -64,6 +66,32 @@ pub mod env {
     pub const PROFILE_CACHE_TTL_SECS: &str = "PROFILE_CACHE_TTL_SECS";
     /// `true` stores only events of profiles with an `external_id`.
     pub const ONLY_OWN_PROFILES: &str = "ONLY_OWN_PROFILES";
+
+    /// Every variable above, for the check that the README documents each of them.
+    pub const ALL: [&str; 22] = [
+        WRITE_KEY,
+        WRITE_KEY_PREVIOUS,
+        SEGMENT_WRITE_KEY,
+        SEGMENT_WRITE_KEY_PREVIOUS,
+        SCHEMA_NAME,
+        LAKE_DIR,
+        TIMESTAMP_TOLERANCE_SECS,
+        MAX_BODY_BYTES,
+        WRITE_KEY_SECRET_ARN,
+        DELIVERY_STREAM_NAME,
+        DEAD_LETTER_BUCKET,
+        DEAD_LETTER_PREFIX,
+        PACK_RECORDS,
+        DELIVERY_TIMEOUT_SECS,
+        EMIT_METRICS,
+        KLAVIYO_API_KEY,
+        KLAVIYO_API_BASE_URL,
+        KLAVIYO_API_REVISION,
+        PROFILE_LOOKUP_TIMEOUT_MS,
+        PROFILE_CACHE_TTL_SECS,
+        ONLY_OWN_PROFILES,
+        crate::telemetry::LOG_LEVEL_ENV,
+    ];
 }
 
 /// Default time budget of the profile lookups of one request.
@@ -173,35 +201,44 @@ impl Config {
     /// map in tests). Missing write keys give an empty list: the caller decides whether
     /// that is an error (Lambda) or a reason to generate one (local mode).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // One rule for every setting: empty is the same as unset (the stack writes empty
+        // strings for parameters left blank).
+        let present = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut write_keys = Vec::new();
         for name in [env::WRITE_KEY, env::WRITE_KEY_PREVIOUS] {
-            if let Some(value) = lookup(name).filter(|v| !v.is_empty()) {
+            if let Some(value) = present(name) {
                 write_keys.push(parse_write_key(name, value)?);
             }
         }
         let mut segment_write_keys = Vec::new();
         for name in [env::SEGMENT_WRITE_KEY, env::SEGMENT_WRITE_KEY_PREVIOUS] {
-            if let Some(value) = lookup(name).filter(|v| !v.is_empty()) {
+            if let Some(value) = present(name) {
                 segment_write_keys.push(parse_write_key(name, value)?);
             }
         }
-        let schema = match lookup(env::SCHEMA_NAME) {
+        let schema = match present(env::SCHEMA_NAME) {
             Some(value) => parse_schema_name(value)?,
             None => DEFAULT_SCHEMA.to_owned(),
         };
-        let timestamp_tolerance = match lookup(env::TIMESTAMP_TOLERANCE_SECS) {
+        let timestamp_tolerance = match present(env::TIMESTAMP_TOLERANCE_SECS) {
             Some(value) => {
                 Duration::from_secs(parse_number(env::TIMESTAMP_TOLERANCE_SECS, &value)?)
             }
             None => DEFAULT_TIMESTAMP_TOLERANCE,
         };
-        let max_body_bytes = match lookup(env::MAX_BODY_BYTES) {
-            Some(value) => parse_number(env::MAX_BODY_BYTES, &value)?
-                .try_into()
-                .unwrap_or(usize::MAX),
+        let max_body_bytes = match present(env::MAX_BODY_BYTES) {
+            Some(value) => match parse_number(env::MAX_BODY_BYTES, &value)? {
+                n @ 1..=DEFAULT_MAX_BODY_BYTES_U64 => n as usize,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: env::MAX_BODY_BYTES,
+                        expected: "from 1 to 4194304 (larger bodies cannot pass Lambda's 6 MB invocation payload once API Gateway has encoded them)",
+                        value,
+                    });
+                }
+            },
             None => DEFAULT_MAX_BODY_BYTES,
         };
-        let present = |name: &str| lookup(name).filter(|v| !v.is_empty());
         let sink = match present(env::DELIVERY_STREAM_NAME) {
             Some(stream) => Some(SinkConfig::Firehose(FirehoseConfig {
                 stream,
@@ -322,6 +359,40 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_readme_table_documents_exactly_these_variables() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("## Configuration").unwrap();
+        let end = start + readme[start..].find("\n## ").unwrap();
+        let documented: std::collections::BTreeSet<&str> = readme[start..end]
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        let ours: std::collections::BTreeSet<&str> = env::ALL.into_iter().collect();
+        assert_eq!(documented, ours);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset_and_the_body_limit_is_capped() {
+        let c = config(&[
+            ("SCHEMA_NAME", ""),
+            ("TIMESTAMP_TOLERANCE_SECS", " "),
+            ("MAX_BODY_BYTES", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.schema, "klaviyo");
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert!(config(&[("MAX_BODY_BYTES", "4194305")]).is_err());
+        assert!(config(&[("MAX_BODY_BYTES", "0")]).is_err());
+        assert_eq!(
+            config(&[("MAX_BODY_BYTES", "1024")])
+                .unwrap()
+                .max_body_bytes,
+            1024
+        );
     }
 
     #[test]
