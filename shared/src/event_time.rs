@@ -39,11 +39,10 @@ pub fn check_event_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time_format::parse_iso_datetime;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
+        parse_iso_datetime(text).unwrap()
     }
 
     #[test]

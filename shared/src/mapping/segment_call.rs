@@ -22,9 +22,6 @@ use crate::segment::track::{MAX_MESSAGE_ID_LEN, TrackEvent};
 use crate::segment::tracking_api::{AuthenticatedCall, CallKind, MAX_EVENT_BYTES, RawItem};
 use crate::time_format::{format_timestamp, parse_iso_datetime};
 
-/// The `source` of rejections from the Segment API.
-pub const SEGMENT_API_SOURCE: &str = "segment_api";
-
 /// Maps every event of `call`, in order: a track event or a rejection each.
 pub fn map_segment_call(call: &AuthenticatedCall, received_at: DateTime<Utc>) -> Vec<Mapped> {
     call.items()
@@ -393,6 +390,9 @@ mod tests {
             assert!(reason.contains(fragment), "{reason:?} lacks {fragment:?}");
         }
         let rejection = events[1].as_ref().unwrap_err();
-        assert_eq!((rejection.index, rejection.source), (1, SEGMENT_API_SOURCE));
+        assert_eq!(
+            (rejection.index, rejection.source),
+            (1, IntakeSource::SegmentApi.as_str())
+        );
     }
 }

@@ -26,9 +26,6 @@ pub struct Receipt {
     pub received_at: DateTime<Utc>,
 }
 
-/// The `source` of rejections from Klaviyo webhooks.
-pub const KLAVIYO_WEBHOOK_SOURCE: &str = "klaviyo_webhook";
-
 /// Maps every element of `webhook`, in order. Never drops one: each is a track event or a
 /// rejection.
 pub fn map_webhook(webhook: VerifiedWebhook<'_>, receipt: Receipt) -> Vec<Mapped> {
