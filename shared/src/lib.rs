@@ -18,6 +18,7 @@ pub mod identity;
 pub mod json_depth;
 pub mod klaviyo;
 pub mod mapping;
+pub mod pull;
 pub mod secret;
 pub mod segment;
 pub mod sink;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use klaviyo_source::klaviyo::signature::DEFAULT_TIMESTAMP_TOLERANCE;
 use klaviyo_source::secret::{ApiKey, WriteKey, WriteKeyError};
 
-use crate::klaviyo_api::{DEFAULT_KLAVIYO_API_BASE_URL, DEFAULT_KLAVIYO_API_REVISION};
+use crate::klaviyo_http::{DEFAULT_KLAVIYO_API_BASE_URL, DEFAULT_KLAVIYO_API_REVISION};
 use klaviyo_source::sink::local_lake::DEFAULT_SCHEMA;
 
 /// Lambda's synchronous invocation payload is capped at 6 MB, and API Gateway embeds the

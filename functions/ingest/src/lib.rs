@@ -10,6 +10,7 @@ pub mod config;
 pub mod discarding_sink;
 pub mod firehose_api;
 pub mod klaviyo_api;
+pub mod klaviyo_http;
 pub mod local_server;
 pub mod metrics;
 pub mod observe;

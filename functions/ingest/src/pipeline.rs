@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use klaviyo_source::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
 use klaviyo_source::identity::resolver::{Resolution, ResolutionStats};
 use klaviyo_source::mapping::Mapped;
-use klaviyo_source::sink::DeliveryReport;
+use klaviyo_source::sink::{DeliveryReport, EventSink, SinkError};
 use klaviyo_source::warehouse::row::{WarehouseRow, rejected_row, track_row};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -72,26 +72,61 @@ pub async fn store_mapped(
 ) -> Result<(IntakeOutcome, StoredRequest), ApiError> {
     let (resolutions, identity_stats) =
         resolve_profiles(state, &mapped, identity_deadline(deadline)).await;
-    let only_own_profiles = state.only_own_profiles;
+    let (outcome, mut stored) = store_resolved(
+        state.sink.as_ref(),
+        state.only_own_profiles,
+        mapped,
+        resolutions,
+        received_at,
+        deadline,
+    )
+    .await
+    .map_err(|err| match err {
+        StoreError::Sink(err) => ApiError::SinkUnavailable(err),
+        StoreError::Worker => ApiError::Internal,
+    })?;
+    stored.unresolved = identity_stats.unresolved;
+    Ok((outcome, stored))
+}
+
+/// Why mapped events could not be stored; nothing of them may be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The sink could not make the rows durable.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The blocking task that builds the rows did not finish.
+    #[error("the row-building task failed")]
+    Worker,
+}
+
+/// The common tail of every intake, once identities are known (looked up for webhooks,
+/// included in the page for the pull): rows, delivery to `sink` before `deadline`, and
+/// the outcome.
+pub async fn store_resolved(
+    sink: &dyn EventSink,
+    only_own_profiles: bool,
+    mapped: Vec<Mapped>,
+    resolutions: HashMap<String, Resolution>,
+    received_at: DateTime<Utc>,
+    deadline: Instant,
+) -> Result<(IntakeOutcome, StoredRequest), StoreError> {
     let (rows, outcome) =
         off_the_workers(move || build_rows(mapped, &resolutions, only_own_profiles, received_at))
-            .await?;
+            .await
+            .map_err(|_| StoreError::Worker)?;
     let rows_per_collection = count_per_collection(&rows);
     let started = Instant::now();
     let report = if rows.is_empty() {
         DeliveryReport::default()
     } else {
-        state
-            .sink
-            .deliver(rows, deadline)
-            .await
-            .map_err(ApiError::SinkUnavailable)?
+        sink.deliver(rows, deadline).await?
     };
     let stored = StoredRequest {
         accepted: outcome.accepted,
         rejected: outcome.rejected,
         skipped: outcome.skipped,
-        unresolved: identity_stats.unresolved,
+        unresolved: 0,
         resent: report.resent,
         spilled: report.spilled,
         delivery_ms: started.elapsed().as_secs_f64() * 1000.0,

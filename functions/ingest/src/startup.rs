@@ -18,6 +18,7 @@ use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, FirehoseConfig, IdentityConfig, SinkConfig};
 use crate::firehose_api::SdkFirehose;
 use crate::klaviyo_api::KlaviyoProfilesApi;
+use crate::klaviyo_http::KlaviyoHttp;
 use crate::metrics::MetricsEmitter;
 use crate::s3_dead_letter::S3DeadLetter;
 use crate::start_checks::check_firehose_resources;
@@ -136,12 +137,12 @@ fn identity_resolver(
         }
         return Ok(None);
     };
-    let api = KlaviyoProfilesApi::new(
+    let api = KlaviyoProfilesApi::new(KlaviyoHttp::new(
         &identity.base_url,
         api_key,
         &identity.revision,
         identity.lookup_timeout,
-    )?;
+    )?);
     Ok(Some(Arc::new(IdentityResolver::new(
         Arc::new(api),
         identity.cache_ttl,

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::Profile;
+use crate::klaviyo::query_string::percent_encode;
 
 /// Profiles per page: `GET /api/profiles` allows `page[size]` up to 100.
 /// <https://developers.klaviyo.com/en/reference/get_profiles>
@@ -78,18 +79,6 @@ pub fn parse_profiles_page(body: &[u8]) -> Result<ProfilesPage, serde_json::Erro
             .collect(),
         next: page.links.and_then(|l| l.next).filter(|n| !n.is_empty()),
     })
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,11 @@
-//! Klaviyo system webhooks: authentication, envelope decoding and topic names.
+//! Klaviyo: system webhooks (authentication, envelope decoding, topic names) and the
+//! Events and Metrics APIs the pull reads.
 
+pub mod events_page;
+pub mod events_query;
+pub mod metric_alias;
+pub mod metrics_page;
+pub mod query_string;
 pub mod signature;
 pub mod topic;
 pub mod webhook;

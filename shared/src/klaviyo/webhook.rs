@@ -196,7 +196,7 @@ struct ResourceIdWire {
 /// Ids are strings in Klaviyo's documentation; numbers are accepted and kept as text,
 /// digit for digit (an id above 2^64 stays itself). Read through `Value`, not an untagged
 /// enum: serde's buffering for untagged enums cannot carry arbitrary-precision numbers.
-struct StringOrNumber(String);
+pub(crate) struct StringOrNumber(String);
 
 impl<'de> Deserialize<'de> for StringOrNumber {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -263,26 +263,54 @@ pub fn decode_webhook<'a>(
 }
 
 fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
-    let broken = |reason: String| BrokenEvent {
+    let wire: EventWire = serde_json::from_str(raw.get()).map_err(|err| BrokenEvent {
         index,
-        reason,
+        reason: format!("data[{index}]: {err}"),
         raw: raw.get(),
-    };
-    let wire: EventWire =
-        serde_json::from_str(raw.get()).map_err(|err| broken(format!("data[{index}]: {err}")))?;
-    let resource = wire.payload.data;
+    })?;
+    event_from_resource(
+        index,
+        raw.get(),
+        wire.topic,
+        wire.external_id.map(String::from),
+        wire.payload.data,
+        "payload.data.attributes",
+    )
+}
+
+/// Decodes one event resource as `GET /api/events` lists it (the same shape as a
+/// webhook's `payload.data`). The topic is left empty: the caller knows it from the metric.
+pub(crate) fn decode_event_resource<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
+    let resource: ResourceWire = serde_json::from_str(raw.get()).map_err(|err| BrokenEvent {
+        index,
+        reason: format!("data[{index}]: {err}"),
+        raw: raw.get(),
+    })?;
+    event_from_resource(index, raw.get(), String::new(), None, resource, "attributes")
+}
+
+fn event_from_resource<'a>(
+    index: usize,
+    raw: &'a str,
+    topic: String,
+    external_id: Option<String>,
+    resource: ResourceWire,
+    attributes_path: &str,
+) -> DecodedEvent<'a> {
     let attributes = resource.attributes;
     if attributes.datetime.is_none() && attributes.timestamp.is_none() {
-        return Err(broken(format!(
-            "data[{index}]: payload.data.attributes has neither datetime nor timestamp"
-        )));
+        return Err(BrokenEvent {
+            index,
+            reason: format!("data[{index}]: {attributes_path} has neither datetime nor timestamp"),
+            raw,
+        });
     }
     let related_id =
         |rel: Option<RelationshipWire>| rel.and_then(|r| r.data).map(|d| String::from(d.id));
     Ok(WebhookEvent {
         index,
-        external_id: wire.external_id.map(String::from),
-        topic: wire.topic,
+        external_id,
+        topic,
         event_id: resource.id.map(String::from),
         uuid: attributes.uuid,
         datetime: attributes.datetime,
@@ -290,7 +318,7 @@ fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
         properties: attributes.event_properties.unwrap_or_default(),
         metric_id: related_id(resource.relationships.metric),
         profile_id: related_id(resource.relationships.profile),
-        raw: raw.get(),
+        raw,
     })
 }
 

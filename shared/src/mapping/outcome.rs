@@ -13,6 +13,8 @@ pub enum IntakeSource {
     KlaviyoWebhook,
     /// Segment's HTTP Tracking API.
     SegmentApi,
+    /// Klaviyo's Events API, read by the pull.
+    KlaviyoPull,
 }
 
 impl IntakeSource {
@@ -21,13 +23,15 @@ impl IntakeSource {
         match self {
             Self::KlaviyoWebhook => "klaviyo_webhook",
             Self::SegmentApi => "segment_api",
+            Self::KlaviyoPull => "klaviyo_pull",
         }
     }
 
     /// The prefix of rejection ids, inside the source's own id namespace.
     fn rejected_id_prefix(self) -> &'static str {
         match self {
-            Self::KlaviyoWebhook => "klaviyo-rejected",
+            // One Klaviyo namespace for both ways in: the same event is the same id.
+            Self::KlaviyoWebhook | Self::KlaviyoPull => "klaviyo-rejected",
             Self::SegmentApi => "segment-rejected",
         }
     }
@@ -44,7 +48,7 @@ pub struct Rejection {
     pub reason: String,
     /// The event's JSON text (credentials redacted).
     pub raw: String,
-    /// Which intake it came to: `klaviyo_webhook` or `segment_api`.
+    /// Which intake it came to: `klaviyo_webhook`, `segment_api` or `klaviyo_pull`.
     pub source: &'static str,
     /// The webhook subscription it came from (webhooks only).
     pub webhook_id: Option<String>,

@@ -1,4 +1,5 @@
-//! Klaviyo webhook events → Segment track events.
+//! Klaviyo events → Segment track events, whether a webhook pushed them or the pull read
+//! them from the Events API: one mapping, so both give the same row and the same id.
 //!
 //! Identity rule until profile lookup exists: Klaviyo's payload names the recipient only
 //! by its Klaviyo profile id, so `userId` stays empty (it is never invented), the profile
@@ -13,7 +14,9 @@ use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
 use super::outcome::{IntakeSource, Mapped, Rejection};
 use crate::event_time::check_event_time;
 use crate::klaviyo::topic::collection_for_topic;
-use crate::klaviyo::webhook::{BrokenEvent, VerifiedWebhook, WebhookEvent, WebhookMeta};
+use crate::klaviyo::webhook::{
+    BrokenEvent, DecodedEvent, VerifiedWebhook, WebhookEvent, WebhookMeta,
+};
 use crate::segment::track::TrackEvent;
 use crate::time_format::{format_timestamp, parse_iso_datetime, unix_time_to_datetime};
 
@@ -26,35 +29,96 @@ pub struct Receipt {
     pub received_at: DateTime<Utc>,
 }
 
+/// How a Klaviyo event reached us; everything else about its row is the same.
+#[derive(Debug, Clone, Copy)]
+pub enum KlaviyoDelivery<'a> {
+    /// Pushed by a system webhook: its envelope and the batch's send time.
+    Webhook {
+        /// The envelope's meta.
+        meta: &'a WebhookMeta,
+        /// When Klaviyo sent the batch (RFC 3339).
+        sent_at: &'a str,
+    },
+    /// Read from the Events API under the pinned `revision`.
+    Pull {
+        /// The `revision` header the page was read with.
+        revision: &'a str,
+    },
+}
+
+impl KlaviyoDelivery<'_> {
+    /// `context.klaviyo.source`: `webhook` or `pull`.
+    fn source_name(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Pull { .. } => "pull",
+        }
+    }
+
+    fn intake(&self) -> IntakeSource {
+        match self {
+            Self::Webhook { .. } => IntakeSource::KlaviyoWebhook,
+            Self::Pull { .. } => IntakeSource::KlaviyoPull,
+        }
+    }
+
+    fn webhook_id(&self) -> Option<String> {
+        match self {
+            Self::Webhook { meta, .. } => Some(meta.webhook_id.clone()),
+            Self::Pull { .. } => None,
+        }
+    }
+
+    /// The API revision of the payload: `meta.version` of a webhook, the pull's pinned one.
+    fn revision(&self) -> Option<&str> {
+        match self {
+            Self::Webhook { meta, .. } => meta.version.as_deref(),
+            Self::Pull { revision } => Some(revision),
+        }
+    }
+}
+
 /// Maps every element of `webhook`, in order. Never drops one: each is a track event or a
 /// rejection.
 pub fn map_webhook(webhook: VerifiedWebhook<'_>, receipt: Receipt) -> Vec<Mapped> {
     let (meta, events) = webhook.into_parts();
     // The batch's send time is the same for every event: work it out once.
     let sent_at = batch_sent_at(&meta, receipt);
+    let delivery = KlaviyoDelivery::Webhook {
+        meta: &meta,
+        sent_at: &sent_at,
+    };
+    map_klaviyo_events(events, delivery, receipt.received_at)
+}
+
+/// Maps decoded Klaviyo events, in order: each is a track event or a rejection.
+pub fn map_klaviyo_events(
+    events: Vec<DecodedEvent<'_>>,
+    delivery: KlaviyoDelivery<'_>,
+    received_at: DateTime<Utc>,
+) -> Vec<Mapped> {
     events
         .into_iter()
         .map(|decoded| match decoded {
-            Ok(event) => map_event(event, &meta, &sent_at, receipt),
-            Err(broken) => Err(Box::new(reject_broken(&broken, &meta, receipt))),
+            Ok(event) => map_event(event, delivery, received_at),
+            Err(broken) => Err(Box::new(reject_broken(&broken, delivery, received_at))),
         })
         .collect()
 }
 
 fn map_event(
     event: WebhookEvent<'_>,
-    meta: &WebhookMeta,
-    sent_at: &str,
-    receipt: Receipt,
+    delivery: KlaviyoDelivery<'_>,
+    received_at: DateTime<Utc>,
 ) -> Mapped {
     let reject = |reason: &str| {
         Box::new(Rejection::new(
-            IntakeSource::KlaviyoWebhook,
+            delivery.intake(),
             event.index,
             format!("data[{}]: {reason}", event.index),
             event.raw.to_owned(),
-            Some(meta.webhook_id.clone()),
-            receipt.received_at,
+            delivery.webhook_id(),
+            received_at,
         ))
     };
     let Some(occurred_at) = event_time(&event) else {
@@ -62,7 +126,7 @@ fn map_event(
             "attributes.datetime and attributes.timestamp are not valid times",
         ));
     };
-    if let Err(reason) = check_event_time(occurred_at, receipt.received_at) {
+    if let Err(reason) = check_event_time(occurred_at, received_at) {
         return Err(reject(&reason));
     }
     let Some(profile_id) = event.profile_id.clone().filter(|id| !id.is_empty()) else {
@@ -80,7 +144,7 @@ fn map_event(
         None => message_id_from_content("klaviyo-c", event.raw.as_bytes()),
     };
 
-    let context = context(&event, meta, &profile_id);
+    let context = context(&event, delivery, &profile_id);
     let mut properties = Map::new();
     add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
     properties.insert("klaviyo".into(), Value::Object(event.properties));
@@ -101,8 +165,11 @@ fn map_event(
         // drifting clock, so Segment's skew correction would only subtract network delay.
         timestamp: occurred.clone(),
         original_timestamp: occurred,
-        sent_at: Some(sent_at.to_owned()),
-        received_at: format_timestamp(receipt.received_at),
+        sent_at: match delivery {
+            KlaviyoDelivery::Webhook { sent_at, .. } => Some(sent_at.to_owned()),
+            KlaviyoDelivery::Pull { .. } => None,
+        },
+        received_at: format_timestamp(received_at),
     })
 }
 
@@ -124,23 +191,34 @@ fn event_time(event: &WebhookEvent<'_>) -> Option<DateTime<Utc>> {
         .or_else(|| event.timestamp.and_then(unix_time_to_datetime))
 }
 
-fn context(event: &WebhookEvent<'_>, meta: &WebhookMeta, profile_id: &str) -> Map<String, Value> {
+fn context(
+    event: &WebhookEvent<'_>,
+    delivery: KlaviyoDelivery<'_>,
+    profile_id: &str,
+) -> Map<String, Value> {
     let mut integration = Map::new();
     integration.insert("name".into(), json!("klaviyo"));
-    if let Some(version) = &meta.version {
+    if let Some(version) = delivery.revision() {
         integration.insert("version".into(), json!(version));
     }
     let mut klaviyo = Map::new();
     klaviyo.insert("profile_id".into(), json!(profile_id));
     klaviyo.insert("identity_resolved".into(), json!(false));
     klaviyo.insert("topic".into(), json!(event.topic));
-    klaviyo.insert("webhook_id".into(), json!(meta.webhook_id));
+    klaviyo.insert("source".into(), json!(delivery.source_name()));
+    if let Some(webhook_id) = delivery.webhook_id() {
+        klaviyo.insert("webhook_id".into(), json!(webhook_id));
+    }
+    let account_id = match delivery {
+        KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.clone(),
+        KlaviyoDelivery::Pull { .. } => None,
+    };
     let optional = [
         ("event_id", &event.event_id),
         ("event_uuid", &event.uuid),
         ("external_id", &event.external_id),
         ("metric_id", &event.metric_id),
-        ("account_id", &meta.account_id),
+        ("account_id", &account_id),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -153,14 +231,18 @@ fn context(event: &WebhookEvent<'_>, meta: &WebhookMeta, profile_id: &str) -> Ma
     context
 }
 
-fn reject_broken(broken: &BrokenEvent<'_>, meta: &WebhookMeta, receipt: Receipt) -> Rejection {
+fn reject_broken(
+    broken: &BrokenEvent<'_>,
+    delivery: KlaviyoDelivery<'_>,
+    received_at: DateTime<Utc>,
+) -> Rejection {
     Rejection::new(
-        IntakeSource::KlaviyoWebhook,
+        delivery.intake(),
         broken.index,
         broken.reason.clone(),
         broken.raw.to_owned(),
-        Some(meta.webhook_id.clone()),
-        receipt.received_at,
+        delivery.webhook_id(),
+        received_at,
     )
 }
 
@@ -186,6 +268,17 @@ mod tests {
     }
 
     const SENT: &str = "2024-01-04T18:05:25.000Z";
+
+    fn delivered(meta: &WebhookMeta) -> KlaviyoDelivery<'_> {
+        KlaviyoDelivery::Webhook {
+            meta,
+            sent_at: SENT,
+        }
+    }
+
+    fn received() -> DateTime<Utc> {
+        receipt().received_at
+    }
 
     fn event() -> WebhookEvent<'static> {
         WebhookEvent {
@@ -213,20 +306,20 @@ mod tests {
                 datetime: Some(datetime.into()),
                 ..event()
             };
-            let rejection = map_event(dated, &meta(), SENT, receipt()).unwrap_err();
+            let rejection = map_event(dated, delivered(&meta()), received()).unwrap_err();
             assert!(rejection.reason.contains(phrase), "{}", rejection.reason);
         }
         let next_month = WebhookEvent {
             datetime: Some("2024-02-04T00:00:00+00:00".into()),
             ..event()
         };
-        assert!(map_event(next_month, &meta(), SENT, receipt()).is_ok());
+        assert!(map_event(next_month, delivered(&meta()), received()).is_ok());
     }
 
     #[test]
     fn falls_back_through_the_klaviyo_ids_for_the_message_id() {
         assert_eq!(
-            map_event(event(), &meta(), SENT, receipt())
+            map_event(event(), delivered(&meta()), received())
                 .unwrap()
                 .message_id,
             "klaviyo-EVT"
@@ -236,7 +329,7 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(external, &meta(), SENT, receipt())
+            map_event(external, delivered(&meta()), received())
                 .unwrap()
                 .message_id,
             "klaviyo-EXT"
@@ -247,7 +340,7 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(uuid, &meta(), SENT, receipt())
+            map_event(uuid, delivered(&meta()), received())
                 .unwrap()
                 .message_id,
             "klaviyo-UUID"
@@ -258,7 +351,7 @@ mod tests {
             uuid: None,
             ..event()
         };
-        let id = map_event(none, &meta(), SENT, receipt())
+        let id = map_event(none, delivered(&meta()), received())
             .unwrap()
             .message_id;
         assert!(id.starts_with("klaviyo-c-"), "{id}");
@@ -266,7 +359,7 @@ mod tests {
 
     #[test]
     fn never_invents_a_user_id() {
-        let track = map_event(event(), &meta(), SENT, receipt()).unwrap();
+        let track = map_event(event(), delivered(&meta()), received()).unwrap();
         assert_eq!(track.user_id, None);
         assert_eq!(track.anonymous_id.as_deref(), Some("PROFILE"));
         assert_eq!(track.context["klaviyo"]["identity_resolved"], false);
@@ -302,13 +395,13 @@ mod tests {
             profile_id: None,
             ..event()
         };
-        let err = map_event(no_profile, &meta(), SENT, receipt()).unwrap_err();
+        let err = map_event(no_profile, delivered(&meta()), received()).unwrap_err();
         assert!(err.reason.contains("profile"), "{}", err.reason);
         let bad_time = WebhookEvent {
             datetime: Some("soon".into()),
             ..event()
         };
-        let err = map_event(bad_time, &meta(), SENT, receipt()).unwrap_err();
+        let err = map_event(bad_time, delivered(&meta()), received()).unwrap_err();
         assert!(err.reason.contains("datetime"), "{}", err.reason);
         assert_eq!(err.webhook_id.as_deref(), Some("wh"));
     }
@@ -321,7 +414,7 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(both, &meta(), SENT, receipt()).unwrap().timestamp,
+            map_event(both, delivered(&meta()), received()).unwrap().timestamp,
             "2024-01-04T18:05:01.000Z"
         );
     }

@@ -1,0 +1,193 @@
+//! One page of Klaviyo's `GET /api/events` with `include=profile,metric`: the events (each
+//! the same resource a webhook carries in `payload.data`), the profiles and metrics they
+//! name, and the next page's link.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::metric_alias::topic_for_metric_name;
+use super::webhook::{DecodedEvent, StringOrNumber, decode_event_resource};
+use crate::identity::Profile;
+use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
+
+/// A decoded page. Events borrow their text from the page's body.
+#[derive(Debug)]
+pub struct EventsPage<'a> {
+    /// Every element of `data`, in order, decoded (topic filled in from its metric) or
+    /// broken.
+    pub events: Vec<DecodedEvent<'a>>,
+    /// The included profiles, by id: the identity of the page's events.
+    pub profiles: HashMap<String, Profile>,
+    /// `links.next`, when there is another page.
+    pub next: Option<String>,
+}
+
+/// Why a page could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("Klaviyo's events page is not readable: {0}")]
+pub struct PageError(String);
+
+#[derive(Deserialize)]
+struct PageWire<'a> {
+    #[serde(borrow, default)]
+    data: Vec<&'a RawValue>,
+    #[serde(default)]
+    included: Vec<IncludedWire>,
+    #[serde(default)]
+    links: Option<LinksWire>,
+}
+
+#[derive(Deserialize)]
+struct IncludedWire {
+    #[serde(rename = "type")]
+    kind: String,
+    id: StringOrNumber,
+    #[serde(default)]
+    attributes: IncludedAttributesWire,
+}
+
+/// The attributes of an included profile or metric: only what the pull uses.
+#[derive(Deserialize, Default)]
+struct IncludedAttributesWire {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LinksWire {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Decodes one page. `metric_topic` names the topic of events whose metric the page does
+/// not include (the stream's own metric, known from `GET /api/metrics`).
+pub fn decode_events_page<'a>(
+    body: &'a [u8],
+    metric_topic: &str,
+) -> Result<EventsPage<'a>, PageError> {
+    if nests_deeper_than(body, MAX_JSON_DEPTH) {
+        return Err(PageError(format!(
+            "JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let page: PageWire<'a> =
+        serde_json::from_slice(body).map_err(|err| PageError(err.to_string()))?;
+    let present = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    let mut profiles = HashMap::new();
+    let mut metric_topics = HashMap::new();
+    for included in page.included {
+        let id = String::from(included.id);
+        match included.kind.as_str() {
+            "profile" => {
+                profiles.insert(
+                    id.clone(),
+                    Profile {
+                        id,
+                        email: present(included.attributes.email),
+                        external_id: present(included.attributes.external_id),
+                    },
+                );
+            }
+            "metric" => {
+                if let Some(name) = present(included.attributes.name) {
+                    metric_topics.insert(id, topic_for_metric_name(&name));
+                }
+            }
+            _ => {}
+        }
+    }
+    let events = page
+        .data
+        .iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            decode_event_resource(index, raw).map(|mut event| {
+                event.topic = event
+                    .metric_id
+                    .as_ref()
+                    .and_then(|id| metric_topics.get(id))
+                    .cloned()
+                    .unwrap_or_else(|| metric_topic.to_owned());
+                event
+            })
+        })
+        .collect();
+    Ok(EventsPage {
+        events,
+        profiles,
+        next: page
+            .links
+            .and_then(|links| links.next)
+            .filter(|n| !n.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"{
+      "data": [
+        {"type": "event", "id": "4sDShKQjrdT",
+         "attributes": {"timestamp": 1704391501, "datetime": "2024-01-04 18:05:01+00:00",
+                        "uuid": "u-1", "event_properties": {"Subject": "Hi"}},
+         "relationships": {"profile": {"data": {"type": "profile", "id": "P1"}},
+                           "metric": {"data": {"type": "metric", "id": "M1"}}}},
+        {"type": "event", "id": "broken", "attributes": {"event_properties": {}}}
+      ],
+      "included": [
+        {"type": "profile", "id": "P1", "attributes": {"email": "a@example.com", "external_id": ""}},
+        {"type": "metric", "id": "M1", "attributes": {"name": "Opened Email"}}
+      ],
+      "links": {"self": "x", "next": "https://a.klaviyo.com/api/events?page%5Bcursor%5D=abc"}
+    }"#;
+
+    #[test]
+    fn decodes_events_with_their_metric_topic_and_the_included_profiles() {
+        let page = decode_events_page(PAGE.as_bytes(), "event:klaviyo.fallback").unwrap();
+        let event = page.events[0].as_ref().unwrap();
+        assert_eq!(event.event_id.as_deref(), Some("4sDShKQjrdT"));
+        assert_eq!(event.topic, "event:klaviyo.opened_email");
+        assert_eq!(event.profile_id.as_deref(), Some("P1"));
+        assert_eq!(event.properties["Subject"], "Hi");
+        let broken = page.events[1].as_ref().unwrap_err();
+        assert!(broken.reason.contains("neither datetime nor timestamp"));
+        assert_eq!(
+            page.profiles["P1"],
+            Profile {
+                id: "P1".into(),
+                email: Some("a@example.com".into()),
+                external_id: None,
+            }
+        );
+        assert_eq!(
+            page.next.as_deref(),
+            Some("https://a.klaviyo.com/api/events?page%5Bcursor%5D=abc")
+        );
+    }
+
+    #[test]
+    fn an_event_whose_metric_is_not_included_takes_the_streams_topic() {
+        let body = r#"{"data": [{"type": "event", "id": "E", "attributes": {"timestamp": 1},
+                        "relationships": {"metric": {"data": {"type": "metric", "id": "M9"}}}}],
+                       "links": {"next": null}}"#;
+        let page = decode_events_page(body.as_bytes(), "event:klaviyo.clicked_email").unwrap();
+        assert_eq!(
+            page.events[0].as_ref().unwrap().topic,
+            "event:klaviyo.clicked_email"
+        );
+        assert_eq!(page.next, None);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_page() {
+        assert!(decode_events_page(b"[1,2]", "t").is_err());
+        assert!(decode_events_page(b"{\"data\": [", "t").is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Klaviyo metric names (what `GET /api/metrics` lists) and the webhook topics they are the
+//! same thing as, so a pulled event lands in the collection its webhook would.
+//!
+//! Klaviyo spells one metric several ways across accounts and years ("Unsubscribed" on old
+//! accounts, "Unsubscribed from Email Marketing" on new ones; "SMS" renamed "Text Message"
+//! in 2026), so names are compared after folding case and white space, and every spelling
+//! of one metric gives one topic.
+
+/// Which family a metric belongs to; the pull selects email by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetricChannel {
+    /// Klaviyo's own email metrics: pulled unless the user narrows the selection.
+    Email,
+    /// Text messages (SMS): pulled when the user asks for them.
+    Sms,
+    /// Mobile push: pulled when the user asks for them.
+    Push,
+}
+
+impl MetricChannel {
+    /// The name used on the command line and in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Push => "push",
+        }
+    }
+}
+
+/// One Klaviyo metric the pull knows: its topic and every name Klaviyo gives it.
+struct KnownMetric {
+    topic: &'static str,
+    channel: MetricChannel,
+    names: &'static [&'static str],
+}
+
+/// Every metric the pull knows by name. The topic is the suffix of the webhook topic id
+/// (`event:klaviyo.<topic>`), so [`crate::klaviyo::topic::collection_for_topic`] files both
+/// paths' events in one collection.
+const KNOWN_METRICS: &[KnownMetric] = &[
+    KnownMetric {
+        topic: "received_email",
+        channel: MetricChannel::Email,
+        names: &["Received Email"],
+    },
+    KnownMetric {
+        topic: "opened_email",
+        channel: MetricChannel::Email,
+        names: &["Opened Email"],
+    },
+    KnownMetric {
+        topic: "clicked_email",
+        channel: MetricChannel::Email,
+        names: &["Clicked Email"],
+    },
+    KnownMetric {
+        topic: "bounced_email",
+        channel: MetricChannel::Email,
+        names: &["Bounced Email"],
+    },
+    KnownMetric {
+        topic: "marked_email_as_spam",
+        channel: MetricChannel::Email,
+        names: &["Marked Email as Spam"],
+    },
+    KnownMetric {
+        topic: "unsubscribed_from_email_marketing",
+        channel: MetricChannel::Email,
+        names: &["Unsubscribed from Email Marketing"],
+    },
+    KnownMetric {
+        topic: "unsubscribed",
+        channel: MetricChannel::Email,
+        names: &["Unsubscribed"],
+    },
+    KnownMetric {
+        topic: "dropped_email",
+        channel: MetricChannel::Email,
+        names: &["Dropped Email"],
+    },
+    KnownMetric {
+        topic: "received_sms",
+        channel: MetricChannel::Sms,
+        names: &["Received SMS", "Received Text Message"],
+    },
+    KnownMetric {
+        topic: "clicked_sms",
+        channel: MetricChannel::Sms,
+        names: &["Clicked SMS", "Clicked Text Message"],
+    },
+    KnownMetric {
+        topic: "sent_sms",
+        channel: MetricChannel::Sms,
+        names: &["Sent SMS", "Sent Text Message"],
+    },
+    KnownMetric {
+        topic: "failed_to_deliver_sms",
+        channel: MetricChannel::Sms,
+        names: &["Failed to Deliver SMS", "Failed to Deliver Text Message"],
+    },
+    KnownMetric {
+        topic: "unsubscribed_from_sms",
+        channel: MetricChannel::Sms,
+        names: &[
+            "Unsubscribed from SMS",
+            "Unsubscribed from SMS Marketing",
+            "Unsubscribed from Text Messages",
+            "Unsubscribed from Text Message Marketing",
+        ],
+    },
+    KnownMetric {
+        topic: "received_push",
+        channel: MetricChannel::Push,
+        names: &["Received Push"],
+    },
+    KnownMetric {
+        topic: "opened_push",
+        channel: MetricChannel::Push,
+        names: &["Opened Push"],
+    },
+    KnownMetric {
+        topic: "bounced_push",
+        channel: MetricChannel::Push,
+        names: &["Bounced Push"],
+    },
+];
+
+/// What the pull knows of one metric name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricAlias {
+    /// The webhook topic suffix (`opened_email`), shared by every spelling.
+    pub topic: &'static str,
+    /// Email, SMS or push.
+    pub channel: MetricChannel,
+}
+
+/// The known metric named `name` (any of its spellings, case and spacing ignored).
+pub fn alias_for_metric_name(name: &str) -> Option<MetricAlias> {
+    let wanted = fold(name);
+    KNOWN_METRICS
+        .iter()
+        .find(|metric| metric.names.iter().any(|known| fold(known) == wanted))
+        .map(|metric| MetricAlias {
+            topic: metric.topic,
+            channel: metric.channel,
+        })
+}
+
+/// The webhook topic id of a metric: the alias's topic for a known name, else the name in
+/// snake case, so an unknown metric the user selects still gets a stable collection.
+pub fn topic_for_metric_name(name: &str) -> String {
+    let suffix = match alias_for_metric_name(name) {
+        Some(alias) => alias.topic.to_owned(),
+        None => fold(name).replace(' ', "_"),
+    };
+    format!("event:klaviyo.{suffix}")
+}
+
+/// The topics of one channel, for reports of metrics that should exist but do not.
+pub fn topics_of_channel(channel: MetricChannel) -> Vec<&'static str> {
+    KNOWN_METRICS
+        .iter()
+        .filter(|metric| metric.channel == channel)
+        .map(|metric| metric.topic)
+        .collect()
+}
+
+/// Lower case, runs of white space as one space, trimmed.
+fn fold(name: &str) -> String {
+    name.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klaviyo::topic::collection_for_topic;
+
+    #[test]
+    fn every_spelling_of_an_email_metric_lands_in_the_webhook_collection() {
+        for (name, collection) in [
+            ("Received Email", "email_delivered"),
+            ("Opened Email", "email_opened"),
+            ("Clicked Email", "email_link_clicked"),
+            ("Bounced Email", "email_bounced"),
+            ("Marked Email as Spam", "email_marked_as_spam"),
+            ("marked  email AS spam", "email_marked_as_spam"),
+            ("Unsubscribed", "email_unsubscribed"),
+            ("Unsubscribed from Email Marketing", "email_unsubscribed"),
+            ("Dropped Email", "dropped_email"),
+        ] {
+            let topic = topic_for_metric_name(name);
+            assert_eq!(collection_for_topic(&topic).slug(), collection, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_text_message_rename_keeps_the_sms_collection() {
+        for (old, new) in [
+            ("Received SMS", "Received Text Message"),
+            ("Clicked SMS", "Clicked Text Message"),
+            ("Failed to Deliver SMS", "Failed to Deliver Text Message"),
+            ("Unsubscribed from SMS", "Unsubscribed from Text Messages"),
+        ] {
+            assert_eq!(topic_for_metric_name(old), topic_for_metric_name(new));
+            assert_eq!(
+                alias_for_metric_name(new).map(|a| a.channel),
+                Some(MetricChannel::Sms)
+            );
+        }
+        assert_eq!(
+            collection_for_topic(&topic_for_metric_name("Received Text Message")).slug(),
+            "received_sms"
+        );
+    }
+
+    #[test]
+    fn an_unknown_metric_keeps_its_own_name() {
+        assert_eq!(alias_for_metric_name("Placed Order"), None);
+        assert_eq!(
+            topic_for_metric_name("Placed  Order"),
+            "event:klaviyo.placed_order"
+        );
+        assert_eq!(
+            collection_for_topic(&topic_for_metric_name("Placed Order")).slug(),
+            "placed_order"
+        );
+    }
+
+    #[test]
+    fn lists_the_topics_of_a_channel() {
+        let email = topics_of_channel(MetricChannel::Email);
+        assert_eq!(email.len(), 8);
+        assert!(email.contains(&"opened_email"));
+        assert!(!email.contains(&"received_sms"));
+    }
+}

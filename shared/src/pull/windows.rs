@@ -1,0 +1,107 @@
+//! Time windows: every read is an hour-aligned window of at most an hour, so a re-read of
+//! the same hour asks the same question (and, with the same events, yields the same rows and
+//! object names), and a checkpoint never covers more than an hour of work.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+
+/// The longest window one query covers.
+pub const WINDOW: TimeDelta = TimeDelta::hours(1);
+
+/// The start of the hour `time` falls in.
+pub fn hour_floor(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(WINDOW).unwrap_or(time)
+}
+
+/// The window after `from`, ending at the next hour boundary or at `limit`, whichever is
+/// first; `None` once `from` has reached `limit`.
+pub fn next_window(
+    from: DateTime<Utc>,
+    limit: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    if from >= limit {
+        return None;
+    }
+    let boundary = hour_floor(from) + WINDOW;
+    Some((from, boundary.min(limit)))
+}
+
+/// The window before `to`, starting at the hour boundary at or before `to` (or the one
+/// before, when `to` is on a boundary), but not before `floor`; for newest-first reads.
+pub fn previous_window(
+    to: DateTime<Utc>,
+    floor: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    if to <= floor {
+        return None;
+    }
+    let mut start = hour_floor(to);
+    if start == to {
+        start = to - WINDOW;
+    }
+    Some((start.max(floor), to))
+}
+
+/// The latest instant a read may ask for: `now` less the settle time, on a whole second.
+/// Klaviyo is eventually consistent and refuses filters in the future, so a read never
+/// reaches the last seconds.
+pub fn settled_limit(now: DateTime<Utc>, settle: TimeDelta) -> DateTime<Utc> {
+    (now - settle)
+        .duration_trunc(TimeDelta::seconds(1))
+        .unwrap_or(now - settle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time_format::parse_iso_datetime;
+
+    fn t(text: &str) -> DateTime<Utc> {
+        parse_iso_datetime(text).unwrap()
+    }
+
+    #[test]
+    fn oldest_first_windows_end_on_hour_boundaries() {
+        let limit = t("2024-01-01T03:10:00Z");
+        let mut from = t("2024-01-01T01:30:00Z");
+        let mut windows = Vec::new();
+        while let Some((start, end)) = next_window(from, limit) {
+            windows.push((start, end));
+            from = end;
+        }
+        assert_eq!(
+            windows,
+            vec![
+                (t("2024-01-01T01:30:00Z"), t("2024-01-01T02:00:00Z")),
+                (t("2024-01-01T02:00:00Z"), t("2024-01-01T03:00:00Z")),
+                (t("2024-01-01T03:00:00Z"), t("2024-01-01T03:10:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn newest_first_windows_mirror_them() {
+        let floor = t("2024-01-01T01:30:00Z");
+        let mut to = t("2024-01-01T03:10:00Z");
+        let mut windows = Vec::new();
+        while let Some((start, end)) = previous_window(to, floor) {
+            windows.push((start, end));
+            to = start;
+        }
+        assert_eq!(
+            windows,
+            vec![
+                (t("2024-01-01T03:00:00Z"), t("2024-01-01T03:10:00Z")),
+                (t("2024-01-01T02:00:00Z"), t("2024-01-01T03:00:00Z")),
+                (t("2024-01-01T01:30:00Z"), t("2024-01-01T02:00:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn never_reads_the_last_seconds() {
+        assert_eq!(
+            settled_limit(t("2024-01-01T00:10:00.750Z"), TimeDelta::seconds(60)),
+            t("2024-01-01T00:09:00Z")
+        );
+    }
+}
