@@ -165,13 +165,13 @@ def webhook_body(count: int, id_prefix: str) -> bytes:
 
 
 class KlaviyoApiDouble:
-    """tests/doubles/klaviyo_api.py in a child process."""
+    """A double of Klaviyo's API (tests/doubles/<script>) in a child process."""
 
     API_KEY = "pk_test_double_0123"
 
-    def __init__(self):
+    def __init__(self, script: str = "klaviyo_api.py"):
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/doubles/klaviyo_api.py"), "--port", "0", "--api-key", self.API_KEY],
+            [sys.executable, str(ROOT / "tests/doubles" / script), "--port", "0", "--api-key", self.API_KEY],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.url = self.process.stdout.readline().strip()
         if not self.url.startswith("http://"):
@@ -202,6 +202,19 @@ def klaviyo_api_session():
 def klaviyo_api(klaviyo_api_session):
     klaviyo_api_session.post("/__reset", {})
     yield klaviyo_api_session
+
+
+@pytest.fixture(scope="session")
+def events_api_session():
+    double = KlaviyoApiDouble("klaviyo_events_api.py")
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def events_api(events_api_session):
+    events_api_session.post("/__reset", {})
+    yield events_api_session
 
 
 def webhook_for_profiles(profile_ids, id_prefix: str) -> bytes:

@@ -10,6 +10,8 @@ use klaviyo_source::secret::WriteKey;
 use crate::app::router;
 use crate::config::{Config, SinkConfig, parse_schema_name, parse_write_key};
 use crate::local_server::serve_with_limits;
+use crate::pull::command::{PullArgs, run_pull};
+use crate::pull::reconcile::{ReconcileArgs, reconcile};
 use crate::startup::{Mode, build_state};
 
 /// Default directory of the local lake.
@@ -36,6 +38,16 @@ enum Command {
     /// Send the rows in the dead-letter store to Firehose again (DELIVERY_STREAM_NAME,
     /// DEAD_LETTER_BUCKET, DEAD_LETTER_PREFIX), deleting each object once re-delivered.
     Redrive,
+    /// Read email events from Klaviyo's Events API into the lake (KLAVIYO_API_KEY,
+    /// KLAVIYO_API_BASE_URL). With --from/--to it reads that window; without, it continues
+    /// from its saved cursor. Exits 0 only when everything asked for is stored.
+    Pull(PullArgs),
+    /// A pull of a long window with a progress line; resumable after Ctrl-C or a crash
+    /// (run the same command again). --dry-run prints Klaviyo's event counts per metric.
+    Backfill(PullArgs),
+    /// Per metric and day: Klaviyo's event count, the distinct ids in the lake, the
+    /// difference.
+    Reconcile(ReconcileArgs),
 }
 
 /// Flags of `serve`. Each falls back to the environment variable the Lambda reads.
@@ -67,9 +79,26 @@ struct ServeArgs {
     discard_events_for_benchmarks: bool,
 }
 
-/// Parses the command line and runs it.
-pub async fn run(base: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Parses the command line and runs it; the exit status.
+pub async fn run(base: Config) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
     match Cli::parse().command {
+        Command::Pull(args) => run_pull(&base, args, false).await,
+        Command::Backfill(args) => {
+            if args.from.is_none() {
+                return Err("backfill needs --from and --to".into());
+            }
+            run_pull(&base, args, true).await
+        }
+        Command::Reconcile(args) => reconcile(&base, args).await.map(|()| 0),
+        other => run_other(base, other).await.map(|()| 0),
+    }
+}
+
+async fn run_other(
+    base: Config,
+    command: Command,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match command {
         Command::Serve(args) => serve(base, args).await,
         Command::CollectionForTopic { topics } => {
             for topic in topics {
@@ -85,6 +114,7 @@ pub async fn run(base: Config) -> Result<(), Box<dyn std::error::Error + Send + 
             );
             Ok(())
         }
+        Command::Pull(_) | Command::Backfill(_) | Command::Reconcile(_) => Ok(()),
     }
 }
 

@@ -8,6 +8,7 @@ use klaviyo_source::klaviyo::signature::DEFAULT_TIMESTAMP_TOLERANCE;
 use klaviyo_source::secret::{ApiKey, WriteKey, WriteKeyError};
 
 use crate::klaviyo_http::{DEFAULT_KLAVIYO_API_BASE_URL, DEFAULT_KLAVIYO_API_REVISION};
+use klaviyo_source::pull::rate_budget::DEFAULT_REQUESTS_PER_MINUTE;
 use klaviyo_source::sink::local_lake::DEFAULT_SCHEMA;
 
 /// Lambda's synchronous invocation payload is capped at 6 MB, and API Gateway embeds the
@@ -66,9 +67,11 @@ pub mod env {
     pub const PROFILE_CACHE_TTL_SECS: &str = "PROFILE_CACHE_TTL_SECS";
     /// `true` stores only events of profiles with an `external_id`.
     pub const ONLY_OWN_PROFILES: &str = "ONLY_OWN_PROFILES";
+    /// The pull's request budget against Klaviyo's Get Events, per minute.
+    pub const PULL_REQUESTS_PER_MINUTE: &str = "PULL_REQUESTS_PER_MINUTE";
 
     /// Every variable above, for the check that the README documents each of them.
-    pub const ALL: [&str; 22] = [
+    pub const ALL: [&str; 23] = [
         WRITE_KEY,
         WRITE_KEY_PREVIOUS,
         SEGMENT_WRITE_KEY,
@@ -90,6 +93,7 @@ pub mod env {
         PROFILE_LOOKUP_TIMEOUT_MS,
         PROFILE_CACHE_TTL_SECS,
         ONLY_OWN_PROFILES,
+        PULL_REQUESTS_PER_MINUTE,
         crate::telemetry::LOG_LEVEL_ENV,
     ];
 }
@@ -168,8 +172,10 @@ pub struct Config {
     pub write_key_secret_arn: Option<String>,
     /// Emit CloudWatch EMF metric lines; `None` lets the mode decide (on in Lambda).
     pub emit_metrics: Option<bool>,
-    /// Profile lookup.
+    /// Profile lookup (and the Klaviyo key, host and revision the pull uses too).
     pub identity: IdentityConfig,
+    /// The pull's request budget, per minute.
+    pub pull_requests_per_minute: u32,
 }
 
 /// What is wrong with the configuration.
@@ -287,7 +293,21 @@ impl Config {
                 None => false,
             },
         };
+        let pull_requests_per_minute = match present(env::PULL_REQUESTS_PER_MINUTE) {
+            Some(value) => match parse_number(env::PULL_REQUESTS_PER_MINUTE, &value)? {
+                n @ 1..=3_500 => n as u32,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: env::PULL_REQUESTS_PER_MINUTE,
+                        expected: "from 1 to 3500 (Klaviyo's steady limit for Get Events, shared by the whole account)",
+                        value,
+                    });
+                }
+            },
+            None => DEFAULT_REQUESTS_PER_MINUTE,
+        };
         Ok(Self {
+            pull_requests_per_minute,
             write_keys,
             segment_write_keys,
             schema,

@@ -35,7 +35,11 @@ impl KlaviyoProfilesApi {
 
     async fn fetch_all(&self, ids: &[String]) -> Result<HashMap<String, Profile>, LookupError> {
         let mut found = HashMap::new();
-        let mut url = format!("{}/api/profiles?{}", self.http.base_url(), profiles_query(ids));
+        let mut url = format!(
+            "{}/api/profiles?{}",
+            self.http.base_url(),
+            profiles_query(ids)
+        );
         loop {
             let body = self.fetch_page(&url).await?;
             let page = parse_profiles_page(&body)

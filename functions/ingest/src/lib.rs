@@ -15,6 +15,7 @@ pub mod local_server;
 pub mod metrics;
 pub mod observe;
 pub mod pipeline;
+pub mod pull;
 pub mod redrive;
 pub mod request_body;
 pub mod request_deadline;

@@ -13,12 +13,12 @@ async fn main() -> ExitCode {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_logging(json_logs(in_lambda, |key| std::env::var(key).ok()));
     let result = match Config::from_lookup(|key| std::env::var(key).ok()) {
-        Ok(config) if in_lambda => run_lambda(config).await,
+        Ok(config) if in_lambda => run_lambda(config).await.map(|()| 0),
         Ok(config) => ingest::cli::run(config).await,
         Err(err) => Err(err.into()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(err) => {
             tracing::error!(error = %err, "start-up failed");
             eprintln!("error: {err}");

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::metric_alias::topic_for_metric_name;
 use super::webhook::{DecodedEvent, StringOrNumber, decode_event_resource};
 use crate::identity::Profile;
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
@@ -15,8 +14,7 @@ use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
 /// A decoded page. Events borrow their text from the page's body.
 #[derive(Debug)]
 pub struct EventsPage<'a> {
-    /// Every element of `data`, in order, decoded (topic filled in from its metric) or
-    /// broken.
+    /// Every element of `data`, in order, decoded (with the stream's topic) or broken.
     pub events: Vec<DecodedEvent<'a>>,
     /// The included profiles, by id: the identity of the page's events.
     pub profiles: HashMap<String, Profile>,
@@ -48,15 +46,13 @@ struct IncludedWire {
     attributes: IncludedAttributesWire,
 }
 
-/// The attributes of an included profile or metric: only what the pull uses.
+/// The attributes of an included profile: only what identity uses.
 #[derive(Deserialize, Default)]
 struct IncludedAttributesWire {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
     external_id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -65,8 +61,9 @@ struct LinksWire {
     next: Option<String>,
 }
 
-/// Decodes one page. `metric_topic` names the topic of events whose metric the page does
-/// not include (the stream's own metric, known from `GET /api/metrics`).
+/// Decodes one page of a stream that reads one metric; every event gets the stream's
+/// `metric_topic`, which stays the same when Klaviyo renames the metric, so a rename never
+/// moves a stream's events to another collection.
 pub fn decode_events_page<'a>(
     body: &'a [u8],
     metric_topic: &str,
@@ -80,26 +77,17 @@ pub fn decode_events_page<'a>(
         serde_json::from_slice(body).map_err(|err| PageError(err.to_string()))?;
     let present = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
     let mut profiles = HashMap::new();
-    let mut metric_topics = HashMap::new();
     for included in page.included {
-        let id = String::from(included.id);
-        match included.kind.as_str() {
-            "profile" => {
-                profiles.insert(
-                    id.clone(),
-                    Profile {
-                        id,
-                        email: present(included.attributes.email),
-                        external_id: present(included.attributes.external_id),
-                    },
-                );
-            }
-            "metric" => {
-                if let Some(name) = present(included.attributes.name) {
-                    metric_topics.insert(id, topic_for_metric_name(&name));
-                }
-            }
-            _ => {}
+        if included.kind == "profile" {
+            let id = String::from(included.id);
+            profiles.insert(
+                id.clone(),
+                Profile {
+                    id,
+                    email: present(included.attributes.email),
+                    external_id: present(included.attributes.external_id),
+                },
+            );
         }
     }
     let events = page
@@ -108,12 +96,7 @@ pub fn decode_events_page<'a>(
         .enumerate()
         .map(|(index, raw)| {
             decode_event_resource(index, raw).map(|mut event| {
-                event.topic = event
-                    .metric_id
-                    .as_ref()
-                    .and_then(|id| metric_topics.get(id))
-                    .cloned()
-                    .unwrap_or_else(|| metric_topic.to_owned());
+                event.topic = metric_topic.to_owned();
                 event
             })
         })
@@ -149,8 +132,8 @@ mod tests {
     }"#;
 
     #[test]
-    fn decodes_events_with_their_metric_topic_and_the_included_profiles() {
-        let page = decode_events_page(PAGE.as_bytes(), "event:klaviyo.fallback").unwrap();
+    fn decodes_events_with_the_streams_topic_and_the_included_profiles() {
+        let page = decode_events_page(PAGE.as_bytes(), "event:klaviyo.opened_email").unwrap();
         let event = page.events[0].as_ref().unwrap();
         assert_eq!(event.event_id.as_deref(), Some("4sDShKQjrdT"));
         assert_eq!(event.topic, "event:klaviyo.opened_email");
@@ -173,15 +156,11 @@ mod tests {
     }
 
     #[test]
-    fn an_event_whose_metric_is_not_included_takes_the_streams_topic() {
-        let body = r#"{"data": [{"type": "event", "id": "E", "attributes": {"timestamp": 1},
-                        "relationships": {"metric": {"data": {"type": "metric", "id": "M9"}}}}],
+    fn a_page_without_next_link_is_the_last() {
+        let body = r#"{"data": [{"type": "event", "id": "E", "attributes": {"timestamp": 1}}],
                        "links": {"next": null}}"#;
         let page = decode_events_page(body.as_bytes(), "event:klaviyo.clicked_email").unwrap();
-        assert_eq!(
-            page.events[0].as_ref().unwrap().topic,
-            "event:klaviyo.clicked_email"
-        );
+        assert_eq!(page.events.len(), 1);
         assert_eq!(page.next, None);
     }
 

@@ -286,7 +286,14 @@ pub(crate) fn decode_event_resource<'a>(index: usize, raw: &'a RawValue) -> Deco
         reason: format!("data[{index}]: {err}"),
         raw: raw.get(),
     })?;
-    event_from_resource(index, raw.get(), String::new(), None, resource, "attributes")
+    event_from_resource(
+        index,
+        raw.get(),
+        String::new(),
+        None,
+        resource,
+        "attributes",
+    )
 }
 
 fn event_from_resource<'a>(

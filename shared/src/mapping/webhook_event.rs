@@ -414,7 +414,9 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(both, delivered(&meta()), received()).unwrap().timestamp,
+            map_event(both, delivered(&meta()), received())
+                .unwrap()
+                .timestamp,
             "2024-01-04T18:05:01.000Z"
         );
     }

@@ -47,6 +47,9 @@ impl PullState {
 pub struct StreamState {
     /// The metric's name when last seen (a rename is reported).
     pub metric_name: String,
+    /// The webhook topic the stream's events carry, fixed when the stream starts so a
+    /// rename of the metric never moves its events to another collection.
+    pub topic: String,
     /// The realtime sweep: from its start to the settled limit, advancing every run.
     pub realtime: Sweep,
     /// The current re-read of the trailing window, if one is under way.
@@ -200,13 +203,13 @@ mod tests {
     fn a_sweep_moves_past_a_window_only_when_its_last_page_is_stored() {
         let mut sweep = Sweep::new(
             t("2024-01-01T00:30:00Z"),
-            t("2024-01-01T02:00:00Z"),
+            t("2024-01-02T02:00:00Z"),
             Order::OldestFirst,
         );
         let first = sweep.current_window().unwrap();
         assert_eq!(
             (first.from, first.to),
-            (t("2024-01-01T00:30:00Z"), t("2024-01-01T01:00:00Z"))
+            (t("2024-01-01T00:30:00Z"), t("2024-01-02T00:00:00Z"))
         );
         sweep.page_stored(
             &first,
@@ -226,8 +229,8 @@ mod tests {
         );
 
         let open = sweep.current_window().unwrap();
-        sweep.page_stored(&open, Some(t("2024-01-01T00:59:59Z")), None);
-        assert_eq!(sweep.done, t("2024-01-01T01:00:00Z"));
+        sweep.page_stored(&open, Some(t("2024-01-01T23:59:59Z")), None);
+        assert_eq!(sweep.done, t("2024-01-02T00:00:00Z"));
         let second = sweep.current_window().unwrap();
         sweep.page_stored(&second, None, None);
         assert!(sweep.is_complete());
@@ -237,7 +240,7 @@ mod tests {
     fn a_newest_first_sweep_walks_back_to_its_start() {
         let mut sweep = Sweep::new(
             t("2024-01-01T00:00:00Z"),
-            t("2024-01-01T02:00:00Z"),
+            t("2024-01-03T00:00:00Z"),
             Order::NewestFirst,
         );
         let mut seen = Vec::new();
@@ -247,7 +250,7 @@ mod tests {
         }
         assert_eq!(
             seen,
-            vec![t("2024-01-01T01:00:00Z"), t("2024-01-01T00:00:00Z")]
+            vec![t("2024-01-02T00:00:00Z"), t("2024-01-01T00:00:00Z")]
         );
         assert_eq!(sweep.remaining(), TimeDelta::zero());
     }

@@ -1,0 +1,296 @@
+//! `bootstrap pull`, `bootstrap backfill` and `bootstrap reconcile`: the pull run from the
+//! command line, writing to the local lake (or Firehose when DELIVERY_STREAM_NAME is set).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use klaviyo_source::klaviyo::metric_aggregates::{daily_count_request, parse_daily_counts};
+use klaviyo_source::klaviyo::metric_alias::MetricChannel;
+use klaviyo_source::pull::state::Order;
+use klaviyo_source::sink::EventSink;
+use klaviyo_source::sink::local_lake::LocalLakeSink;
+use klaviyo_source::time_format::parse_iso_datetime;
+use tokio::time::Instant;
+
+use super::events_api::EventsApi;
+use super::metric_selection::{MetricChoice, select_metrics};
+use super::run::{Progress, PullPlan, PullReport, PullRun, PullSettings};
+use super::state_store::LocalStateFile;
+use crate::config::Config;
+use crate::klaviyo_http::KlaviyoHttp;
+
+/// Exit status when the run stopped before everything asked for was stored.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// Flags shared by `pull` and `backfill`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PullArgs {
+    /// Lake directory; the pull keeps its state under it [env: LAKE_DIR] [default: ./lake].
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    /// Start of the window to read (RFC 3339, inclusive). Without --from/--to the pull
+    /// continues from its saved cursor.
+    #[arg(long, requires = "to", value_parser = parse_time)]
+    pub from: Option<DateTime<Utc>>,
+    /// End of the window (RFC 3339, exclusive).
+    #[arg(long, requires = "from", value_parser = parse_time)]
+    pub to: Option<DateTime<Utc>>,
+    /// Read the newest day first (a backfill that wants recent history soonest).
+    #[arg(long)]
+    pub newest_first: bool,
+    /// Channels whose Klaviyo metrics are read: email, sms, push (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "email", value_parser = parse_channel)]
+    pub channels: Vec<MetricChannel>,
+    /// A further metric to read, by name (repeatable).
+    #[arg(long = "metric")]
+    pub metrics: Vec<String>,
+    /// Requests per minute to Klaviyo's Get Events (Klaviyo allows 3,500 per account,
+    /// shared with every other integration) [env: PULL_REQUESTS_PER_MINUTE] [default: 700].
+    #[arg(long)]
+    pub requests_per_minute: Option<u32>,
+    /// Seconds a lease holds without renewal; a crashed run blocks the next one this long.
+    #[arg(long, default_value_t = 120)]
+    pub lease_secs: i64,
+    /// Hours behind the realtime cursor the trailing re-read covers (Klaviyo lists some
+    /// events late) [default: 168].
+    #[arg(long, default_value_t = 168)]
+    pub trailing_window_hours: i64,
+    /// Hours between re-reads of the trailing window.
+    #[arg(long, default_value_t = 6)]
+    pub reread_every_hours: i64,
+    /// Seconds behind now a read stays.
+    #[arg(long, default_value_t = 60)]
+    pub settle_secs: i64,
+    /// Print the plan (metrics, Klaviyo's event counts) and read nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_iso_datetime(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
+}
+
+fn parse_channel(text: &str) -> Result<MetricChannel, String> {
+    [
+        MetricChannel::Email,
+        MetricChannel::Sms,
+        MetricChannel::Push,
+    ]
+    .into_iter()
+    .find(|channel| channel.as_str() == text.trim().to_ascii_lowercase())
+    .ok_or_else(|| format!("{text:?} is not one of email, sms, push"))
+}
+
+/// Errors of the pull commands.
+type CommandError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs `pull` (or `backfill`, which adds a progress line); the exit status.
+pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result<u8, CommandError> {
+    let lake = lake_dir(config, args.lake.as_deref());
+    let api = events_api(config, &args)?;
+    let plan = match (args.from, args.to) {
+        (Some(from), Some(to)) if from < to => PullPlan::Window {
+            from,
+            to,
+            order: if args.newest_first {
+                Order::NewestFirst
+            } else {
+                Order::OldestFirst
+            },
+        },
+        (Some(_), Some(_)) => return Err("--from must be before --to".into()),
+        _ => PullPlan::Incremental,
+    };
+    let settings = settings(config, &args);
+    if args.dry_run {
+        print_plan(&api, &settings, &plan, &lake).await?;
+        return Ok(0);
+    }
+    let lake_sink = LocalLakeSink::new(&lake, &config.schema);
+    lake_sink.remove_leftover_temp_files()?;
+    let sink: Arc<dyn EventSink> = Arc::new(lake_sink);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = if progress {
+        let api = api.clone();
+        Arc::new(move |p: Progress| print_progress(p, &api, started))
+    } else {
+        Arc::new(|_| {})
+    };
+    let run = PullRun {
+        api: api.clone(),
+        store: Arc::new(LocalStateFile::in_lake(&lake)),
+        sink,
+        settings,
+        clock: Arc::new(Utc::now),
+        holder: run_id()?,
+        on_progress,
+        stop: stop.clone(),
+    };
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping after the page being stored (Ctrl-C again to kill)...");
+            stop.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    // A local run has no deadline but the user's patience.
+    let report = run
+        .run(
+            &plan,
+            Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600),
+        )
+        .await;
+    watcher.abort();
+    let report = report?;
+    print_report(&report, &api, &lake);
+    Ok(if report.complete { 0 } else { EXIT_INCOMPLETE })
+}
+
+/// The lake directory: the flag, else LAKE_DIR, else `./lake`.
+pub fn lake_dir(config: &Config, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| match &config.sink {
+            Some(crate::config::SinkConfig::LocalLake(dir)) => Some(dir.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_LAKE_DIR))
+}
+
+fn events_api(config: &Config, args: &PullArgs) -> Result<Arc<EventsApi>, CommandError> {
+    let Some(api_key) = config.identity.api_key.clone() else {
+        return Err("KLAVIYO_API_KEY is not set: the pull needs a private API key with the events:read and metrics:read scopes".into());
+    };
+    let http = KlaviyoHttp::new(
+        &config.identity.base_url,
+        api_key,
+        &config.identity.revision,
+        Duration::from_secs(30),
+    )?;
+    let budget = args
+        .requests_per_minute
+        .unwrap_or(config.pull_requests_per_minute);
+    Ok(EventsApi::new(http, budget))
+}
+
+fn settings(config: &Config, args: &PullArgs) -> PullSettings {
+    PullSettings {
+        choice: MetricChoice {
+            channels: args.channels.clone(),
+            names: args.metrics.clone(),
+        },
+        settle: TimeDelta::seconds(args.settle_secs.max(1)),
+        trailing_window: TimeDelta::hours(args.trailing_window_hours.max(0)),
+        reread_every: TimeDelta::hours(args.reread_every_hours.max(0)),
+        first_run_lookback: TimeDelta::hours(args.trailing_window_hours.max(1)),
+        lease: TimeDelta::seconds(args.lease_secs.max(1)),
+        only_own_profiles: config.identity.only_own_profiles,
+        ..PullSettings::default()
+    }
+}
+
+/// A random id for the lease: the host's process id plus random bits.
+fn run_id() -> Result<String, CommandError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)?;
+    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("pid-{}-{random}", std::process::id()))
+}
+
+async fn print_plan(
+    api: &EventsApi,
+    settings: &PullSettings,
+    plan: &PullPlan,
+    lake: &Path,
+) -> Result<(), CommandError> {
+    let far = Instant::now() + Duration::from_secs(600);
+    let account = api.metrics(far).await?;
+    let state = LocalStateFile::in_lake(lake);
+    let (saved, _) = super::state_store::PullStateStore::load(&state).await?;
+    let selection = select_metrics(&account, &settings.choice, &saved.streams);
+    let (from, to) = match plan {
+        PullPlan::Window { from, to, .. } => (*from, *to),
+        PullPlan::Incremental => {
+            let to = Utc::now() - settings.settle;
+            (to - settings.first_run_lookback, to)
+        }
+    };
+    println!(
+        "plan: {} .. {} (dry run: nothing is read or stored)",
+        from, to
+    );
+    let mut total = 0u64;
+    for metric in &selection.metrics {
+        let body = daily_count_request(&metric.id, from, to);
+        let counts = parse_daily_counts(&api.metric_aggregates(body, far).await?)?;
+        let events: u64 = counts.iter().map(|(_, n)| n).sum();
+        total += events;
+        println!(
+            "  {:<40} {:>12} events  ({})",
+            metric.name, events, metric.id
+        );
+    }
+    let per_minute = f64::from(api_budget(api));
+    let pages = total.div_ceil(u64::from(
+        klaviyo_source::klaviyo::events_query::MAX_EVENTS_PAGE_SIZE,
+    ));
+    println!(
+        "  total {total} events, at least {pages} pages: about {:.1} minutes at {per_minute} requests a minute",
+        pages as f64 / per_minute.max(1.0)
+    );
+    for warning in &selection.warnings {
+        println!("  warning: {warning}");
+    }
+    Ok(())
+}
+
+fn api_budget(api: &EventsApi) -> u32 {
+    api.requests_per_minute()
+}
+
+fn print_progress(progress: Progress, api: &EventsApi, started: Instant) {
+    let counts = api.counts();
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let per_minute = if minutes > 0.0 {
+        counts.requests as f64 / minutes
+    } else {
+        0.0
+    };
+    eprint!(
+        "\r{} events, {} pages, {:.0} requests/min, {} x 429, {} h of the current metric left   ",
+        progress.events,
+        progress.pages,
+        per_minute,
+        counts.rate_limited,
+        progress.remaining.num_hours()
+    );
+}
+
+fn print_report(report: &PullReport, api: &EventsApi, lake: &Path) {
+    let counts = api.counts();
+    eprintln!();
+    println!(
+        "{} events stored ({} rejected, {} skipped) from {} pages of {} metric(s) into {}; {} requests, {} x 429{}",
+        report.events,
+        report.rejected,
+        report.skipped,
+        report.pages,
+        report.metrics.len(),
+        lake.display(),
+        counts.requests,
+        counts.rate_limited,
+        if report.complete {
+            ""
+        } else {
+            "; NOT complete: run again to continue"
+        }
+    );
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
+}

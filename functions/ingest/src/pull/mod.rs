@@ -1,0 +1,9 @@
+//! The pull from Klaviyo's Events API: the third way in. It reads pages, maps them with the
+//! webhook path's mapping, and stores them through the same rows-and-delivery step.
+
+pub mod command;
+pub mod events_api;
+pub mod metric_selection;
+pub mod reconcile;
+pub mod run;
+pub mod state_store;

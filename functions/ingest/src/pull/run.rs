@@ -1,0 +1,490 @@
+//! One run of the pull: take the lease, choose the metrics, read each stream window by
+//! window and page by page, store every page through the same rows-and-delivery step as the
+//! webhook path, and save the stream's position after each stored page (never before).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use klaviyo_source::identity::resolver::Resolution;
+use klaviyo_source::klaviyo::events_page::decode_events_page;
+use klaviyo_source::klaviyo::events_query::{
+    DEFAULT_EVENTS_PAGE_SIZE, MAX_EVENTS_PAGE_SIZE, events_query,
+};
+use klaviyo_source::klaviyo::metric_alias::topic_for_metric_name;
+use klaviyo_source::klaviyo::metrics_page::AccountMetric;
+use klaviyo_source::mapping::Mapped;
+use klaviyo_source::mapping::pulled_event::map_events_page;
+use klaviyo_source::pull::state::{Lease, Order, PullState, StreamState, Sweep};
+use klaviyo_source::pull::windows::settled_limit;
+use klaviyo_source::sink::EventSink;
+use klaviyo_source::time_format::{parse_iso_datetime, unix_time_to_datetime};
+use tokio::time::Instant;
+
+use super::events_api::{EventsApi, EventsApiError};
+use super::metric_selection::{MetricChoice, select_metrics};
+use super::state_store::{PullStateStore, StateError, StateVersion};
+use crate::pipeline::{StoreError, off_the_workers, store_resolved};
+use crate::state::Clock;
+
+/// How a run behaves; defaults in [`PullSettings::default`].
+#[derive(Debug, Clone)]
+pub struct PullSettings {
+    /// Which metrics to read.
+    pub choice: MetricChoice,
+    /// How far behind now a read stays (Klaviyo is eventually consistent and refuses
+    /// filters in the future).
+    pub settle: TimeDelta,
+    /// How far back the trailing re-read goes behind the realtime cursor.
+    pub trailing_window: TimeDelta,
+    /// How often the trailing window is re-read.
+    pub reread_every: TimeDelta,
+    /// Where a stream without saved state starts, behind now.
+    pub first_run_lookback: TimeDelta,
+    /// How long a lease holds without renewal (each stored page renews it).
+    pub lease: TimeDelta,
+    /// Store only events of profiles with an `external_id`.
+    pub only_own_profiles: bool,
+    /// How long before the run's deadline it stops fetching, to store and checkpoint.
+    pub stop_margin: std::time::Duration,
+}
+
+impl Default for PullSettings {
+    fn default() -> Self {
+        Self {
+            choice: MetricChoice::default(),
+            settle: TimeDelta::seconds(60),
+            trailing_window: TimeDelta::days(7),
+            reread_every: TimeDelta::hours(6),
+            first_run_lookback: TimeDelta::days(7),
+            lease: TimeDelta::seconds(120),
+            only_own_profiles: false,
+            stop_margin: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+/// What a run is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullPlan {
+    /// Continue every stream from its saved cursor to now (less the settle time), then
+    /// re-read the trailing window when one is due.
+    Incremental,
+    /// Read `[from, to)` of every chosen metric (a named job, resumable on its own).
+    Window {
+        /// Start (inclusive).
+        from: DateTime<Utc>,
+        /// End (exclusive); clipped to now less the settle time.
+        to: DateTime<Utc>,
+        /// Oldest or newest window first.
+        order: Order,
+    },
+}
+
+/// Why a run stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// Another run holds the lease.
+    #[error("another pull run ({holder}) holds the lease until {until}; not starting")]
+    LeaseHeld {
+        /// The other run.
+        holder: String,
+        /// When its lease lapses.
+        until: DateTime<Utc>,
+    },
+    /// Klaviyo failed in a way the run cannot get past.
+    #[error(transparent)]
+    Klaviyo(#[from] EventsApiError),
+    /// The state could not be read or saved.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Rows could not be stored; the cursor stayed before them.
+    #[error("rows could not be stored, the cursor stays before them: {0}")]
+    Store(#[from] StoreError),
+    /// A page of Klaviyo's could not be read.
+    #[error("{0}")]
+    Page(String),
+    /// Klaviyo expired the cursor again and again without the window moving on.
+    #[error(
+        "Klaviyo keeps calling the cursor invalid at {at} (more than a page of events in that second?); the run stops, the next one continues from there"
+    )]
+    CursorKeepsExpiring {
+        /// The second the window cannot get past.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Restarts of a window from one and the same second before the run gives up.
+const MAX_RESTARTS_WITHOUT_PROGRESS: u32 = 3;
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// Pages stored.
+    pub pages: u64,
+    /// Events stored as track events.
+    pub events: u64,
+    /// Events stored in the rejected collection.
+    pub rejected: u64,
+    /// Events skipped by "only own profiles".
+    pub skipped: u64,
+    /// Whether everything asked for is stored (false: the deadline came first).
+    pub complete: bool,
+    /// Metrics read.
+    pub metrics: Vec<String>,
+    /// Things the user should know (missing, vanished or renamed metrics).
+    pub warnings: Vec<String>,
+}
+
+/// Progress after each stored page, for a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events stored so far in this run.
+    pub events: u64,
+    /// Pages stored so far.
+    pub pages: u64,
+    /// Time still to read in the current sweep.
+    pub remaining: TimeDelta,
+}
+
+/// The parts of a run.
+pub struct PullRun {
+    /// Klaviyo's Events and Metrics APIs.
+    pub api: Arc<EventsApi>,
+    /// Where the state lives.
+    pub store: Arc<dyn PullStateStore>,
+    /// Where rows go.
+    pub sink: Arc<dyn EventSink>,
+    /// Behaviour.
+    pub settings: PullSettings,
+    /// The current time.
+    pub clock: Clock,
+    /// This run's id (the lease holder).
+    pub holder: String,
+    /// Called after every stored page.
+    pub on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    /// Set (by Ctrl-C) to stop after the page being stored, checkpoint and release.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Which sweep of the state a read works on.
+#[derive(Debug, Clone)]
+enum SweepSlot {
+    Realtime(String),
+    Reread(String),
+    Job(String, String),
+}
+
+impl SweepSlot {
+    fn get<'s>(&self, state: &'s mut PullState) -> Option<&'s mut Sweep> {
+        match self {
+            Self::Realtime(id) => state.streams.get_mut(id).map(|s| &mut s.realtime),
+            Self::Reread(id) => state.streams.get_mut(id).and_then(|s| s.reread.as_mut()),
+            Self::Job(job, id) => state.jobs.get_mut(job).and_then(|j| j.get_mut(id)),
+        }
+    }
+}
+
+/// The mutable part of a run: the state as last saved and its version.
+struct Session {
+    state: PullState,
+    version: StateVersion,
+    report: PullReport,
+    page_size: u32,
+}
+
+impl PullRun {
+    /// Runs `plan` until done or until `deadline` (less the stop margin).
+    pub async fn run(&self, plan: &PullPlan, deadline: Instant) -> Result<PullReport, PullError> {
+        let mut session = self.take_lease().await?;
+        let result = self.run_leased(plan, deadline, &mut session).await;
+        // Let the next run start at once, whatever happened; a conflict means the lease is
+        // no longer ours to release.
+        session.state.lease = None;
+        if let Err(err) = self.store.save(&session.state, &session.version).await {
+            tracing::warn!(error = %err, "could not release the pull lease; it lapses by itself");
+        }
+        result.map(|()| session.report)
+    }
+
+    async fn take_lease(&self) -> Result<Session, PullError> {
+        let (mut state, version) = self.store.load().await?;
+        let now = (self.clock)();
+        if let Some(lease) = state.leased_to_another(&self.holder, now) {
+            return Err(PullError::LeaseHeld {
+                holder: lease.holder.clone(),
+                until: lease.expires_at,
+            });
+        }
+        state.lease = Some(self.lease_from(now));
+        let version = self.store.save(&state, &version).await?;
+        Ok(Session {
+            state,
+            version,
+            report: PullReport::default(),
+            page_size: MAX_EVENTS_PAGE_SIZE,
+        })
+    }
+
+    fn lease_from(&self, now: DateTime<Utc>) -> Lease {
+        Lease {
+            holder: self.holder.clone(),
+            expires_at: now + self.settings.lease,
+        }
+    }
+
+    async fn checkpoint(&self, session: &mut Session) -> Result<(), PullError> {
+        session.state.lease = Some(self.lease_from((self.clock)()));
+        session.version = self.store.save(&session.state, &session.version).await?;
+        Ok(())
+    }
+
+    async fn run_leased(
+        &self,
+        plan: &PullPlan,
+        deadline: Instant,
+        session: &mut Session,
+    ) -> Result<(), PullError> {
+        let stop_at = deadline
+            .checked_sub(self.settings.stop_margin)
+            .unwrap_or(deadline);
+        let account = self.api.metrics(stop_at).await?;
+        let selection = select_metrics(&account, &self.settings.choice, &session.state.streams);
+        for warning in &selection.warnings {
+            tracing::warn!(warning = %warning, "metric check");
+        }
+        session.report.warnings = selection.warnings;
+        session.report.metrics = selection.metrics.iter().map(|m| m.name.clone()).collect();
+        let limit = settled_limit((self.clock)(), self.settings.settle);
+        let mut complete = true;
+        for metric in &selection.metrics {
+            let done = match plan {
+                PullPlan::Incremental => self.incremental(metric, limit, stop_at, session).await?,
+                PullPlan::Window { from, to, order } => {
+                    let job = format!("{}/{}/{:?}", from.to_rfc3339(), to.to_rfc3339(), order);
+                    let sweep = session
+                        .state
+                        .jobs
+                        .entry(job.clone())
+                        .or_default()
+                        .entry(metric.id.clone())
+                        .or_insert_with(|| Sweep::new(*from, (*to).min(limit), *order));
+                    // A job asked again later may reach further, up to its own end.
+                    sweep.to = (*to).min(limit).max(sweep.to);
+                    let topic = topic_for_metric_name(&metric.name);
+                    let slot = SweepSlot::Job(job, metric.id.clone());
+                    self.read_sweep(&slot, metric, &topic, stop_at, session)
+                        .await?
+                }
+            };
+            complete &= done;
+        }
+        session.report.complete = complete && plan_reaches(plan, limit);
+        Ok(())
+    }
+
+    /// The realtime sweep to the settled limit, then the trailing re-read when due.
+    async fn incremental(
+        &self,
+        metric: &AccountMetric,
+        limit: DateTime<Utc>,
+        stop_at: Instant,
+        session: &mut Session,
+    ) -> Result<bool, PullError> {
+        let start = limit - self.settings.first_run_lookback;
+        let stream = session
+            .state
+            .streams
+            .entry(metric.id.clone())
+            .or_insert_with(|| StreamState {
+                metric_name: metric.name.clone(),
+                topic: topic_for_metric_name(&metric.name),
+                realtime: Sweep::new(start, limit, Order::OldestFirst),
+                reread: None,
+                last_reread_started: None,
+            });
+        stream.metric_name = metric.name.clone();
+        stream.realtime.to = stream.realtime.to.max(limit);
+        let topic = stream.topic.clone();
+        let realtime = SweepSlot::Realtime(metric.id.clone());
+        if !self
+            .read_sweep(&realtime, metric, &topic, stop_at, session)
+            .await?
+        {
+            return Ok(false);
+        }
+        let now = (self.clock)();
+        let trailing = self.settings.trailing_window;
+        let every = self.settings.reread_every;
+        if let Some(stream) = session.state.streams.get_mut(&metric.id) {
+            let due = stream
+                .last_reread_started
+                .is_none_or(|started| now - started >= every);
+            if stream.reread.is_none() && due && trailing > TimeDelta::zero() {
+                let end = stream.realtime.done;
+                let begin = (end - trailing).max(stream.realtime.from - trailing);
+                stream.reread = Some(Sweep::new(begin, end, Order::OldestFirst));
+                stream.last_reread_started = Some(now);
+            }
+        }
+        let reread = SweepSlot::Reread(metric.id.clone());
+        let has_reread = session
+            .state
+            .streams
+            .get(&metric.id)
+            .is_some_and(|s| s.reread.is_some());
+        if has_reread {
+            let done = self
+                .read_sweep(&reread, metric, &topic, stop_at, session)
+                .await?;
+            if done && let Some(stream) = session.state.streams.get_mut(&metric.id) {
+                stream.reread = None;
+                self.checkpoint(session).await?;
+            }
+            return Ok(done);
+        }
+        Ok(true)
+    }
+
+    /// Reads the sweep in `slot` to its end or until `stop_at`; whether it is complete.
+    async fn read_sweep(
+        &self,
+        slot: &SweepSlot,
+        metric: &AccountMetric,
+        topic: &str,
+        stop_at: Instant,
+        session: &mut Session,
+    ) -> Result<bool, PullError> {
+        let mut restarts: Option<(DateTime<Utc>, u32)> = None;
+        loop {
+            let Some(window) = slot
+                .get(&mut session.state)
+                .and_then(|s| s.current_window())
+            else {
+                return Ok(true);
+            };
+            if Instant::now() >= stop_at || self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let url = match &window.next_link {
+                Some(next) => next.clone(),
+                None => format!(
+                    "{}/api/events?{}",
+                    self.api.http().base_url(),
+                    events_query(&metric.id, window.resume_at, window.to, session.page_size)
+                ),
+            };
+            let body = match self.api.events_page(&url, stop_at).await {
+                Ok(body) => body,
+                Err(EventsApiError::InvalidCursor) if window.next_link.is_some() => {
+                    let count = match restarts {
+                        Some((at, count)) if at == window.resume_at => count + 1,
+                        _ => 1,
+                    };
+                    if count > MAX_RESTARTS_WITHOUT_PROGRESS {
+                        return Err(PullError::CursorKeepsExpiring {
+                            at: window.resume_at,
+                        });
+                    }
+                    restarts = Some((window.resume_at, count));
+                    tracing::warn!(metric = %metric.name, "cursor expired; reading the window again from the last stored second");
+                    if let Some(sweep) = slot.get(&mut session.state) {
+                        sweep.restart_open_window();
+                    }
+                    self.checkpoint(session).await?;
+                    continue;
+                }
+                Err(EventsApiError::BadRequest(detail))
+                    if window.next_link.is_none()
+                        && session.page_size > DEFAULT_EVENTS_PAGE_SIZE =>
+                {
+                    tracing::warn!(detail = %detail, "Klaviyo refused page[size]={}; using {}", session.page_size, DEFAULT_EVENTS_PAGE_SIZE);
+                    session.page_size = DEFAULT_EVENTS_PAGE_SIZE;
+                    continue;
+                }
+                Err(EventsApiError::Deadline) => return Ok(false),
+                Err(err) => return Err(err.into()),
+            };
+            let received_at = (self.clock)();
+            let revision = self.api.http().revision().to_owned();
+            let topic_owned = topic.to_owned();
+            let page =
+                off_the_workers(move || read_page(&body, &topic_owned, &revision, received_at))
+                    .await
+                    .map_err(|_| PullError::Page("the page-reading task failed".into()))?
+                    .map_err(PullError::Page)?;
+            let (outcome, _) = store_resolved(
+                self.sink.as_ref(),
+                self.settings.only_own_profiles,
+                page.mapped,
+                page.resolutions,
+                received_at,
+                stop_at.max(Instant::now() + std::time::Duration::from_secs(30)),
+            )
+            .await?;
+            if let Some(sweep) = slot.get(&mut session.state) {
+                sweep.page_stored(&window, page.last_event_at, page.next);
+            }
+            self.checkpoint(session).await?;
+            session.report.pages += 1;
+            session.report.events += outcome.accepted as u64;
+            session.report.rejected += outcome.rejected as u64;
+            session.report.skipped += outcome.skipped as u64;
+            let remaining = slot
+                .get(&mut session.state)
+                .map_or(TimeDelta::zero(), |s| s.remaining());
+            (self.on_progress)(Progress {
+                events: session.report.events,
+                pages: session.report.pages,
+                remaining,
+            });
+        }
+    }
+}
+
+/// Whether a plan's end lies within the settled limit (a window reaching into the last
+/// seconds is never complete in this run).
+fn plan_reaches(plan: &PullPlan, limit: DateTime<Utc>) -> bool {
+    match plan {
+        PullPlan::Window { to, .. } => *to <= limit,
+        PullPlan::Incremental => true,
+    }
+}
+
+/// A page read and mapped.
+struct ReadPage {
+    mapped: Vec<Mapped>,
+    resolutions: HashMap<String, Resolution>,
+    last_event_at: Option<DateTime<Utc>>,
+    next: Option<String>,
+}
+
+fn read_page(
+    body: &[u8],
+    topic: &str,
+    revision: &str,
+    received_at: DateTime<Utc>,
+) -> Result<ReadPage, String> {
+    let page = decode_events_page(body, topic).map_err(|err| err.to_string())?;
+    let last_event_at = page
+        .events
+        .iter()
+        .filter_map(|event| event.as_ref().ok())
+        .filter_map(|event| {
+            event
+                .datetime
+                .as_deref()
+                .and_then(parse_iso_datetime)
+                .or_else(|| event.timestamp.and_then(unix_time_to_datetime))
+        })
+        .max();
+    let next = page.next.clone();
+    let mapped = map_events_page(page, revision, received_at);
+    Ok(ReadPage {
+        mapped: mapped.mapped,
+        resolutions: mapped.resolutions,
+        last_event_at,
+        next,
+    })
+}
