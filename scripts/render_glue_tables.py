@@ -31,11 +31,12 @@ COMMON = [
     ("received_at", "string", "when the endpoint received it"),
     ("uuid_ts", "string", "load time"),
     ("context_integration_name", "string", ""),
-    ("context_integration_version", "string", "Klaviyo webhook payload revision"),
+    ("context_integration_version", "string", "Klaviyo API revision of the payload (webhook meta.version, or the pull's pinned revision)"),
     ("context_traits_email", "string", ""),
     ("context_klaviyo_profile_id", "string", ""),
     ("context_klaviyo_identity_resolved", "boolean", "false: identity fell back to the profile id"),
     ("context_klaviyo_topic", "string", ""),
+    ("context_klaviyo_source", "string", "how the event came: webhook or pull"),
     ("context_klaviyo_webhook_id", "string", ""),
     ("context_klaviyo_account_id", "string", ""),
     ("context_klaviyo_event_id", "string", ""),
@@ -66,7 +67,7 @@ REJECTED = [("id", "string", ""), ("event", "string", ""), ("event_text", "strin
             ("timestamp", "string", "receive time"), ("received_at", "string", ""), ("uuid_ts", "string", ""),
             ("reason", "string", "why the event could not be mapped"),
             ("raw_event", "string", "the event's exact JSON"), ("request_index", "int", ""),
-            ("source", "string", "klaviyo_webhook or segment_api"),
+            ("source", "string", "klaviyo_webhook, segment_api or klaviyo_pull"),
             ("context_klaviyo_webhook_id", "string", "")]
 # Collections of Klaviyo's other documented email topics: not tables of their own, but
 # listed so `tracks` (partition projection needs the values) covers them.

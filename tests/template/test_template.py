@@ -51,17 +51,20 @@ def test_the_sam_transform_succeeds_offline(template, monkeypatch):
     assert function["Properties"]["Runtime"] == "provided.al2023"
     assert function["Properties"]["Architectures"] == ["arm64"]
     assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
-    role = next(r for name, r in output["Resources"].items() if name == "IngestFunctionRole")
-    policies = []
-    for policy in role["Properties"]["Policies"]:
-        # A conditional policy is {"Fn::If": [condition, policy, AWS::NoValue]}.
-        policies.extend(b for b in policy.get("Fn::If", [])[1:] if isinstance(b, dict) and "PolicyDocument" in b)
-        if "PolicyDocument" in policy:
-            policies.append(policy)
-    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
-    assert any("kms:Decrypt" in str(s["Action"]) for s in statements), "the customer-key branch is checked too"
-    for statement in statements:
-        assert statement["Resource"] != "*", f"unscoped permission: {statement}"
+    for role_name in ["IngestFunctionRole", "PullFunctionRole"]:
+        role = output["Resources"][role_name]
+        policies = []
+        for policy in role["Properties"]["Policies"]:
+            # A conditional policy is {"Fn::If": [condition, policy, AWS::NoValue]}.
+            policies.extend(b for b in policy.get("Fn::If", [])[1:] if isinstance(b, dict) and "PolicyDocument" in b)
+            if "PolicyDocument" in policy:
+                policies.append(policy)
+        statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+        assert any("kms:Decrypt" in str(s["Action"]) for s in statements), "the customer-key branch is checked too"
+        for statement in statements:
+            assert statement["Resource"] != "*", f"unscoped permission in {role_name}: {statement}"
+    schedules = [r for r in output["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert len(schedules) == 1
 
 
 def test_checkov_passes_with_every_skip_justified(template):
@@ -159,7 +162,8 @@ def translated(template, monkeypatch):
             return {}
 
     packaged = copy.deepcopy(template)
-    packaged["Resources"]["IngestFunction"]["Properties"]["CodeUri"] = "s3://artifacts/ingest.zip"
+    for name, function in resources(packaged, "AWS::Serverless::Function").items():
+        function["Properties"]["CodeUri"] = f"s3://artifacts/{name}.zip"
     return transform(packaged, {}, NoManagedPolicies())
 
 
@@ -232,3 +236,33 @@ def test_sam_build_opts_in_to_the_cargo_lambda_beta():
     import tomllib
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     assert config["default"]["build"]["parameters"]["beta_features"] is True
+
+
+def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(template):
+    pull = template["Resources"]["PullFunction"]
+    props = pull["Properties"]
+    assert pull["Condition"] == "PullOn"
+    assert props["ReservedConcurrentExecutions"] == 1
+    [schedule] = props["Events"].values()
+    assert schedule["Type"] == "ScheduleV2" and schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    # The binary SAM builds is the pull crate's.
+    cargo = (ROOT / "functions/pull/Cargo.toml").read_text()
+    assert f'name = "{pull["Metadata"]["BuildProperties"]["Binary"]}"' in cargo
+    # Every variable it is given is one the code reads (the README's table lists exactly those).
+    readme = (ROOT / "README.md").read_text()
+    for name in props["Environment"]["Variables"]:
+        assert f"| `{name}` |" in readme, name
+    state_key = props["Environment"]["Variables"]["PULL_STATE_KEY"]
+    statements = [s for policy in props["Policies"] if isinstance(policy, dict) and "Statement" in policy
+                  for s in policy["Statement"]]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert sub_text(by_sid["ReadAndWriteTheCursorState"]["Resource"]) == "${DataBucket.Arn}/" + state_key
+    assert sorted(by_sid["ReadAndWriteTheCursorState"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert by_sid["TellAMissingStateFromADeniedOne"]["Condition"]["StringEquals"]["s3:prefix"] == state_key
+    assert sub_text(by_sid["SpillUndeliverableRows"]["Resource"]) == "${DataBucket.Arn}/dead-letter/*"
+    # The alarms read the metric names the function writes.
+    code = (ROOT / "functions/ingest/src/pull/scheduled.rs").read_text()
+    for alarm, metric in [("PullKeyRefusedAlarm", "PullKeyRefused"), ("PullCursorLagAlarm", "PullCursorLagSeconds")]:
+        properties = template["Resources"][alarm]["Properties"]
+        assert properties["MetricName"] == metric and f'"{metric}"' in code
+    assert template["Resources"]["PullCursorLagAlarm"]["Properties"]["Threshold"] == 3600

@@ -8,6 +8,7 @@ use klaviyo_source::klaviyo::signature::DEFAULT_TIMESTAMP_TOLERANCE;
 use klaviyo_source::secret::{ApiKey, WriteKey, WriteKeyError};
 
 use crate::klaviyo_http::{DEFAULT_KLAVIYO_API_BASE_URL, DEFAULT_KLAVIYO_API_REVISION};
+use klaviyo_source::klaviyo::metric_alias::MetricChannel;
 use klaviyo_source::pull::rate_budget::DEFAULT_REQUESTS_PER_MINUTE;
 use klaviyo_source::sink::local_lake::DEFAULT_SCHEMA;
 
@@ -69,9 +70,15 @@ pub mod env {
     pub const ONLY_OWN_PROFILES: &str = "ONLY_OWN_PROFILES";
     /// The pull's request budget against Klaviyo's Get Events, per minute.
     pub const PULL_REQUESTS_PER_MINUTE: &str = "PULL_REQUESTS_PER_MINUTE";
+    /// The bucket holding the scheduled pull's state object.
+    pub const PULL_STATE_BUCKET: &str = "PULL_STATE_BUCKET";
+    /// The key of the scheduled pull's state object.
+    pub const PULL_STATE_KEY: &str = "PULL_STATE_KEY";
+    /// Channels whose Klaviyo metrics the scheduled pull reads (email, sms, push).
+    pub const PULL_CHANNELS: &str = "PULL_CHANNELS";
 
     /// Every variable above, for the check that the README documents each of them.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 26] = [
         WRITE_KEY,
         WRITE_KEY_PREVIOUS,
         SEGMENT_WRITE_KEY,
@@ -94,6 +101,9 @@ pub mod env {
         PROFILE_CACHE_TTL_SECS,
         ONLY_OWN_PROFILES,
         PULL_REQUESTS_PER_MINUTE,
+        PULL_STATE_BUCKET,
+        PULL_STATE_KEY,
+        PULL_CHANNELS,
         crate::telemetry::LOG_LEVEL_ENV,
     ];
 }
@@ -176,7 +186,14 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// The pull's request budget, per minute.
     pub pull_requests_per_minute: u32,
+    /// Where the scheduled pull keeps its state (bucket, key); `None` without a bucket.
+    pub pull_state: Option<(String, String)>,
+    /// Channels the scheduled pull reads.
+    pub pull_channels: Vec<MetricChannel>,
 }
+
+/// Default key of the scheduled pull's state object.
+pub const DEFAULT_PULL_STATE_KEY: &str = "pull-state/klaviyo-pull.json";
 
 /// What is wrong with the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -306,8 +323,29 @@ impl Config {
             },
             None => DEFAULT_REQUESTS_PER_MINUTE,
         };
+        let pull_state = present(env::PULL_STATE_BUCKET).map(|bucket| {
+            (
+                bucket,
+                present(env::PULL_STATE_KEY).unwrap_or_else(|| DEFAULT_PULL_STATE_KEY.to_owned()),
+            )
+        });
+        let pull_channels = match present(env::PULL_CHANNELS) {
+            Some(value) => value
+                .split(',')
+                .map(|name| {
+                    MetricChannel::parse(name).ok_or_else(|| ConfigError::Invalid {
+                        name: env::PULL_CHANNELS,
+                        expected: "a comma-separated list of email, sms, push",
+                        value: value.clone(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => vec![MetricChannel::Email],
+        };
         Ok(Self {
             pull_requests_per_minute,
+            pull_state,
+            pull_channels,
             write_keys,
             segment_write_keys,
             schema,

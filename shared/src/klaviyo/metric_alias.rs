@@ -18,6 +18,13 @@ pub enum MetricChannel {
 }
 
 impl MetricChannel {
+    /// The channel named `name` (`email`, `sms`, `push`; case and spaces ignored).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Email, Self::Sms, Self::Push]
+            .into_iter()
+            .find(|channel| channel.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
     /// The name used on the command line and in configuration.
     pub fn as_str(self) -> &'static str {
         match self {

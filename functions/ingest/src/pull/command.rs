@@ -41,8 +41,9 @@ pub struct PullArgs {
     /// Read the newest day first (a backfill that wants recent history soonest).
     #[arg(long)]
     pub newest_first: bool,
-    /// Channels whose Klaviyo metrics are read: email, sms, push (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "email", value_parser = parse_channel)]
+    /// Channels whose Klaviyo metrics are read: email, sms, push (comma-separated)
+    /// [env: PULL_CHANNELS] [default: email].
+    #[arg(long, value_delimiter = ',', value_parser = parse_channel)]
     pub channels: Vec<MetricChannel>,
     /// A further metric to read, by name (repeatable).
     #[arg(long = "metric")]
@@ -181,7 +182,11 @@ fn events_api(config: &Config, args: &PullArgs) -> Result<Arc<EventsApi>, Comman
 fn settings(config: &Config, args: &PullArgs) -> PullSettings {
     PullSettings {
         choice: MetricChoice {
-            channels: args.channels.clone(),
+            channels: if args.channels.is_empty() {
+                config.pull_channels.clone()
+            } else {
+                args.channels.clone()
+            },
             names: args.metrics.clone(),
         },
         settle: TimeDelta::seconds(args.settle_secs.max(1)),

@@ -6,4 +6,6 @@ pub mod events_api;
 pub mod metric_selection;
 pub mod reconcile;
 pub mod run;
+pub mod s3_state;
+pub mod scheduled;
 pub mod state_store;

@@ -135,6 +135,9 @@ pub struct PullReport {
     pub metrics: Vec<String>,
     /// Things the user should know (missing, vanished or renamed metrics).
     pub warnings: Vec<String>,
+    /// The oldest realtime cursor of the metrics read (incremental runs): everything before
+    /// it is stored; now minus it is the lag.
+    pub oldest_cursor: Option<DateTime<Utc>>,
 }
 
 /// Progress after each stored page, for a progress line.
@@ -281,6 +284,14 @@ impl PullRun {
             complete &= done;
         }
         session.report.complete = complete && plan_reaches(plan, limit);
+        if *plan == PullPlan::Incremental {
+            session.report.oldest_cursor = selection
+                .metrics
+                .iter()
+                .filter_map(|m| session.state.streams.get(&m.id))
+                .map(|stream| stream.realtime.done)
+                .min();
+        }
         Ok(())
     }
 
@@ -293,6 +304,7 @@ impl PullRun {
         session: &mut Session,
     ) -> Result<bool, PullError> {
         let start = limit - self.settings.first_run_lookback;
+        let now = (self.clock)();
         let stream = session
             .state
             .streams
@@ -302,7 +314,9 @@ impl PullRun {
                 topic: topic_for_metric_name(&metric.name),
                 realtime: Sweep::new(start, limit, Order::OldestFirst),
                 reread: None,
-                last_reread_started: None,
+                // The first realtime sweep reads the whole lookback now: the first re-read
+                // of it is due one interval later, not at once.
+                last_reread_started: Some(now),
             });
         stream.metric_name = metric.name.clone();
         stream.realtime.to = stream.realtime.to.max(limit);

@@ -1,0 +1,133 @@
+//! The scheduled pull in AWS: one incremental run per invocation (EventBridge Scheduler,
+//! reserved concurrency 1), rows through the Firehose sink (spilling to the dead-letter
+//! prefix like the webhook path), state in S3 with conditional writes, and a metrics line
+//! for the alarms (refused key, cursor lag).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chrono::Utc;
+use klaviyo_source::secret::ApiKey;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::events_api::{EventsApi, EventsApiError};
+use super::metric_selection::MetricChoice;
+use super::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
+use super::s3_state::S3StateObject;
+use crate::aws_clients::{load_sdk_config, s3_client};
+use crate::config::{Config, SinkConfig};
+use crate::klaviyo_http::KlaviyoHttp;
+use crate::metrics::METRICS_NAMESPACE;
+use crate::startup::{StartError, firehose_sink};
+use crate::write_key_secret::fetch_source_secret;
+
+/// Everything a scheduled run needs, built once per cold start.
+pub struct ScheduledPull {
+    run: PullRun,
+}
+
+impl ScheduledPull {
+    /// Builds the run from `config`: the API key from the secret (or KLAVIYO_API_KEY), the
+    /// Firehose sink, the S3 state object. Missing pieces fail the cold start, naming them.
+    pub async fn start(config: &Config) -> Result<Self, StartError> {
+        let sdk = load_sdk_config().await;
+        let from_secret = match &config.write_key_secret_arn {
+            Some(arn) => {
+                fetch_source_secret(&aws_sdk_secretsmanager::Client::new(&sdk), arn)
+                    .await?
+                    .klaviyo_api_key
+            }
+            None => None,
+        };
+        let api_key: ApiKey = from_secret
+            .or_else(|| config.identity.api_key.clone())
+            .ok_or("the pull needs a Klaviyo private API key: klaviyo_api_key in the secret (stack parameter KlaviyoApiKey) or KLAVIYO_API_KEY")?;
+        let Some(SinkConfig::Firehose(firehose)) = &config.sink else {
+            return Err("the scheduled pull writes to Firehose: set DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET".into());
+        };
+        let Some((bucket, key)) = config.pull_state.clone() else {
+            return Err("the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET".into());
+        };
+        let http = KlaviyoHttp::new(
+            &config.identity.base_url,
+            api_key,
+            &config.identity.revision,
+            Duration::from_secs(30),
+        )?;
+        let holder = format!(
+            "lambda-{}",
+            std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into())
+        );
+        Ok(Self {
+            run: PullRun {
+                api: EventsApi::new(http, config.pull_requests_per_minute),
+                store: Arc::new(S3StateObject::new(s3_client(&sdk), bucket, key)),
+                sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk)),
+                settings: PullSettings {
+                    choice: MetricChoice {
+                        channels: config.pull_channels.clone(),
+                        names: Vec::new(),
+                    },
+                    only_own_profiles: config.identity.only_own_profiles,
+                    // Longer than any invocation (at most 15 minutes): a crashed run's
+                    // lease lapses before the schedule's next-but-one run.
+                    lease: chrono::TimeDelta::minutes(16),
+                    ..PullSettings::default()
+                },
+                clock: Arc::new(Utc::now),
+                holder,
+                on_progress: Arc::new(|_| {}),
+                stop: Arc::new(AtomicBool::new(false)),
+            },
+        })
+    }
+
+    /// One incremental run that stops in time to checkpoint before `deadline`; writes its
+    /// metrics line and answers the report (an error fails the invocation, which the
+    /// function-errors alarm sees).
+    pub async fn invoke(&self, deadline: Instant) -> Result<PullReport, PullError> {
+        let result = self.run.run(&PullPlan::Incremental, deadline).await;
+        let counts = self.run.api.counts();
+        let now = Utc::now();
+        let (report, refused) = match &result {
+            Ok(report) => (Some(report), false),
+            Err(PullError::Klaviyo(EventsApiError::Unauthorized { .. })) => (None, true),
+            Err(_) => (None, false),
+        };
+        let lag = report
+            .and_then(|r| r.oldest_cursor)
+            .map(|cursor| (now - cursor).num_seconds().max(0));
+        let mut line = json!({
+            "_aws": {
+                "Timestamp": now.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [[]],
+                    "Metrics": [
+                        {"Name": "PullEventsStored", "Unit": "Count"},
+                        {"Name": "PullRequests", "Unit": "Count"},
+                        {"Name": "PullRateLimited", "Unit": "Count"},
+                        {"Name": "PullKeyRefused", "Unit": "Count"},
+                        {"Name": "PullCursorLagSeconds", "Unit": "Seconds"},
+                    ],
+                }],
+            },
+            "PullEventsStored": report.map_or(0, |r| r.events),
+            "PullRequests": counts.requests,
+            "PullRateLimited": counts.rate_limited,
+            "PullKeyRefused": u8::from(refused),
+        });
+        if let Some(lag) = lag {
+            line["PullCursorLagSeconds"] = json!(lag);
+        }
+        println!("{line}");
+        if let Ok(report) = &result {
+            for warning in &report.warnings {
+                tracing::warn!(warning = %warning, "metric check");
+            }
+        }
+        result
+    }
+}
