@@ -82,7 +82,9 @@ def test_when_neither_firehose_nor_the_spill_can_store_the_cursor_stays(emulator
     opened = saved["streams"]["OPn3d1"]["realtime"]
     # Empty days before the events may be done; nothing at or after the first unstored event.
     assert dt.datetime.fromisoformat(opened["done"]) <= first_event_at
-    assert opened["open"] is None or dt.datetime.fromisoformat(opened["open"]["resume_at"]) <= first_event_at
+    assert all(dt.datetime.fromisoformat(w["resume_at"]) <= first_event_at and w["next_link"] is None
+               for w in opened["open"])
+    assert all(dt.datetime.fromisoformat(to) <= first_event_at for _, to in opened["completed"])
     emulator.control("/reset", {})
     recovered = run(emulator, events_api)
     assert recovered.returncode == 0, recovered.stderr

@@ -70,8 +70,10 @@ pub enum Order {
     NewestFirst,
 }
 
-/// A range of time read window by window. `done` is the boundary reached so far: for
-/// oldest-first everything in `[from, done)` is stored, for newest-first `[done, to)`.
+/// A range of time read window by window, several windows at once. `done` is the boundary
+/// reached by the windows completed in order: for oldest-first everything in `[from, done)`
+/// is stored, for newest-first `[done, to)`. Windows completed out of order wait in
+/// `completed` until the ones before them are done too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sweep {
     /// Start of the range (inclusive).
@@ -80,11 +82,14 @@ pub struct Sweep {
     pub to: DateTime<Utc>,
     /// The reading order.
     pub order: Order,
-    /// How far the completed windows reach.
+    /// How far the windows completed in order reach.
     pub done: DateTime<Utc>,
-    /// The window being read, if a run stopped inside one.
+    /// Windows started and not complete (read part-way, or not at all yet).
     #[serde(default)]
-    pub open: Option<OpenWindow>,
+    pub open: Vec<OpenWindow>,
+    /// Windows complete beyond `done`, as `(from, to)`.
+    #[serde(default)]
+    pub completed: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// A window read part-way.
@@ -113,77 +118,107 @@ impl Sweep {
             to,
             order,
             done,
-            open: None,
+            open: Vec::new(),
+            completed: Vec::new(),
         }
     }
 
-    /// The window to read next: the open one, else the next unread one; `None` when the
-    /// sweep is complete.
-    pub fn current_window(&self) -> Option<OpenWindow> {
-        if let Some(open) = &self.open {
+    /// The window to read next, other than the windows in `busy` (by start): an open one,
+    /// else the next unstarted one, which becomes open. `None` when nothing is left to start.
+    pub fn next_window(&mut self, busy: &[DateTime<Utc>]) -> Option<OpenWindow> {
+        if let Some(open) = self.open.iter().find(|w| !busy.contains(&w.from)) {
             return Some(open.clone());
         }
-        let (from, to) = match self.order {
-            Order::OldestFirst => next_window(self.done, self.to)?,
-            Order::NewestFirst => previous_window(self.done, self.from)?,
-        };
-        Some(OpenWindow {
+        let (from, to) = self.next_unstarted()?;
+        let window = OpenWindow {
             from,
             to,
             resume_at: from,
             next_link: None,
-        })
+        };
+        self.open.push(window.clone());
+        Some(window)
     }
 
-    /// Records a stored page of `window`: the last event's time and Klaviyo's next link.
-    /// With no next link the window is complete and the sweep moves past it.
-    pub fn page_stored(
-        &mut self,
-        window: &OpenWindow,
-        last_event_at: Option<DateTime<Utc>>,
-        next_link: Option<String>,
-    ) {
-        let resume_at = last_event_at
-            .map(|at| at.max(window.resume_at).min(window.to))
-            .unwrap_or(window.resume_at);
-        match next_link {
-            Some(next_link) => {
-                self.open = Some(OpenWindow {
-                    resume_at,
-                    next_link: Some(next_link),
-                    ..window.clone()
-                });
+    fn next_unstarted(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let started = self
+            .open
+            .iter()
+            .map(|w| (w.from, w.to))
+            .chain(self.completed.iter().copied());
+        match self.order {
+            Order::OldestFirst => {
+                let frontier = started.map(|(_, to)| to).fold(self.done, DateTime::max);
+                next_window(frontier, self.to)
             }
-            None => {
-                self.open = None;
-                self.done = match self.order {
-                    Order::OldestFirst => window.to,
-                    Order::NewestFirst => window.from,
-                };
+            Order::NewestFirst => {
+                let frontier = started.map(|(from, _)| from).fold(self.done, DateTime::min);
+                previous_window(frontier, self.from)
             }
         }
     }
 
-    /// Forgets the next link of the open window (Klaviyo called the cursor invalid): the
-    /// window is read again from the last stored event's second.
-    pub fn restart_open_window(&mut self) {
-        if let Some(open) = &mut self.open {
+    /// Records a stored page of the open window starting at `window_from`: the last event's
+    /// time and Klaviyo's next link. With no next link the window is complete.
+    pub fn page_stored(
+        &mut self,
+        window_from: DateTime<Utc>,
+        last_event_at: Option<DateTime<Utc>>,
+        next_link: Option<String>,
+    ) {
+        let Some(index) = self.open.iter().position(|w| w.from == window_from) else {
+            return;
+        };
+        let window = &mut self.open[index];
+        if let Some(at) = last_event_at {
+            window.resume_at = at.max(window.resume_at).min(window.to);
+        }
+        match next_link {
+            Some(next_link) => window.next_link = Some(next_link),
+            None => {
+                let window = self.open.remove(index);
+                self.completed.push((window.from, window.to));
+                self.advance();
+            }
+        }
+    }
+
+    /// Moves `done` over the completed windows that now follow it.
+    fn advance(&mut self) {
+        loop {
+            let next = self
+                .completed
+                .iter()
+                .position(|(from, to)| match self.order {
+                    Order::OldestFirst => *from == self.done,
+                    Order::NewestFirst => *to == self.done,
+                });
+            let Some(index) = next else { return };
+            let (from, to) = self.completed.remove(index);
+            self.done = match self.order {
+                Order::OldestFirst => to,
+                Order::NewestFirst => from,
+            };
+        }
+    }
+
+    /// Forgets the next link of the open window starting at `window_from` (Klaviyo called
+    /// the cursor invalid): it is read again from the last stored event's second.
+    pub fn restart_window(&mut self, window_from: DateTime<Utc>) {
+        if let Some(open) = self.open.iter_mut().find(|w| w.from == window_from) {
             open.next_link = None;
         }
     }
 
     /// Whether every window has been read.
     pub fn is_complete(&self) -> bool {
-        self.current_window().is_none()
+        self.open.is_empty() && self.completed.is_empty() && self.next_unstarted().is_none()
     }
 
-    /// Time left to read, for progress and lag.
+    /// Time not yet known to be stored, for progress and lag.
     pub fn remaining(&self) -> TimeDelta {
         let (start, end) = match self.order {
-            Order::OldestFirst => (
-                self.open.as_ref().map_or(self.done, |open| open.resume_at),
-                self.to,
-            ),
+            Order::OldestFirst => (self.done, self.to),
             Order::NewestFirst => (self.from, self.done),
         };
         (end - start).max(TimeDelta::zero())
@@ -206,33 +241,68 @@ mod tests {
             t("2024-01-02T02:00:00Z"),
             Order::OldestFirst,
         );
-        let first = sweep.current_window().unwrap();
+        let first = sweep.next_window(&[]).unwrap();
         assert_eq!(
             (first.from, first.to),
             (t("2024-01-01T00:30:00Z"), t("2024-01-02T00:00:00Z"))
         );
         sweep.page_stored(
-            &first,
+            first.from,
             Some(t("2024-01-01T00:40:00Z")),
             Some("https://a.klaviyo.com/api/events?page%5Bcursor%5D=c1".into()),
         );
         assert_eq!(sweep.done, t("2024-01-01T00:30:00Z"));
-        let open = sweep.current_window().unwrap();
+        let open = sweep.next_window(&[]).unwrap();
         assert_eq!(open.resume_at, t("2024-01-01T00:40:00Z"));
         assert!(open.next_link.is_some());
 
-        sweep.restart_open_window();
-        assert_eq!(sweep.current_window().unwrap().next_link, None);
-        assert_eq!(
-            sweep.current_window().unwrap().resume_at,
-            t("2024-01-01T00:40:00Z")
-        );
+        sweep.restart_window(open.from);
+        let restarted = sweep.next_window(&[]).unwrap();
+        assert_eq!(restarted.next_link, None);
+        assert_eq!(restarted.resume_at, t("2024-01-01T00:40:00Z"));
 
-        let open = sweep.current_window().unwrap();
-        sweep.page_stored(&open, Some(t("2024-01-01T23:59:59Z")), None);
+        sweep.page_stored(first.from, Some(t("2024-01-01T23:59:59Z")), None);
         assert_eq!(sweep.done, t("2024-01-02T00:00:00Z"));
-        let second = sweep.current_window().unwrap();
-        sweep.page_stored(&second, None, None);
+        let second = sweep.next_window(&[]).unwrap();
+        sweep.page_stored(second.from, None, None);
+        assert!(sweep.is_complete());
+        assert_eq!(sweep.next_window(&[]), None);
+    }
+
+    #[test]
+    fn windows_read_at_once_complete_out_of_order_without_moving_done_past_a_gap() {
+        let mut sweep = Sweep::new(
+            t("2024-01-01T00:00:00Z"),
+            t("2024-01-04T00:00:00Z"),
+            Order::OldestFirst,
+        );
+        let first = sweep.next_window(&[]).unwrap();
+        let second = sweep.next_window(&[first.from]).unwrap();
+        let third = sweep.next_window(&[first.from, second.from]).unwrap();
+        assert_eq!(
+            [first.from, second.from, third.from],
+            [
+                t("2024-01-01T00:00:00Z"),
+                t("2024-01-02T00:00:00Z"),
+                t("2024-01-03T00:00:00Z")
+            ]
+        );
+        assert_eq!(
+            sweep.next_window(&[first.from, second.from, third.from]),
+            None
+        );
+        sweep.page_stored(third.from, None, None);
+        sweep.page_stored(second.from, None, None);
+        // The first day is not stored yet: nothing counts as done.
+        assert_eq!(sweep.done, t("2024-01-01T00:00:00Z"));
+        assert!(!sweep.is_complete());
+        // A run that resumes from here reads only the first day again.
+        let mut resumed: Sweep =
+            serde_json::from_str(&serde_json::to_string(&sweep).unwrap()).unwrap();
+        assert_eq!(resumed.next_window(&[]).unwrap().from, first.from);
+        assert_eq!(resumed.next_window(&[first.from]), None);
+        sweep.page_stored(first.from, None, None);
+        assert_eq!(sweep.done, t("2024-01-04T00:00:00Z"));
         assert!(sweep.is_complete());
     }
 
@@ -244,9 +314,9 @@ mod tests {
             Order::NewestFirst,
         );
         let mut seen = Vec::new();
-        while let Some(window) = sweep.current_window() {
+        while let Some(window) = sweep.next_window(&[]) {
             seen.push(window.from);
-            sweep.page_stored(&window, None, None);
+            sweep.page_stored(window.from, None, None);
         }
         assert_eq!(
             seen,

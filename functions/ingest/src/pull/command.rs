@@ -65,6 +65,10 @@ pub struct PullArgs {
     /// Seconds behind now a read stays.
     #[arg(long, default_value_t = 60)]
     pub settle_secs: i64,
+    /// Days (windows) read at once per metric: each window's pages come one after the
+    /// other, so several at once keep the request budget busy while pages are slow.
+    #[arg(long, default_value_t = 4)]
+    pub parallel_windows: usize,
     /// Print the plan (metrics, Klaviyo's event counts) and read nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -195,6 +199,7 @@ fn settings(config: &Config, args: &PullArgs) -> PullSettings {
         first_run_lookback: TimeDelta::hours(args.trailing_window_hours.max(1)),
         lease: TimeDelta::seconds(args.lease_secs.max(1)),
         only_own_profiles: config.identity.only_own_profiles,
+        parallel_windows: args.parallel_windows.max(1),
         ..PullSettings::default()
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use klaviyo_source::identity::resolver::Resolution;
 use klaviyo_source::klaviyo::events_page::decode_events_page;
 use klaviyo_source::klaviyo::events_query::{
@@ -16,10 +17,11 @@ use klaviyo_source::klaviyo::metric_alias::topic_for_metric_name;
 use klaviyo_source::klaviyo::metrics_page::AccountMetric;
 use klaviyo_source::mapping::Mapped;
 use klaviyo_source::mapping::pulled_event::map_events_page;
-use klaviyo_source::pull::state::{Lease, Order, PullState, StreamState, Sweep};
+use klaviyo_source::pull::state::{Lease, OpenWindow, Order, PullState, StreamState, Sweep};
 use klaviyo_source::pull::windows::settled_limit;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::time_format::{parse_iso_datetime, unix_time_to_datetime};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::events_api::{EventsApi, EventsApiError};
@@ -48,6 +50,10 @@ pub struct PullSettings {
     pub only_own_profiles: bool,
     /// How long before the run's deadline it stops fetching, to store and checkpoint.
     pub stop_margin: std::time::Duration,
+    /// Windows read at once per metric. Cursor pages of one window come one after the
+    /// other, so with a page taking a few hundred milliseconds only several windows at once
+    /// can use the request budget.
+    pub parallel_windows: usize,
 }
 
 impl Default for PullSettings {
@@ -61,6 +67,7 @@ impl Default for PullSettings {
             lease: TimeDelta::seconds(120),
             only_own_profiles: false,
             stop_margin: std::time::Duration::from_secs(20),
+            parallel_windows: 4,
         }
     }
 }
@@ -200,8 +207,9 @@ struct Session {
 impl PullRun {
     /// Runs `plan` until done or until `deadline` (less the stop margin).
     pub async fn run(&self, plan: &PullPlan, deadline: Instant) -> Result<PullReport, PullError> {
-        let mut session = self.take_lease().await?;
-        let result = self.run_leased(plan, deadline, &mut session).await;
+        let session = Mutex::new(self.take_lease().await?);
+        let result = self.run_leased(plan, deadline, &session).await;
+        let mut session = session.into_inner();
         // Let the next run start at once, whatever happened; a conflict means the lease is
         // no longer ours to release.
         session.state.lease = None;
@@ -237,28 +245,37 @@ impl PullRun {
         }
     }
 
+    /// Saves the state (renewing the lease) if nobody else wrote it since.
     async fn checkpoint(&self, session: &mut Session) -> Result<(), PullError> {
         session.state.lease = Some(self.lease_from((self.clock)()));
         session.version = self.store.save(&session.state, &session.version).await?;
         Ok(())
     }
 
+    fn should_stop(&self, stop_at: Instant) -> bool {
+        Instant::now() >= stop_at || self.stop.load(Ordering::Relaxed)
+    }
+
     async fn run_leased(
         &self,
         plan: &PullPlan,
         deadline: Instant,
-        session: &mut Session,
+        session: &Mutex<Session>,
     ) -> Result<(), PullError> {
         let stop_at = deadline
             .checked_sub(self.settings.stop_margin)
             .unwrap_or(deadline);
         let account = self.api.metrics(stop_at).await?;
-        let selection = select_metrics(&account, &self.settings.choice, &session.state.streams);
+        let selection = {
+            let mut guard = session.lock().await;
+            let selection = select_metrics(&account, &self.settings.choice, &guard.state.streams);
+            guard.report.warnings = selection.warnings.clone();
+            guard.report.metrics = selection.metrics.iter().map(|m| m.name.clone()).collect();
+            selection
+        };
         for warning in &selection.warnings {
             tracing::warn!(warning = %warning, "metric check");
         }
-        session.report.warnings = selection.warnings;
-        session.report.metrics = selection.metrics.iter().map(|m| m.name.clone()).collect();
         let limit = settled_limit((self.clock)(), self.settings.settle);
         let mut complete = true;
         for metric in &selection.metrics {
@@ -266,15 +283,18 @@ impl PullRun {
                 PullPlan::Incremental => self.incremental(metric, limit, stop_at, session).await?,
                 PullPlan::Window { from, to, order } => {
                     let job = format!("{}/{}/{:?}", from.to_rfc3339(), to.to_rfc3339(), order);
-                    let sweep = session
-                        .state
-                        .jobs
-                        .entry(job.clone())
-                        .or_default()
-                        .entry(metric.id.clone())
-                        .or_insert_with(|| Sweep::new(*from, (*to).min(limit), *order));
-                    // A job asked again later may reach further, up to its own end.
-                    sweep.to = (*to).min(limit).max(sweep.to);
+                    {
+                        let mut guard = session.lock().await;
+                        let sweep = guard
+                            .state
+                            .jobs
+                            .entry(job.clone())
+                            .or_default()
+                            .entry(metric.id.clone())
+                            .or_insert_with(|| Sweep::new(*from, (*to).min(limit), *order));
+                        // A job asked again later may reach further, up to its own end.
+                        sweep.to = (*to).min(limit).max(sweep.to);
+                    }
                     let topic = topic_for_metric_name(&metric.name);
                     let slot = SweepSlot::Job(job, metric.id.clone());
                     self.read_sweep(&slot, metric, &topic, stop_at, session)
@@ -283,12 +303,13 @@ impl PullRun {
             };
             complete &= done;
         }
-        session.report.complete = complete && plan_reaches(plan, limit);
+        let mut guard = session.lock().await;
+        guard.report.complete = complete && plan_reaches(plan, limit);
         if *plan == PullPlan::Incremental {
-            session.report.oldest_cursor = selection
+            guard.report.oldest_cursor = selection
                 .metrics
                 .iter()
-                .filter_map(|m| session.state.streams.get(&m.id))
+                .filter_map(|m| guard.state.streams.get(&m.id))
                 .map(|stream| stream.realtime.done)
                 .min();
         }
@@ -301,26 +322,29 @@ impl PullRun {
         metric: &AccountMetric,
         limit: DateTime<Utc>,
         stop_at: Instant,
-        session: &mut Session,
+        session: &Mutex<Session>,
     ) -> Result<bool, PullError> {
         let start = limit - self.settings.first_run_lookback;
         let now = (self.clock)();
-        let stream = session
-            .state
-            .streams
-            .entry(metric.id.clone())
-            .or_insert_with(|| StreamState {
-                metric_name: metric.name.clone(),
-                topic: topic_for_metric_name(&metric.name),
-                realtime: Sweep::new(start, limit, Order::OldestFirst),
-                reread: None,
-                // The first realtime sweep reads the whole lookback now: the first re-read
-                // of it is due one interval later, not at once.
-                last_reread_started: Some(now),
-            });
-        stream.metric_name = metric.name.clone();
-        stream.realtime.to = stream.realtime.to.max(limit);
-        let topic = stream.topic.clone();
+        let topic = {
+            let mut guard = session.lock().await;
+            let stream = guard
+                .state
+                .streams
+                .entry(metric.id.clone())
+                .or_insert_with(|| StreamState {
+                    metric_name: metric.name.clone(),
+                    topic: topic_for_metric_name(&metric.name),
+                    realtime: Sweep::new(start, limit, Order::OldestFirst),
+                    reread: None,
+                    // The first realtime sweep reads the whole lookback now: the first
+                    // re-read of it is due one interval later, not at once.
+                    last_reread_started: Some(now),
+                });
+            stream.metric_name = metric.name.clone();
+            stream.realtime.to = stream.realtime.to.max(limit);
+            stream.topic.clone()
+        };
         let realtime = SweepSlot::Realtime(metric.id.clone());
         if !self
             .read_sweep(&realtime, metric, &topic, stop_at, session)
@@ -328,65 +352,124 @@ impl PullRun {
         {
             return Ok(false);
         }
-        let now = (self.clock)();
-        let trailing = self.settings.trailing_window;
-        let every = self.settings.reread_every;
-        if let Some(stream) = session.state.streams.get_mut(&metric.id) {
-            let due = stream
-                .last_reread_started
-                .is_none_or(|started| now - started >= every);
-            if stream.reread.is_none() && due && trailing > TimeDelta::zero() {
-                let end = stream.realtime.done;
-                let begin = (end - trailing).max(stream.realtime.from - trailing);
-                stream.reread = Some(Sweep::new(begin, end, Order::OldestFirst));
-                stream.last_reread_started = Some(now);
+        let has_reread = {
+            let mut guard = session.lock().await;
+            let trailing = self.settings.trailing_window;
+            let every = self.settings.reread_every;
+            match guard.state.streams.get_mut(&metric.id) {
+                Some(stream) => {
+                    let due = stream
+                        .last_reread_started
+                        .is_none_or(|started| now - started >= every);
+                    if stream.reread.is_none() && due && trailing > TimeDelta::zero() {
+                        let end = stream.realtime.done;
+                        stream.reread = Some(Sweep::new(end - trailing, end, Order::OldestFirst));
+                        stream.last_reread_started = Some(now);
+                    }
+                    stream.reread.is_some()
+                }
+                None => false,
             }
+        };
+        if !has_reread {
+            return Ok(true);
         }
         let reread = SweepSlot::Reread(metric.id.clone());
-        let has_reread = session
-            .state
-            .streams
-            .get(&metric.id)
-            .is_some_and(|s| s.reread.is_some());
-        if has_reread {
-            let done = self
-                .read_sweep(&reread, metric, &topic, stop_at, session)
-                .await?;
-            if done && let Some(stream) = session.state.streams.get_mut(&metric.id) {
+        let done = self
+            .read_sweep(&reread, metric, &topic, stop_at, session)
+            .await?;
+        if done {
+            let mut guard = session.lock().await;
+            if let Some(stream) = guard.state.streams.get_mut(&metric.id) {
                 stream.reread = None;
-                self.checkpoint(session).await?;
             }
-            return Ok(done);
+            self.checkpoint(&mut guard).await?;
         }
-        Ok(true)
+        Ok(done)
     }
 
-    /// Reads the sweep in `slot` to its end or until `stop_at`; whether it is complete.
+    /// Reads the sweep in `slot` to its end or until `stop_at`, up to
+    /// [`PullSettings::parallel_windows`] windows at once; whether it is complete.
     async fn read_sweep(
         &self,
         slot: &SweepSlot,
         metric: &AccountMetric,
         topic: &str,
         stop_at: Instant,
-        session: &mut Session,
+        session: &Mutex<Session>,
     ) -> Result<bool, PullError> {
+        let mut in_flight = FuturesUnordered::new();
+        let mut busy: Vec<DateTime<Utc>> = Vec::new();
+        let mut exhausted = false;
+        loop {
+            let may_start = !exhausted
+                && in_flight.len() < self.settings.parallel_windows.max(1)
+                && !self.should_stop(stop_at);
+            if !may_start && in_flight.is_empty() {
+                break;
+            }
+            // Waiting for the state's lock and driving the windows in flight at once: a
+            // window may hold the lock across its checkpoint's await, and only polling it
+            // lets it finish and release the lock.
+            tokio::select! {
+                biased;
+                finished = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some((from, result)) = finished {
+                        busy.retain(|started| *started != from);
+                        // On an error the other windows stop where they are: each saved its
+                        // state after its last stored page, so nothing stored is forgotten.
+                        result?;
+                    }
+                }
+                mut guard = session.lock(), if may_start => {
+                    let window = slot
+                        .get(&mut guard.state)
+                        .and_then(|sweep| sweep.next_window(&busy));
+                    drop(guard);
+                    match window {
+                        Some(window) => {
+                            busy.push(window.from);
+                            in_flight.push(async move {
+                                let from = window.from;
+                                let result = self
+                                    .read_window(slot, metric, topic, window, stop_at, session)
+                                    .await;
+                                (from, result)
+                            });
+                        }
+                        None => exhausted = true,
+                    }
+                }
+            }
+        }
+        let mut guard = session.lock().await;
+        Ok(slot
+            .get(&mut guard.state)
+            .is_none_or(|sweep| sweep.is_complete()))
+    }
+
+    /// Reads one window page by page until its last page is stored or the run must stop.
+    async fn read_window(
+        &self,
+        slot: &SweepSlot,
+        metric: &AccountMetric,
+        topic: &str,
+        mut window: OpenWindow,
+        stop_at: Instant,
+        session: &Mutex<Session>,
+    ) -> Result<(), PullError> {
         let mut restarts: Option<(DateTime<Utc>, u32)> = None;
         loop {
-            let Some(window) = slot
-                .get(&mut session.state)
-                .and_then(|s| s.current_window())
-            else {
-                return Ok(true);
-            };
-            if Instant::now() >= stop_at || self.stop.load(Ordering::Relaxed) {
-                return Ok(false);
+            if self.should_stop(stop_at) {
+                return Ok(());
             }
+            let page_size = session.lock().await.page_size;
             let url = match &window.next_link {
                 Some(next) => next.clone(),
                 None => format!(
                     "{}/api/events?{}",
                     self.api.http().base_url(),
-                    events_query(&metric.id, window.resume_at, window.to, session.page_size)
+                    events_query(&metric.id, window.resume_at, window.to, page_size)
                 ),
             };
             let body = match self.api.events_page(&url, stop_at).await {
@@ -403,21 +486,22 @@ impl PullRun {
                     }
                     restarts = Some((window.resume_at, count));
                     tracing::warn!(metric = %metric.name, "cursor expired; reading the window again from the last stored second");
-                    if let Some(sweep) = slot.get(&mut session.state) {
-                        sweep.restart_open_window();
+                    window.next_link = None;
+                    let mut guard = session.lock().await;
+                    if let Some(sweep) = slot.get(&mut guard.state) {
+                        sweep.restart_window(window.from);
                     }
-                    self.checkpoint(session).await?;
+                    self.checkpoint(&mut guard).await?;
                     continue;
                 }
                 Err(EventsApiError::BadRequest(detail))
-                    if window.next_link.is_none()
-                        && session.page_size > DEFAULT_EVENTS_PAGE_SIZE =>
+                    if window.next_link.is_none() && page_size > DEFAULT_EVENTS_PAGE_SIZE =>
                 {
-                    tracing::warn!(detail = %detail, "Klaviyo refused page[size]={}; using {}", session.page_size, DEFAULT_EVENTS_PAGE_SIZE);
-                    session.page_size = DEFAULT_EVENTS_PAGE_SIZE;
+                    tracing::warn!(detail = %detail, "Klaviyo refused page[size]={page_size}; using {DEFAULT_EVENTS_PAGE_SIZE}");
+                    session.lock().await.page_size = DEFAULT_EVENTS_PAGE_SIZE;
                     continue;
                 }
-                Err(EventsApiError::Deadline) => return Ok(false),
+                Err(EventsApiError::Deadline) => return Ok(()),
                 Err(err) => return Err(err.into()),
             };
             let received_at = (self.clock)();
@@ -437,22 +521,33 @@ impl PullRun {
                 stop_at.max(Instant::now() + std::time::Duration::from_secs(30)),
             )
             .await?;
-            if let Some(sweep) = slot.get(&mut session.state) {
-                sweep.page_stored(&window, page.last_event_at, page.next);
+            let mut guard = session.lock().await;
+            if let Some(sweep) = slot.get(&mut guard.state) {
+                sweep.page_stored(window.from, page.last_event_at, page.next.clone());
             }
-            self.checkpoint(session).await?;
-            session.report.pages += 1;
-            session.report.events += outcome.accepted as u64;
-            session.report.rejected += outcome.rejected as u64;
-            session.report.skipped += outcome.skipped as u64;
+            self.checkpoint(&mut guard).await?;
+            guard.report.pages += 1;
+            guard.report.events += outcome.accepted as u64;
+            guard.report.rejected += outcome.rejected as u64;
+            guard.report.skipped += outcome.skipped as u64;
             let remaining = slot
-                .get(&mut session.state)
+                .get(&mut guard.state)
                 .map_or(TimeDelta::zero(), |s| s.remaining());
             (self.on_progress)(Progress {
-                events: session.report.events,
-                pages: session.report.pages,
+                events: guard.report.events,
+                pages: guard.report.pages,
                 remaining,
             });
+            drop(guard);
+            match page.next {
+                Some(next) => {
+                    window.next_link = Some(next);
+                    if let Some(at) = page.last_event_at {
+                        window.resume_at = at.max(window.resume_at).min(window.to);
+                    }
+                }
+                None => return Ok(()),
+            }
         }
     }
 }
