@@ -40,7 +40,7 @@ def high_water_kib(pid):
     return 0
 
 
-def run_one(binary, events, latency, budget):
+def run_one(binary, events, latency, budget, parallel):
     double = subprocess.Popen([sys.executable, str(ROOT / "tests/doubles/klaviyo_events_api.py"), "--port", "0",
                                "--api-key", API_KEY], stdout=subprocess.PIPE, text=True)
     url = double.stdout.readline().strip()
@@ -57,7 +57,7 @@ def run_one(binary, events, latency, budget):
             began = time.monotonic()
             pull = subprocess.Popen([binary, "pull", "--lake", lake, "--from", start.isoformat(),
                                      "--to", (start + dt.timedelta(days=31)).isoformat(),
-                                     "--requests-per-minute", str(budget)],
+                                     "--requests-per-minute", str(budget), "--parallel-windows", str(parallel)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             peak_kib = 0
             while pull.poll() is None:
@@ -72,10 +72,19 @@ def run_one(binary, events, latency, budget):
         return {"events": events, "seconds": round(elapsed, 1), "events_per_s": round(rate),
                 "ceiling_events_per_s": round(ceiling), "share_of_ceiling": round(rate / ceiling, 2),
                 "peak_rss_mib": round(peak_kib / 1024, 1), "latency_s": latency,
-                "budget_per_min": budget, "summary": out.strip()}
+                "budget_per_min": budget, "parallel_windows": parallel, "requests": requests(out),
+                "summary": out.splitlines()[0] if out else ""}
     finally:
         double.terminate()
         double.wait(timeout=10)
+
+
+def requests(summary):
+    """The request count the pull reports ("...; 122 requests, 0 x 429")."""
+    for part in summary.replace(";", ",").split(","):
+        if part.strip().endswith("requests"):
+            return int(part.split()[0])
+    return None
 
 
 def main():
@@ -84,9 +93,10 @@ def main():
     parser.add_argument("--latency", type=float, default=0.3, help="seconds per page at the double")
     parser.add_argument("--budget", type=int, default=700, help="requests per minute (the default budget)")
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--parallel-windows", type=int, default=8, help="the pull's default is 8")
     args = parser.parse_args()
     for events in map(int, args.sizes.split(",")):
-        print(json.dumps(run_one(args.binary, events, args.latency, args.budget)), flush=True)
+        print(json.dumps(run_one(args.binary, events, args.latency, args.budget, args.parallel_windows)), flush=True)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ pub struct PullArgs {
     pub settle_secs: i64,
     /// Days (windows) read at once per metric: each window's pages come one after the
     /// other, so several at once keep the request budget busy while pages are slow.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub parallel_windows: usize,
     /// Print the plan (metrics, Klaviyo's event counts) and read nothing.
     #[arg(long)]

@@ -67,7 +67,7 @@ impl Default for PullSettings {
             lease: TimeDelta::seconds(120),
             only_own_profiles: false,
             stop_margin: std::time::Duration::from_secs(20),
-            parallel_windows: 4,
+            parallel_windows: 8,
         }
     }
 }
