@@ -354,3 +354,48 @@ def test_dry_run_prints_klaviyos_counts_and_stores_nothing(events_api, tmp_path)
     assert " 5 events" in opened, result.stdout
     assert "total 5 events" in result.stdout
     assert not (lake / "klaviyo").exists()
+
+
+def backfill(double, lake: Path, *args):
+    env = {**os.environ, "KLAVIYO_API_KEY": double.API_KEY, "KLAVIYO_API_BASE_URL": double.url}
+    return subprocess.Popen([str(ingest_binary()), "backfill", "--lake", str(lake), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_backfill_shows_progress_and_ctrl_c_stops_it_cleanly_for_the_same_command_to_resume(events_api, tmp_path):
+    start = hours_ago(24 * 12).replace(hour=0, minute=0, second=0)
+    series(events_api, 10_000, start, 86_400_000_000 // 1_000)  # 1,000 a day for 10 days
+    events_api.post("/__control", {"delay": 0.4})
+    lake = tmp_path / "lake"
+    window = ["--from", iso(start), "--to", iso(start + dt.timedelta(days=10)), "--parallel-windows", "1"]
+    run = backfill(events_api, lake, *window)
+    deadline = time.monotonic() + 60
+    while len(rows(lake)) < 2_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 3, out + err  # stopped before the window was complete
+    assert "about 10000 events" in err and "/ ~10000 events" in err, err
+    assert "NOT complete" in out
+    assert state(lake)["lease"] is None  # released: the next run need not wait
+    events_api.post("/__control", {"delay": 0.0})
+    resumed = backfill(events_api, lake, *window)
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out + err
+    ids = [row["id"] for row in rows(lake)]
+    assert len(ids) == len(set(ids)) == 10_000
+
+
+def test_a_renamed_metric_keeps_its_stream_and_collection_and_is_reported(events_api, tmp_path):
+    seed(events_api, [event("before-rename", "OPn3d1", hours_ago(3))])
+    lake = tmp_path / "lake"
+    pull(events_api, lake, "--settle-secs", "1")
+    renamed = [dict(m, name="Opened Email (legacy)") if m["id"] == "OPn3d1" else m for m in EMAIL_METRICS]
+    events_api.post("/__metrics", {"metrics": renamed})
+    # Dated after the first run's cursor (now less 1 s of settle time when it ran)...
+    events_api.post("/__events", {"events": [event("after-rename", "OPn3d1", hours_ago(0))]})
+    time.sleep(2)  # ...and older than the second run's settle time of 1 s.
+    result = pull(events_api, lake, "--settle-secs", "1")
+    assert 'renamed from "Opened Email" to "Opened Email (legacy)"' in result.stdout, result.stdout
+    assert "expected Klaviyo email metric (opened_email) is not in the account" in result.stdout
+    assert {r["id"] for r in rows(lake, "email_opened")} == {"klaviyo-before-rename", "klaviyo-after-rename"}

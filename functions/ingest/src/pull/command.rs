@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::events_api::EventsApi;
 use super::metric_selection::{MetricChoice, select_metrics};
 use super::run::{Progress, PullPlan, PullReport, PullRun, PullSettings};
-use super::state_store::LocalStateFile;
+use super::state_store::{LocalStateFile, PullStateStore};
 use crate::config::Config;
 use crate::klaviyo_http::KlaviyoHttp;
 
@@ -121,7 +121,11 @@ pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result
     let started = Instant::now();
     let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = if progress {
         let api = api.clone();
-        Arc::new(move |p: Progress| print_progress(p, &api, started))
+        let total = estimate(&api, &settings, &plan, &lake).await?.total();
+        eprintln!(
+            "Klaviyo counts about {total} events in the window; Ctrl-C stops after the page being stored, and the same command resumes."
+        );
+        Arc::new(move |p: Progress| print_progress(p, &api, started, total))
     } else {
         Arc::new(|_| {})
     };
@@ -212,16 +216,30 @@ fn run_id() -> Result<String, CommandError> {
     Ok(format!("pid-{}-{random}", std::process::id()))
 }
 
-async fn print_plan(
+/// Klaviyo's count of the events a plan covers, per metric.
+struct Estimate {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    per_metric: Vec<(String, String, u64)>,
+    warnings: Vec<String>,
+}
+
+impl Estimate {
+    fn total(&self) -> u64 {
+        self.per_metric.iter().map(|(_, _, n)| n).sum()
+    }
+}
+
+/// Asks Klaviyo (metric aggregates, one request per metric) how many events `plan` covers.
+async fn estimate(
     api: &EventsApi,
     settings: &PullSettings,
     plan: &PullPlan,
     lake: &Path,
-) -> Result<(), CommandError> {
+) -> Result<Estimate, CommandError> {
     let far = Instant::now() + Duration::from_secs(600);
     let account = api.metrics(far).await?;
-    let state = LocalStateFile::in_lake(lake);
-    let (saved, _) = super::state_store::PullStateStore::load(&state).await?;
+    let (saved, _) = LocalStateFile::in_lake(lake).load().await?;
     let selection = select_metrics(&account, &settings.choice, &saved.streams);
     let (from, to) = match plan {
         PullPlan::Window { from, to, .. } => (*from, *to),
@@ -230,22 +248,37 @@ async fn print_plan(
             (to - settings.first_run_lookback, to)
         }
     };
-    println!(
-        "plan: {} .. {} (dry run: nothing is read or stored)",
-        from, to
-    );
-    let mut total = 0u64;
+    let mut per_metric = Vec::new();
     for metric in &selection.metrics {
         let body = daily_count_request(&metric.id, from, to);
         let counts = parse_daily_counts(&api.metric_aggregates(body, far).await?)?;
-        let events: u64 = counts.iter().map(|(_, n)| n).sum();
-        total += events;
-        println!(
-            "  {:<40} {:>12} events  ({})",
-            metric.name, events, metric.id
-        );
+        let events = counts.iter().map(|(_, n)| n).sum();
+        per_metric.push((metric.name.clone(), metric.id.clone(), events));
     }
-    let per_minute = f64::from(api_budget(api));
+    Ok(Estimate {
+        from,
+        to,
+        per_metric,
+        warnings: selection.warnings,
+    })
+}
+
+async fn print_plan(
+    api: &EventsApi,
+    settings: &PullSettings,
+    plan: &PullPlan,
+    lake: &Path,
+) -> Result<(), CommandError> {
+    let estimate = estimate(api, settings, plan, lake).await?;
+    println!(
+        "plan: {} .. {} (dry run: nothing is read or stored)",
+        estimate.from, estimate.to
+    );
+    for (name, id, events) in &estimate.per_metric {
+        println!("  {name:<40} {events:>12} events  ({id})");
+    }
+    let total = estimate.total();
+    let per_minute = f64::from(api.requests_per_minute());
     let pages = total.div_ceil(u64::from(
         klaviyo_source::klaviyo::events_query::MAX_EVENTS_PAGE_SIZE,
     ));
@@ -253,31 +286,32 @@ async fn print_plan(
         "  total {total} events, at least {pages} pages: about {:.1} minutes at {per_minute} requests a minute",
         pages as f64 / per_minute.max(1.0)
     );
-    for warning in &selection.warnings {
+    for warning in &estimate.warnings {
         println!("  warning: {warning}");
     }
     Ok(())
 }
 
-fn api_budget(api: &EventsApi) -> u32 {
-    api.requests_per_minute()
-}
-
-fn print_progress(progress: Progress, api: &EventsApi, started: Instant) {
+/// The progress line of a backfill: events stored of Klaviyo's estimate, requests a minute,
+/// 429s and the time left at the rate so far.
+fn print_progress(progress: Progress, api: &EventsApi, started: Instant, estimated_total: u64) {
     let counts = api.counts();
-    let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let per_minute = if minutes > 0.0 {
-        counts.requests as f64 / minutes
+    let seconds = started.elapsed().as_secs_f64();
+    let per_minute = if seconds > 0.0 {
+        counts.requests as f64 * 60.0 / seconds
     } else {
         0.0
     };
+    let rate = progress.events as f64 / seconds.max(0.001);
+    let left = estimated_total.saturating_sub(progress.events) as f64 / rate.max(1.0);
     eprint!(
-        "\r{} events, {} pages, {:.0} requests/min, {} x 429, {} h of the current metric left   ",
+        "\r{} / ~{} events, {:.0} requests/min, {} x 429, ETA {}m{:02}s   ",
         progress.events,
-        progress.pages,
+        estimated_total,
         per_minute,
         counts.rate_limited,
-        progress.remaining.num_hours()
+        (left / 60.0) as u64,
+        (left % 60.0) as u64
     );
 }
 
