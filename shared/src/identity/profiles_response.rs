@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::klaviyo::json_api::{LinksWire, next_link};
+
 use super::Profile;
 use crate::klaviyo::query_string::percent_encode;
 
@@ -57,12 +59,6 @@ struct AttributesWire {
     external_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct LinksWire {
-    #[serde(default)]
-    next: Option<String>,
-}
-
 /// Parses one page of `GET /api/profiles`. Empty strings count as absent.
 pub fn parse_profiles_page(body: &[u8]) -> Result<ProfilesPage, serde_json::Error> {
     let page: PageWire = serde_json::from_slice(body)?;
@@ -77,7 +73,7 @@ pub fn parse_profiles_page(body: &[u8]) -> Result<ProfilesPage, serde_json::Erro
                 external_id: present(p.attributes.external_id),
             })
             .collect(),
-        next: page.links.and_then(|l| l.next).filter(|n| !n.is_empty()),
+        next: next_link(page.links),
     })
 }
 

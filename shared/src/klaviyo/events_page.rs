@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
+
+use crate::klaviyo::json_api::{LinksWire, next_link};
 use serde_json::value::RawValue;
 
 use super::webhook::{DecodedEvent, StringOrNumber, decode_event_resource};
@@ -55,12 +57,6 @@ struct IncludedAttributesWire {
     external_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct LinksWire {
-    #[serde(default)]
-    next: Option<String>,
-}
-
 /// Decodes one page of a stream that reads one metric; every event gets the stream's
 /// `metric_topic`, which stays the same when Klaviyo renames the metric, so a rename never
 /// moves a stream's events to another collection.
@@ -104,10 +100,7 @@ pub fn decode_events_page<'a>(
     Ok(EventsPage {
         events,
         profiles,
-        next: page
-            .links
-            .and_then(|links| links.next)
-            .filter(|n| !n.is_empty()),
+        next: next_link(page.links),
     })
 }
 

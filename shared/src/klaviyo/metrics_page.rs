@@ -3,6 +3,8 @@
 
 use serde::Deserialize;
 
+use crate::klaviyo::json_api::{LinksWire, next_link};
+
 /// One metric of the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountMetric {
@@ -60,12 +62,6 @@ struct IntegrationWire {
     key: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct LinksWire {
-    #[serde(default)]
-    next: Option<String>,
-}
-
 /// Parses one page of `GET /api/metrics`.
 pub fn parse_metrics_page(body: &[u8]) -> Result<MetricsPage, serde_json::Error> {
     let page: PageWire = serde_json::from_slice(body)?;
@@ -79,7 +75,7 @@ pub fn parse_metrics_page(body: &[u8]) -> Result<MetricsPage, serde_json::Error>
                 integration_key: metric.attributes.integration.and_then(|i| i.key),
             })
             .collect(),
-        next: page.links.and_then(|l| l.next).filter(|n| !n.is_empty()),
+        next: next_link(page.links),
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod events_page;
 pub mod events_query;
+pub mod json_api;
 pub mod metric_aggregates;
 pub mod metric_alias;
 pub mod metrics_page;

@@ -263,11 +263,7 @@ pub fn decode_webhook<'a>(
 }
 
 fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
-    let wire: EventWire = serde_json::from_str(raw.get()).map_err(|err| BrokenEvent {
-        index,
-        reason: format!("data[{index}]: {err}"),
-        raw: raw.get(),
-    })?;
+    let wire: EventWire = parse_element(index, raw)?;
     event_from_resource(
         index,
         raw.get(),
@@ -281,11 +277,7 @@ fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
 /// Decodes one event resource as `GET /api/events` lists it (the same shape as a
 /// webhook's `payload.data`). The topic is left empty: the caller knows it from the metric.
 pub(crate) fn decode_event_resource<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
-    let resource: ResourceWire = serde_json::from_str(raw.get()).map_err(|err| BrokenEvent {
-        index,
-        reason: format!("data[{index}]: {err}"),
-        raw: raw.get(),
-    })?;
+    let resource: ResourceWire = parse_element(index, raw)?;
     event_from_resource(
         index,
         raw.get(),
@@ -294,6 +286,18 @@ pub(crate) fn decode_event_resource<'a>(index: usize, raw: &'a RawValue) -> Deco
         resource,
         "attributes",
     )
+}
+
+/// Parses element `index` of `data`; a parse failure is that element's [`BrokenEvent`].
+fn parse_element<'a, T: serde::de::DeserializeOwned>(
+    index: usize,
+    raw: &'a RawValue,
+) -> Result<T, BrokenEvent<'a>> {
+    serde_json::from_str(raw.get()).map_err(|err| BrokenEvent {
+        index,
+        reason: format!("data[{index}]: {err}"),
+        raw: raw.get(),
+    })
 }
 
 fn event_from_resource<'a>(

@@ -20,7 +20,6 @@ use super::metric_selection::{MetricChoice, select_metrics};
 use super::run::{Progress, PullPlan, PullReport, PullRun, PullSettings};
 use super::state_store::{LocalStateFile, PullStateStore};
 use crate::config::Config;
-use crate::klaviyo_http::KlaviyoHttp;
 
 /// Exit status when the run stopped before everything asked for was stored.
 pub const EXIT_INCOMPLETE: u8 = 3;
@@ -175,16 +174,10 @@ fn events_api(config: &Config, args: &PullArgs) -> Result<Arc<EventsApi>, Comman
     let Some(api_key) = config.identity.api_key.clone() else {
         return Err("KLAVIYO_API_KEY is not set: the pull needs a private API key with the events:read and metrics:read scopes".into());
     };
-    let http = KlaviyoHttp::new(
-        &config.identity.base_url,
-        api_key,
-        &config.identity.revision,
-        Duration::from_secs(30),
-    )?;
     let budget = args
         .requests_per_minute
         .unwrap_or(config.pull_requests_per_minute);
-    Ok(EventsApi::new(http, budget))
+    Ok(EventsApi::for_account(config, api_key, budget)?)
 }
 
 fn settings(config: &Config, args: &PullArgs) -> PullSettings {

@@ -14,8 +14,13 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use klaviyo_source::secret::ApiKey;
+
+use crate::config::Config;
 use crate::klaviyo_http::{Answer, ExchangeError, KlaviyoHttp};
 
+/// The longest one exchange (a page of up to 1,000 events) may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait after a 429 that carries no `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Backoff after a 5xx or a failed exchange: doubled each time from here...
@@ -93,6 +98,22 @@ impl EventsApi {
             budget: Mutex::new((RateBudget::per_minute(requests_per_minute), Instant::now())),
             counts: std::sync::Mutex::new(RequestCounts::default()),
         })
+    }
+
+    /// The APIs of the account `config` names (base URL, revision) with `api_key`, sending
+    /// at most `requests_per_minute`; each exchange limited to [`EXCHANGE_TIMEOUT`].
+    pub fn for_account(
+        config: &Config,
+        api_key: ApiKey,
+        requests_per_minute: u32,
+    ) -> Result<Arc<Self>, std::io::Error> {
+        let http = KlaviyoHttp::new(
+            &config.identity.base_url,
+            api_key,
+            &config.identity.revision,
+            EXCHANGE_TIMEOUT,
+        )?;
+        Ok(Self::new(http, requests_per_minute))
     }
 
     /// The HTTP client (base URL, revision).

@@ -19,7 +19,6 @@ use super::events_api::EventsApi;
 use super::metric_selection::{MetricChoice, select_metrics};
 use super::state_store::{LocalStateFile, PullStateStore};
 use crate::config::Config;
-use crate::klaviyo_http::KlaviyoHttp;
 
 /// Flags of `reconcile`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,19 +41,6 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     parse_iso_datetime(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
-/// One line of the comparison.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayComparison {
-    /// The metric's name.
-    pub metric: String,
-    /// The day (UTC).
-    pub day: NaiveDate,
-    /// Klaviyo's count.
-    pub klaviyo: u64,
-    /// Distinct ids stored.
-    pub stored: u64,
-}
-
 /// Runs `reconcile` and prints the table.
 pub async fn reconcile(
     config: &Config,
@@ -64,13 +50,7 @@ pub async fn reconcile(
         return Err("KLAVIYO_API_KEY is not set".into());
     };
     let lake = super::command::lake_dir(config, args.lake.as_deref());
-    let http = KlaviyoHttp::new(
-        &config.identity.base_url,
-        api_key,
-        &config.identity.revision,
-        Duration::from_secs(30),
-    )?;
-    let api = EventsApi::new(http, config.pull_requests_per_minute);
+    let api = EventsApi::for_account(config, api_key, config.pull_requests_per_minute)?;
     let deadline = Instant::now() + Duration::from_secs(3600);
     let (state, _) = LocalStateFile::in_lake(&lake).load().await?;
     let choice = MetricChoice {

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use chrono::Utc;
 use klaviyo_source::secret::ApiKey;
@@ -18,7 +17,6 @@ use super::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
 use super::s3_state::S3StateObject;
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, SinkConfig};
-use crate::klaviyo_http::KlaviyoHttp;
 use crate::metrics::METRICS_NAMESPACE;
 use crate::startup::{StartError, firehose_sink};
 use crate::write_key_secret::fetch_source_secret;
@@ -50,19 +48,13 @@ impl ScheduledPull {
         let Some((bucket, key)) = config.pull_state.clone() else {
             return Err("the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET".into());
         };
-        let http = KlaviyoHttp::new(
-            &config.identity.base_url,
-            api_key,
-            &config.identity.revision,
-            Duration::from_secs(30),
-        )?;
         let holder = format!(
             "lambda-{}",
             std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into())
         );
         Ok(Self {
             run: PullRun {
-                api: EventsApi::new(http, config.pull_requests_per_minute),
+                api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)?,
                 store: Arc::new(S3StateObject::new(s3_client(&sdk), bucket, key)),
                 sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk)),
                 settings: PullSettings {
