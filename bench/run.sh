@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, one command: mapping throughput (criterion), the endpoint under load (wrk),
-# cold-start proxy and binary size, the Firehose billing measurement, the cost model and the
-# fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
+# cold-start proxy and binary size, the pull's backfill throughput and memory, the Firehose
+# billing measurement, the cost model and the fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
 # Loopback only; every run is bounded in time. Takes about 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,10 @@ work=$(mktemp -d)
   echo "## Memory per request (bench/memory.py, release binary)"
   echo
   INGEST_BIN=target/release/bootstrap .venv/bin/python bench/memory.py
+  echo
+  echo "## Pull backfill from the Events API double (bench/pull.py, 0.3 s per page, budget 700/min)"
+  echo
+  .venv/bin/python bench/pull.py --binary target/release/bootstrap
   echo
   echo "## Firehose billing (cargo run --release -p klaviyo-source --example firehose_billing)"
   echo
