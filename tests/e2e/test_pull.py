@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -283,7 +284,8 @@ def test_the_request_budget_is_never_exceeded(events_api, tmp_path):
 
 def test_a_429_waits_for_retry_after_and_a_refused_page_size_falls_back(events_api, tmp_path):
     at = hours_ago(3).replace(minute=0, second=0)
-    seed(events_api, [event(f"e{i}", "OPn3d1", at + dt.timedelta(seconds=i)) for i in range(450)])
+    # Spread over most of the hour, so the first page of 200 covers enough not to split it.
+    seed(events_api, [event(f"e{i}", "OPn3d1", at + dt.timedelta(seconds=7 * i)) for i in range(450)])
     events_api.post("/__control", {"fail": [{"status": 429, "retry_after": 2}, {"status": 503}],
                                    "max_page_size": 200})
     lake = tmp_path / "lake"
@@ -399,3 +401,22 @@ def test_a_renamed_metric_keeps_its_stream_and_collection_and_is_reported(events
     assert 'renamed from "Opened Email" to "Opened Email (legacy)"' in result.stdout, result.stdout
     assert "expected Klaviyo email metric (opened_email) is not in the account" in result.stdout
     assert {r["id"] for r in rows(lake, "email_opened")} == {"klaviyo-before-rename", "klaviyo-after-rename"}
+
+
+def test_a_dense_window_is_split_and_read_in_parallel_without_losing_or_repeating_an_event(events_api, tmp_path):
+    import urllib.parse
+    day = hours_ago(48).replace(hour=0, minute=0, second=0)
+    # 6,000 events within ten minutes of one day: the day's first full page covers a sliver.
+    series(events_api, 6_000, day + dt.timedelta(hours=1), 100_000)
+    events_api.post("/__control", {"delay": 0.2})
+    lake = tmp_path / "lake"
+    pull(events_api, lake, "--from", iso(day), "--to", iso(day + dt.timedelta(days=1)))
+    ids = [row["id"] for row in rows(lake)]
+    assert len(ids) == len(set(ids)) == 6_000
+    ends = set()
+    for request in events_api.stats()["requests"]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request["path"]).query)
+        if "page[cursor]" not in query and "filter" in query:
+            ends.update(re.findall(r"less-than\(datetime,([^)]+)\)", query["filter"][0]))
+    # Windows that end inside the day: the day was split.
+    assert len(ends - {iso(day + dt.timedelta(days=1))}) >= 1, ends

@@ -2,6 +2,7 @@
 //! stream stands (the state a run saves after every stored page), and the request budget.
 //! The edge (HTTP, the state store, the sink) lives in the function crate.
 
+pub mod page_position;
 pub mod rate_budget;
 pub mod state;
 pub mod windows;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::page_position::StoredPage;
 use super::windows::{next_window, previous_window};
 
 /// The saved state of every stream and job, plus the lease of the run that may change it.
@@ -104,6 +105,10 @@ pub struct OpenWindow {
     pub resume_at: DateTime<Utc>,
     /// `links.next` of the last stored page, exactly as Klaviyo returned it.
     pub next_link: Option<String>,
+    /// The ids already stored whose events fall in the `resume_at` second: a read from that
+    /// second skips them.
+    #[serde(default)]
+    pub stored_in_resume_second: Vec<String>,
 }
 
 impl Sweep {
@@ -135,6 +140,7 @@ impl Sweep {
             to,
             resume_at: from,
             next_link: None,
+            stored_in_resume_second: Vec::new(),
         };
         self.open.push(window.clone());
         Some(window)
@@ -158,22 +164,27 @@ impl Sweep {
         }
     }
 
-    /// Records a stored page of the open window starting at `window_from`: the last event's
-    /// time and Klaviyo's next link. With no next link the window is complete.
-    pub fn page_stored(
-        &mut self,
-        window_from: DateTime<Utc>,
-        last_event_at: Option<DateTime<Utc>>,
-        next_link: Option<String>,
-    ) {
+    /// Records a stored page of the open window starting at `window_from`: the second of
+    /// its last event and the ids stored in it, and Klaviyo's next link. With no next link
+    /// the window is complete.
+    pub fn page_stored(&mut self, window_from: DateTime<Utc>, page: StoredPage) {
         let Some(index) = self.open.iter().position(|w| w.from == window_from) else {
             return;
         };
         let window = &mut self.open[index];
-        if let Some(at) = last_event_at {
-            window.resume_at = at.max(window.resume_at).min(window.to);
+        if let Some(second) = page.last_second.filter(|s| *s < window.to) {
+            if second == window.resume_at {
+                for id in page.ids_in_last_second {
+                    if !window.stored_in_resume_second.contains(&id) {
+                        window.stored_in_resume_second.push(id);
+                    }
+                }
+            } else if second > window.resume_at {
+                window.resume_at = second;
+                window.stored_in_resume_second = page.ids_in_last_second;
+            }
         }
-        match next_link {
+        match page.next_link {
             Some(next_link) => window.next_link = Some(next_link),
             None => {
                 let window = self.open.remove(index);
@@ -200,6 +211,30 @@ impl Sweep {
                 Order::NewestFirst => from,
             };
         }
+    }
+
+    /// Splits the open window starting at `window_from` at `at`: it keeps `[from, at)`,
+    /// read again from its last stored second without its cursor (the cursor's query reaches
+    /// past `at`), and `[at, to)` becomes a window of its own, ready to be read at once.
+    /// Whether it split (`at` must lie after what is stored and before the window's end).
+    pub fn split_window(&mut self, window_from: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+        let Some(window) = self.open.iter_mut().find(|w| w.from == window_from) else {
+            return false;
+        };
+        if at <= window.resume_at || at >= window.to {
+            return false;
+        }
+        let tail = OpenWindow {
+            from: at,
+            to: window.to,
+            resume_at: at,
+            next_link: None,
+            stored_in_resume_second: Vec::new(),
+        };
+        window.to = at;
+        window.next_link = None;
+        self.open.push(tail);
+        true
     }
 
     /// Forgets the next link of the open window starting at `window_from` (Klaviyo called
@@ -234,6 +269,14 @@ mod tests {
         parse_iso_datetime(text).unwrap()
     }
 
+    fn stored(last_second: Option<DateTime<Utc>>, next_link: Option<&str>) -> StoredPage {
+        StoredPage {
+            last_second,
+            ids_in_last_second: vec!["e1".into()],
+            next_link: next_link.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn a_sweep_moves_past_a_window_only_when_its_last_page_is_stored() {
         let mut sweep = Sweep::new(
@@ -248,8 +291,10 @@ mod tests {
         );
         sweep.page_stored(
             first.from,
-            Some(t("2024-01-01T00:40:00Z")),
-            Some("https://a.klaviyo.com/api/events?page%5Bcursor%5D=c1".into()),
+            stored(
+                Some(t("2024-01-01T00:40:00Z")),
+                Some("https://a.klaviyo.com/api/events?page%5Bcursor%5D=c1"),
+            ),
         );
         assert_eq!(sweep.done, t("2024-01-01T00:30:00Z"));
         let open = sweep.next_window(&[]).unwrap();
@@ -261,10 +306,10 @@ mod tests {
         assert_eq!(restarted.next_link, None);
         assert_eq!(restarted.resume_at, t("2024-01-01T00:40:00Z"));
 
-        sweep.page_stored(first.from, Some(t("2024-01-01T23:59:59Z")), None);
+        sweep.page_stored(first.from, stored(Some(t("2024-01-01T23:59:59Z")), None));
         assert_eq!(sweep.done, t("2024-01-02T00:00:00Z"));
         let second = sweep.next_window(&[]).unwrap();
-        sweep.page_stored(second.from, None, None);
+        sweep.page_stored(second.from, StoredPage::default());
         assert!(sweep.is_complete());
         assert_eq!(sweep.next_window(&[]), None);
     }
@@ -291,8 +336,8 @@ mod tests {
             sweep.next_window(&[first.from, second.from, third.from]),
             None
         );
-        sweep.page_stored(third.from, None, None);
-        sweep.page_stored(second.from, None, None);
+        sweep.page_stored(third.from, StoredPage::default());
+        sweep.page_stored(second.from, StoredPage::default());
         // The first day is not stored yet: nothing counts as done.
         assert_eq!(sweep.done, t("2024-01-01T00:00:00Z"));
         assert!(!sweep.is_complete());
@@ -301,8 +346,39 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&sweep).unwrap()).unwrap();
         assert_eq!(resumed.next_window(&[]).unwrap().from, first.from);
         assert_eq!(resumed.next_window(&[first.from]), None);
-        sweep.page_stored(first.from, None, None);
+        sweep.page_stored(first.from, StoredPage::default());
         assert_eq!(sweep.done, t("2024-01-04T00:00:00Z"));
+        assert!(sweep.is_complete());
+    }
+
+    #[test]
+    fn a_split_window_completes_as_two_and_done_moves_over_both() {
+        let mut sweep = Sweep::new(
+            t("2024-01-01T00:00:00Z"),
+            t("2024-01-02T00:00:00Z"),
+            Order::OldestFirst,
+        );
+        let day = sweep.next_window(&[]).unwrap();
+        sweep.page_stored(
+            day.from,
+            stored(
+                Some(t("2024-01-01T00:05:00Z")),
+                Some("https://a.klaviyo.com/api/events?page%5Bcursor%5D=c"),
+            ),
+        );
+        assert!(!sweep.split_window(day.from, t("2024-01-01T00:04:00Z")));
+        assert!(sweep.split_window(day.from, t("2024-01-01T12:00:00Z")));
+        let head = sweep.next_window(&[]).unwrap();
+        assert_eq!(
+            (head.to, head.resume_at, head.next_link.as_deref()),
+            (t("2024-01-01T12:00:00Z"), t("2024-01-01T00:05:00Z"), None)
+        );
+        let tail = sweep.next_window(&[head.from]).unwrap();
+        assert_eq!((tail.from, tail.to), (t("2024-01-01T12:00:00Z"), day.to));
+        sweep.page_stored(tail.from, StoredPage::default());
+        assert_eq!(sweep.done, day.from);
+        sweep.page_stored(head.from, StoredPage::default());
+        assert_eq!(sweep.done, day.to);
         assert!(sweep.is_complete());
     }
 
@@ -316,7 +392,7 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(window) = sweep.next_window(&[]) {
             seen.push(window.from);
-            sweep.page_stored(window.from, None, None);
+            sweep.page_stored(window.from, StoredPage::default());
         }
         assert_eq!(
             seen,

@@ -44,6 +44,31 @@ pub fn previous_window(
     Some((start.max(floor), to))
 }
 
+/// The shortest window a dense window is split into.
+pub const MIN_SPLIT_WINDOW: TimeDelta = TimeDelta::minutes(10);
+
+/// Where to split a window whose first full page shows it is dense: the page covered
+/// `[window_from, last_event_at]`, less than a quarter of the window, so many pages follow
+/// and, read through one cursor, they come one after another. The rest of the window is
+/// halved at a whole second, so the halves can be read at once. `None` when the page was
+/// not full, covered enough, or the window is already short.
+pub fn dense_split_point(
+    window_from: DateTime<Utc>,
+    window_to: DateTime<Utc>,
+    last_event_at: DateTime<Utc>,
+    page_was_full: bool,
+) -> Option<DateTime<Utc>> {
+    let span = window_to - window_from;
+    if !page_was_full || span <= MIN_SPLIT_WINDOW || (last_event_at - window_from) * 4 >= span {
+        return None;
+    }
+    let middle = last_event_at + (window_to - last_event_at) / 2;
+    let middle = middle
+        .duration_trunc(TimeDelta::seconds(1))
+        .unwrap_or(middle);
+    (middle > last_event_at && middle < window_to).then_some(middle)
+}
+
 /// The latest instant a read may ask for: `now` less the settle time, on a whole second.
 /// Klaviyo is eventually consistent and refuses filters in the future, so a read never
 /// reaches the last seconds.
@@ -98,6 +123,29 @@ mod tests {
                 (t("2024-01-01T01:30:00Z"), t("2024-01-02T00:00:00Z")),
             ]
         );
+    }
+
+    #[test]
+    fn splits_only_a_dense_long_window_and_after_the_events_already_read() {
+        let from = t("2024-01-01T00:00:00Z");
+        let to = t("2024-01-02T00:00:00Z");
+        // A full page covering ten minutes of a day: split the rest in two.
+        assert_eq!(
+            dense_split_point(from, to, t("2024-01-01T00:10:00Z"), true),
+            Some(t("2024-01-01T12:05:00Z"))
+        );
+        // Not full, or covering a quarter of the window or more: no split.
+        assert_eq!(
+            dense_split_point(from, to, t("2024-01-01T00:10:00Z"), false),
+            None
+        );
+        assert_eq!(
+            dense_split_point(from, to, t("2024-01-01T06:00:00Z"), true),
+            None
+        );
+        // Short windows are not split further.
+        let short_end = t("2024-01-01T00:10:00Z");
+        assert_eq!(dense_split_point(from, short_end, from, true), None);
     }
 
     #[test]

@@ -17,11 +17,11 @@ use klaviyo_source::klaviyo::metric_alias::topic_for_metric_name;
 use klaviyo_source::klaviyo::metrics_page::AccountMetric;
 use klaviyo_source::mapping::Mapped;
 use klaviyo_source::mapping::pulled_event::map_events_page;
+use klaviyo_source::pull::page_position::{StoredPage, drop_already_stored, stored_page};
 use klaviyo_source::pull::state::{Lease, OpenWindow, Order, PullState, StreamState, Sweep};
-use klaviyo_source::pull::windows::settled_limit;
+use klaviyo_source::pull::windows::{dense_split_point, settled_limit};
 use klaviyo_source::sink::EventSink;
-use klaviyo_source::time_format::{parse_iso_datetime, unix_time_to_datetime};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use super::events_api::{EventsApi, EventsApiError};
@@ -208,7 +208,8 @@ impl PullRun {
     /// Runs `plan` until done or until `deadline` (less the stop margin).
     pub async fn run(&self, plan: &PullPlan, deadline: Instant) -> Result<PullReport, PullError> {
         let session = Mutex::new(self.take_lease().await?);
-        let result = self.run_leased(plan, deadline, &session).await;
+        let split = Notify::new();
+        let result = self.run_leased(plan, deadline, &session, &split).await;
         let mut session = session.into_inner();
         // Let the next run start at once, whatever happened; a conflict means the lease is
         // no longer ours to release.
@@ -261,6 +262,7 @@ impl PullRun {
         plan: &PullPlan,
         deadline: Instant,
         session: &Mutex<Session>,
+        split: &Notify,
     ) -> Result<(), PullError> {
         let stop_at = deadline
             .checked_sub(self.settings.stop_margin)
@@ -280,7 +282,10 @@ impl PullRun {
         let mut complete = true;
         for metric in &selection.metrics {
             let done = match plan {
-                PullPlan::Incremental => self.incremental(metric, limit, stop_at, session).await?,
+                PullPlan::Incremental => {
+                    self.incremental(metric, limit, stop_at, session, split)
+                        .await?
+                }
                 PullPlan::Window { from, to, order } => {
                     let job = format!("{}/{}/{:?}", from.to_rfc3339(), to.to_rfc3339(), order);
                     {
@@ -297,7 +302,7 @@ impl PullRun {
                     }
                     let topic = topic_for_metric_name(&metric.name);
                     let slot = SweepSlot::Job(job, metric.id.clone());
-                    self.read_sweep(&slot, metric, &topic, stop_at, session)
+                    self.read_sweep(&slot, metric, &topic, stop_at, session, split)
                         .await?
                 }
             };
@@ -323,6 +328,7 @@ impl PullRun {
         limit: DateTime<Utc>,
         stop_at: Instant,
         session: &Mutex<Session>,
+        split: &Notify,
     ) -> Result<bool, PullError> {
         let start = limit - self.settings.first_run_lookback;
         let now = (self.clock)();
@@ -347,7 +353,7 @@ impl PullRun {
         };
         let realtime = SweepSlot::Realtime(metric.id.clone());
         if !self
-            .read_sweep(&realtime, metric, &topic, stop_at, session)
+            .read_sweep(&realtime, metric, &topic, stop_at, session, split)
             .await?
         {
             return Ok(false);
@@ -376,7 +382,7 @@ impl PullRun {
         }
         let reread = SweepSlot::Reread(metric.id.clone());
         let done = self
-            .read_sweep(&reread, metric, &topic, stop_at, session)
+            .read_sweep(&reread, metric, &topic, stop_at, session, split)
             .await?;
         if done {
             let mut guard = session.lock().await;
@@ -397,6 +403,7 @@ impl PullRun {
         topic: &str,
         stop_at: Instant,
         session: &Mutex<Session>,
+        split: &Notify,
     ) -> Result<bool, PullError> {
         let mut in_flight = FuturesUnordered::new();
         let mut busy: Vec<DateTime<Utc>> = Vec::new();
@@ -432,7 +439,9 @@ impl PullRun {
                             in_flight.push(async move {
                                 let from = window.from;
                                 let result = self
-                                    .read_window(slot, metric, topic, window, stop_at, session)
+                                    .read_window(
+                                        slot, metric, topic, window, stop_at, session, split,
+                                    )
                                     .await;
                                 (from, result)
                             });
@@ -440,6 +449,8 @@ impl PullRun {
                         None => exhausted = true,
                     }
                 }
+                // A window split in two: its second half is a window to start.
+                () = split.notified(), if exhausted => exhausted = false,
             }
         }
         let mut guard = session.lock().await;
@@ -449,6 +460,9 @@ impl PullRun {
     }
 
     /// Reads one window page by page until its last page is stored or the run must stop.
+    /// A window whose first page shows it is dense is split, and its second half announced
+    /// on `split` for another reader.
+    #[allow(clippy::too_many_arguments)]
     async fn read_window(
         &self,
         slot: &SweepSlot,
@@ -457,6 +471,7 @@ impl PullRun {
         mut window: OpenWindow,
         stop_at: Instant,
         session: &Mutex<Session>,
+        split: &Notify,
     ) -> Result<(), PullError> {
         let mut restarts: Option<(DateTime<Utc>, u32)> = None;
         loop {
@@ -464,6 +479,7 @@ impl PullRun {
                 return Ok(());
             }
             let page_size = session.lock().await.page_size;
+            let fresh_query_from = window.next_link.is_none().then_some(window.resume_at);
             let url = match &window.next_link {
                 Some(next) => next.clone(),
                 None => format!(
@@ -507,11 +523,13 @@ impl PullRun {
             let received_at = (self.clock)();
             let revision = self.api.http().revision().to_owned();
             let topic_owned = topic.to_owned();
-            let page =
-                off_the_workers(move || read_page(&body, &topic_owned, &revision, received_at))
-                    .await
-                    .map_err(|_| PullError::Page("the page-reading task failed".into()))?
-                    .map_err(PullError::Page)?;
+            let reading = window.clone();
+            let page = off_the_workers(move || {
+                read_page(&body, &topic_owned, &revision, received_at, &reading)
+            })
+            .await
+            .map_err(|_| PullError::Page("the page-reading task failed".into()))?
+            .map_err(PullError::Page)?;
             let (outcome, _) = store_resolved(
                 self.sink.as_ref(),
                 self.settings.only_own_profiles,
@@ -522,9 +540,11 @@ impl PullRun {
             )
             .await?;
             let mut guard = session.lock().await;
-            if let Some(sweep) = slot.get(&mut guard.state) {
-                sweep.page_stored(window.from, page.last_event_at, page.next.clone());
-            }
+            let last_second = page.position.last_second;
+            let still_open = slot.get(&mut guard.state).and_then(|sweep| {
+                sweep.page_stored(window.from, page.position);
+                sweep.open.iter().find(|w| w.from == window.from).cloned()
+            });
             self.checkpoint(&mut guard).await?;
             guard.report.pages += 1;
             guard.report.events += outcome.accepted as u64;
@@ -538,15 +558,23 @@ impl PullRun {
                 pages: guard.report.pages,
                 remaining,
             });
-            drop(guard);
-            match page.next {
-                Some(next) => {
-                    window.next_link = Some(next);
-                    if let Some(at) = page.last_event_at {
-                        window.resume_at = at.max(window.resume_at).min(window.to);
-                    }
-                }
-                None => return Ok(()),
+            // The sweep's copy is the truth: position, ids of the resume second, cursor.
+            let Some(open) = still_open else {
+                return Ok(());
+            };
+            window = open;
+            let split_at = fresh_query_from.zip(last_second).and_then(|(start, last)| {
+                dense_split_point(start, window.to, last, page.events == page_size as usize)
+            });
+            if let Some(at) = split_at
+                && slot
+                    .get(&mut guard.state)
+                    .is_some_and(|sweep| sweep.split_window(window.from, at))
+            {
+                self.checkpoint(&mut guard).await?;
+                window.to = at;
+                window.next_link = None;
+                split.notify_one();
             }
         }
     }
@@ -563,10 +591,12 @@ fn plan_reaches(plan: &PullPlan, limit: DateTime<Utc>) -> bool {
 
 /// A page read and mapped.
 struct ReadPage {
+    /// Elements of the page's `data`.
+    events: usize,
     mapped: Vec<Mapped>,
     resolutions: HashMap<String, Resolution>,
-    last_event_at: Option<DateTime<Utc>>,
-    next: Option<String>,
+    /// Where the page leaves its window.
+    position: StoredPage,
 }
 
 fn read_page(
@@ -574,26 +604,17 @@ fn read_page(
     topic: &str,
     revision: &str,
     received_at: DateTime<Utc>,
+    window: &OpenWindow,
 ) -> Result<ReadPage, String> {
-    let page = decode_events_page(body, topic).map_err(|err| err.to_string())?;
-    let last_event_at = page
-        .events
-        .iter()
-        .filter_map(|event| event.as_ref().ok())
-        .filter_map(|event| {
-            event
-                .datetime
-                .as_deref()
-                .and_then(parse_iso_datetime)
-                .or_else(|| event.timestamp.and_then(unix_time_to_datetime))
-        })
-        .max();
-    let next = page.next.clone();
+    let mut page = decode_events_page(body, topic).map_err(|err| err.to_string())?;
+    let events = page.events.len();
+    drop_already_stored(&mut page.events, window);
+    let position = stored_page(&page.events, page.next.clone());
     let mapped = map_events_page(page, revision, received_at);
     Ok(ReadPage {
+        events,
         mapped: mapped.mapped,
         resolutions: mapped.resolutions,
-        last_event_at,
-        next,
+        position,
     })
 }
