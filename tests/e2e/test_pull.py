@@ -127,6 +127,16 @@ def test_pull_fills_the_lake_with_the_webhook_collections_and_identity(events_ap
         assert con.sql(query.read_text()).fetchall(), query.name
     assert con.sql("select count(*) from email_delivered").fetchall()[0][0] == 1
 
+    # Reconcile: Klaviyo's count per metric and day against the distinct ids stored.
+    env = {**os.environ, "KLAVIYO_API_KEY": events_api.API_KEY, "KLAVIYO_API_BASE_URL": events_api.url}
+    report = subprocess.run([str(ingest_binary()), "reconcile", "--lake", str(lake), "--from", iso(base),
+                             "--to", iso(base + dt.timedelta(hours=3))], capture_output=True, text=True, env=env)
+    assert report.returncode == 0, report.stderr
+    lines = {" ".join(line.split()[:-4]): line.split()[-3:] for line in report.stdout.splitlines()[1:-1]}
+    # The profile-less opened event is in Klaviyo's count, and in rejected_events, not the table.
+    assert lines["Opened Email"] == ["2", "1", "1"] and lines["Received Email"] == ["1", "1", "0"], report.stdout
+    assert "missing in total: 1" in report.stdout
+
     # A second pull of the same window replaces its own objects: no id twice.
     pull(events_api, lake, "--from", iso(base), "--to", iso(base + dt.timedelta(hours=3)))
     ids = [row["id"] for row in rows(lake)]

@@ -89,3 +89,38 @@ def test_when_neither_firehose_nor_the_spill_can_store_the_cursor_stays(emulator
     recovered = run(emulator, events_api)
     assert recovered.returncode == 0, recovered.stderr
     assert sorted(set(stored_ids(emulator, tmp_path))) == sorted(f"klaviyo-f{i}" for i in range(5))
+
+
+def bootstrap(emulator, double, *args):
+    from conftest import ingest_binary
+    env = {**os.environ, **emulator.env(KLAVIYO_API_KEY=double.API_KEY, KLAVIYO_API_BASE_URL=double.url)}
+    return subprocess.run([str(ingest_binary()), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_backfill_into_the_bucket_replaces_its_own_objects_and_reconciles_to_zero(emulator, events_api, tmp_path):
+    emulator.clear()
+    start = hours_ago(24 * 5).replace(hour=0, minute=0, second=0)
+    seed(events_api, [event(f"h{i:04d}", "OPn3d1", start + dt.timedelta(seconds=60 * i)) for i in range(2_500)])
+    bucket = emulator.info["bucket"]
+    window = ["--from", start.isoformat(), "--to", (start + dt.timedelta(days=3)).isoformat()]
+    first = bootstrap(emulator, events_api, "backfill", "--bucket", bucket, *window)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"into s3://{bucket}/klaviyo/" in first.stdout
+    keys = [k for k in emulator.keys("klaviyo/collection=email_opened/")]
+    ids = stored_ids(emulator, tmp_path)
+    assert len(ids) == len(set(ids)) == 2_500
+    assert emulator.keys("pull-state/") == ["pull-state/backfill.json"]
+
+    # The same backfill from scratch: the same objects, replaced, none added.
+    emulator.s3.delete_object(Bucket=bucket, Key="pull-state/backfill.json")
+    again = bootstrap(emulator, events_api, "backfill", "--bucket", bucket, *window)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert emulator.keys("klaviyo/collection=email_opened/") == keys
+    assert len(stored_ids(emulator, tmp_path)) == 2_500
+
+    report = bootstrap(emulator, events_api, "reconcile", "--bucket", bucket, *window)
+    assert report.returncode == 0, report.stderr
+    opened = [line.split() for line in report.stdout.splitlines() if line.startswith("Opened Email")]
+    assert len(opened) == 3 and sum(int(cols[-3]) for cols in opened) == 2_500
+    assert all(cols[-3] == cols[-2] and cols[-1] == "0" for cols in opened), report.stdout
+    assert "missing in total: 0" in report.stdout

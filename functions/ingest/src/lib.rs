@@ -20,6 +20,7 @@ pub mod redrive;
 pub mod request_body;
 pub mod request_deadline;
 pub mod s3_dead_letter;
+pub mod s3_lake;
 pub mod segment_route;
 pub mod start_checks;
 pub mod startup;

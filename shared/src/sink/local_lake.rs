@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use sha2::{Digest, Sha256};
 
 use tokio::time::Instant;
 
+use super::lake_objects::{object_name, partition_path};
 use super::{DeliveryFuture, DeliveryReport, EventSink, SinkError};
 use crate::warehouse::ndjson::{group_by_partition, write_ndjson_line};
 use crate::warehouse::row::{PartitionKey, WarehouseRow};
@@ -114,9 +114,7 @@ impl LocalLakeSink {
     }
 
     fn partition_dir(&self, partition: &PartitionKey) -> PathBuf {
-        self.schema_dir()
-            .join(format!("collection={}", partition.collection))
-            .join(format!("dt={}", partition.dt))
+        self.schema_dir().join(partition_path(partition))
     }
 }
 
@@ -132,21 +130,6 @@ impl EventSink for LocalLakeSink {
                 .map_err(|err| SinkError::Task(err.to_string()))?
         })
     }
-}
-
-/// `<sha256 of the ids, first 32 hex chars>.gz`: the same rows always get the same name, and
-/// different row sets never do. Each id enters the hash behind its length (8 bytes, little
-/// endian), so no id can imitate a separator: `["a", "b"]` and `["a\nb"]` hash differently.
-fn object_name(rows: &[&WarehouseRow]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update((rows.len() as u64).to_le_bytes());
-    for row in rows {
-        let id = row.id().as_bytes();
-        hasher.update((id.len() as u64).to_le_bytes());
-        hasher.update(id);
-    }
-    let digest = hex::encode(hasher.finalize());
-    format!("klaviyo-{}.gz", &digest[..32])
 }
 
 /// An object written to a synced temporary file, not yet visible.

@@ -3,6 +3,7 @@
 
 pub mod dead_letter;
 pub mod firehose;
+pub mod lake_objects;
 pub mod local_lake;
 #[cfg(any(test, feature = "test-doubles"))]
 pub mod memory;
@@ -53,6 +54,14 @@ pub enum SinkError {
     /// The blocking writer task did not finish.
     #[error("writer task failed: {0}")]
     Task(String),
+    /// An object of the lake could not be written to its bucket.
+    #[error("writing {key} to the bucket failed: {detail}")]
+    ObjectStore {
+        /// The object's key.
+        key: String,
+        /// What the store answered.
+        detail: String,
+    },
 }
 
 /// A boxed delivery future, so sinks can be used as trait objects.

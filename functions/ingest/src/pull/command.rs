@@ -18,11 +18,62 @@ use tokio::time::Instant;
 use super::events_api::EventsApi;
 use super::metric_selection::{MetricChoice, select_metrics};
 use super::run::{Progress, PullPlan, PullReport, PullRun, PullSettings};
+use super::s3_state::S3StateObject;
 use super::state_store::{LocalStateFile, PullStateStore};
+use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::Config;
+use crate::s3_lake::S3LakeSink;
 
 /// Exit status when the run stopped before everything asked for was stored.
 pub const EXIT_INCOMPLETE: u8 = 3;
+/// Where a backfill into a bucket keeps its state.
+pub const DEFAULT_BACKFILL_STATE_KEY: &str = "pull-state/backfill.json";
+
+/// Where a run's rows and state go, and how to name that place.
+pub struct Destination {
+    /// Where rows go.
+    pub sink: Arc<dyn EventSink>,
+    /// Where the state lives.
+    pub store: Arc<dyn PullStateStore>,
+    /// The lake's place, for messages.
+    pub place: String,
+}
+
+/// The local lake directory, or with `bucket` the bucket itself.
+pub async fn destination(
+    config: &Config,
+    lake: &Path,
+    bucket: Option<&str>,
+    state_key: &str,
+) -> Result<Destination, CommandError> {
+    Ok(match bucket {
+        Some(bucket) => {
+            let s3 = s3_client(&load_sdk_config().await);
+            Destination {
+                sink: Arc::new(S3LakeSink::new(
+                    s3.clone(),
+                    bucket.to_owned(),
+                    config.schema.clone(),
+                )),
+                store: Arc::new(S3StateObject::new(
+                    s3,
+                    bucket.to_owned(),
+                    state_key.to_owned(),
+                )),
+                place: format!("s3://{bucket}/{}/", config.schema),
+            }
+        }
+        None => {
+            let lake_sink = LocalLakeSink::new(lake, &config.schema);
+            lake_sink.remove_leftover_temp_files()?;
+            Destination {
+                sink: Arc::new(lake_sink),
+                store: Arc::new(LocalStateFile::in_lake(lake)),
+                place: lake.display().to_string(),
+            }
+        }
+    })
+}
 
 /// Flags shared by `pull` and `backfill`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,6 +119,14 @@ pub struct PullArgs {
     /// other, so several at once keep the request budget busy while pages are slow.
     #[arg(long, default_value_t = 8)]
     pub parallel_windows: usize,
+    /// Write the lake's objects straight into this S3 bucket instead of a directory (a
+    /// backfill that skips Firehose); the state then lives in the bucket too (--state-key).
+    #[arg(long, conflicts_with = "lake")]
+    pub bucket: Option<String>,
+    /// The state object's key with --bucket; not the scheduled pull's own key, so a
+    /// backfill and the schedule never hold each other's lease.
+    #[arg(long, default_value = DEFAULT_BACKFILL_STATE_KEY, requires = "bucket")]
+    pub state_key: String,
     /// Print the plan (metrics, Klaviyo's event counts) and read nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -109,18 +168,18 @@ pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result
         _ => PullPlan::Incremental,
     };
     let settings = settings(config, &args);
+    let destination = destination(config, &lake, args.bucket.as_deref(), &args.state_key).await?;
     if args.dry_run {
-        print_plan(&api, &settings, &plan, &lake).await?;
+        print_plan(&api, &settings, &plan, destination.store.as_ref()).await?;
         return Ok(0);
     }
-    let lake_sink = LocalLakeSink::new(&lake, &config.schema);
-    lake_sink.remove_leftover_temp_files()?;
-    let sink: Arc<dyn EventSink> = Arc::new(lake_sink);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let on_progress: Arc<dyn Fn(Progress) + Send + Sync> = if progress {
         let api = api.clone();
-        let total = estimate(&api, &settings, &plan, &lake).await?.total();
+        let total = estimate(&api, &settings, &plan, destination.store.as_ref())
+            .await?
+            .total();
         eprintln!(
             "Klaviyo counts about {total} events in the window; Ctrl-C stops after the page being stored, and the same command resumes."
         );
@@ -130,8 +189,8 @@ pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result
     };
     let run = PullRun {
         api: api.clone(),
-        store: Arc::new(LocalStateFile::in_lake(&lake)),
-        sink,
+        store: destination.store.clone(),
+        sink: destination.sink.clone(),
         settings,
         clock: Arc::new(Utc::now),
         holder: run_id()?,
@@ -156,7 +215,7 @@ pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result
         .await;
     watcher.abort();
     let report = report?;
-    print_report(&report, &api, &lake);
+    print_report(&report, &api, &destination.place);
     Ok(if report.complete { 0 } else { EXIT_INCOMPLETE })
 }
 
@@ -228,11 +287,11 @@ async fn estimate(
     api: &EventsApi,
     settings: &PullSettings,
     plan: &PullPlan,
-    lake: &Path,
+    store: &dyn PullStateStore,
 ) -> Result<Estimate, CommandError> {
     let far = Instant::now() + Duration::from_secs(600);
     let account = api.metrics(far).await?;
-    let (saved, _) = LocalStateFile::in_lake(lake).load().await?;
+    let (saved, _) = store.load().await?;
     let selection = select_metrics(&account, &settings.choice, &saved.streams);
     let (from, to) = match plan {
         PullPlan::Window { from, to, .. } => (*from, *to),
@@ -260,9 +319,9 @@ async fn print_plan(
     api: &EventsApi,
     settings: &PullSettings,
     plan: &PullPlan,
-    lake: &Path,
+    store: &dyn PullStateStore,
 ) -> Result<(), CommandError> {
-    let estimate = estimate(api, settings, plan, lake).await?;
+    let estimate = estimate(api, settings, plan, store).await?;
     println!(
         "plan: {} .. {} (dry run: nothing is read or stored)",
         estimate.from, estimate.to
@@ -308,7 +367,7 @@ fn print_progress(progress: Progress, api: &EventsApi, started: Instant, estimat
     );
 }
 
-fn print_report(report: &PullReport, api: &EventsApi, lake: &Path) {
+fn print_report(report: &PullReport, api: &EventsApi, place: &str) {
     let counts = api.counts();
     eprintln!();
     println!(
@@ -318,7 +377,7 @@ fn print_report(report: &PullReport, api: &EventsApi, lake: &Path) {
         report.skipped,
         report.pages,
         report.metrics.len(),
-        lake.display(),
+        place,
         counts.requests,
         counts.rate_limited,
         if report.complete {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,8 +17,11 @@ use tokio::time::Instant;
 
 use super::events_api::EventsApi;
 use super::metric_selection::{MetricChoice, select_metrics};
+use super::s3_state::S3StateObject;
 use super::state_store::{LocalStateFile, PullStateStore};
+use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::Config;
+use crate::config::DEFAULT_PULL_STATE_KEY;
 
 /// Flags of `reconcile`.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,6 +38,80 @@ pub struct ReconcileArgs {
     /// A further metric, by name (repeatable); Klaviyo's email metrics are always checked.
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
+    /// Count the ids stored in this S3 bucket (the deployed lake) instead of a directory.
+    #[arg(long, conflicts_with = "lake")]
+    pub bucket: Option<String>,
+}
+
+/// Where the stored rows are read.
+enum StoredLake {
+    Directory(PathBuf),
+    Bucket(aws_sdk_s3::Client, String),
+}
+
+impl StoredLake {
+    /// The distinct ids of `metric_id`'s rows in one day's partition of `collection`.
+    async fn ids(
+        &self,
+        schema: &str,
+        collection: &str,
+        day: NaiveDate,
+        metric_id: &str,
+    ) -> Result<BTreeSet<String>, Box<dyn std::error::Error + Send + Sync>> {
+        let partition = format!("collection={collection}/dt={day}");
+        let mut ids = BTreeSet::new();
+        match self {
+            Self::Directory(lake) => {
+                let dir = lake.join(schema).join(&partition);
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+                    Err(err) => return Err(err.into()),
+                };
+                for entry in entries {
+                    let path = entry?.path();
+                    if path.extension().is_some_and(|ext| ext == "gz") {
+                        collect_ids(&std::fs::read(&path)?, metric_id, &mut ids)?;
+                    }
+                }
+            }
+            Self::Bucket(client, bucket) => {
+                let prefix = format!("{schema}/{partition}/");
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&prefix)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    for object in page?.contents() {
+                        let Some(key) = object.key() else { continue };
+                        let body = client.get_object().bucket(bucket).key(key).send().await?;
+                        let bytes = body.body.collect().await?.into_bytes();
+                        collect_ids(&bytes, metric_id, &mut ids)?;
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// Adds the ids of `metric_id`'s rows in one gzip NDJSON object to `ids`.
+fn collect_ids(gzip: &[u8], metric_id: &str, ids: &mut BTreeSet<String>) -> std::io::Result<()> {
+    for line in BufReader::new(MultiGzDecoder::new(gzip)).lines() {
+        let Ok(row) = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(&line?) else {
+            continue;
+        };
+        let of_metric = row
+            .get("context_klaviyo_metric_id")
+            .and_then(|v| v.as_str())
+            == Some(metric_id);
+        if let (true, Some(id)) = (of_metric, row.get("id").and_then(|v| v.as_str())) {
+            ids.insert(id.to_owned());
+        }
+    }
+    Ok(())
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -50,9 +127,26 @@ pub async fn reconcile(
         return Err("KLAVIYO_API_KEY is not set".into());
     };
     let lake = super::command::lake_dir(config, args.lake.as_deref());
+    let (stored, state_store): (StoredLake, Box<dyn PullStateStore>) = match &args.bucket {
+        Some(bucket) => {
+            let s3 = s3_client(&load_sdk_config().await);
+            let key = config
+                .pull_state
+                .as_ref()
+                .map_or(DEFAULT_PULL_STATE_KEY.to_owned(), |(_, key)| key.clone());
+            (
+                StoredLake::Bucket(s3.clone(), bucket.clone()),
+                Box::new(S3StateObject::new(s3, bucket.clone(), key)),
+            )
+        }
+        None => (
+            StoredLake::Directory(lake.clone()),
+            Box::new(LocalStateFile::in_lake(&lake)),
+        ),
+    };
     let api = EventsApi::for_account(config, api_key, config.pull_requests_per_minute)?;
     let deadline = Instant::now() + Duration::from_secs(3600);
-    let (state, _) = LocalStateFile::in_lake(&lake).load().await?;
+    let (state, _) = state_store.load().await?;
     let choice = MetricChoice {
         channels: vec![MetricChannel::Email],
         names: args.metrics.clone(),
@@ -76,9 +170,11 @@ pub async fn reconcile(
             )
             .await?,
         )?;
-        let schema_dir = lake.join(&config.schema);
         for (day, klaviyo) in counts {
-            let stored = stored_ids(&schema_dir, &collection, day, &metric.id)?.len() as u64;
+            let stored = stored
+                .ids(&config.schema, &collection, day, &metric.id)
+                .await?
+                .len() as u64;
             let missing = klaviyo as i64 - stored as i64;
             total_missing += missing.max(0);
             println!(
@@ -89,43 +185,4 @@ pub async fn reconcile(
     }
     println!("missing in total: {total_missing}");
     Ok(())
-}
-
-/// The distinct ids of `metric_id`'s rows in one day's partition of `collection`.
-pub fn stored_ids(
-    schema_dir: &Path,
-    collection: &str,
-    day: NaiveDate,
-    metric_id: &str,
-) -> std::io::Result<BTreeSet<String>> {
-    let dir = schema_dir
-        .join(format!("collection={collection}"))
-        .join(format!("dt={day}"));
-    let mut ids = BTreeSet::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
-        Err(err) => return Err(err),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_none_or(|ext| ext != "gz") {
-            continue;
-        }
-        let reader = BufReader::new(MultiGzDecoder::new(std::fs::File::open(&path)?));
-        for line in reader.lines() {
-            let row: BTreeMap<String, serde_json::Value> = match serde_json::from_str(&line?) {
-                Ok(row) => row,
-                Err(_) => continue,
-            };
-            let of_metric = row
-                .get("context_klaviyo_metric_id")
-                .and_then(|v| v.as_str())
-                == Some(metric_id);
-            if let (true, Some(id)) = (of_metric, row.get("id").and_then(|v| v.as_str())) {
-                ids.insert(id.to_owned());
-            }
-        }
-    }
-    Ok(ids)
 }
