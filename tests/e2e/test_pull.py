@@ -260,7 +260,8 @@ def test_two_overlapping_runs_never_both_advance(events_api, tmp_path):
 
 
 def test_late_events_behind_the_cursor_are_caught_by_the_trailing_window(events_api, tmp_path):
-    seed(events_api, [event("on-time", "OPn3d1", hours_ago(2))])
+    # An event dated two hours ahead (a client clock): never asked for before its time.
+    seed(events_api, [event("on-time", "OPn3d1", hours_ago(2)), event("future", "OPn3d1", hours_ago(-2))])
     lake = tmp_path / "lake"
     incremental = ["--trailing-window-hours", "48", "--reread-every-hours", "0"]
     pull(events_api, lake, *incremental)
