@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark, one command: mapping throughput (criterion), the endpoint under load (wrk),
-# cold-start proxy and binary size, the pull's backfill throughput and memory, the Firehose
-# billing measurement, the cost model and the fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
+# cold-start proxy, init time through a Lambda Runtime API stand-in and binary sizes, the pull's
+# backfill throughput and memory, the Firehose billing measurement, the cost model and the
+# fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
 # Loopback only; every run is bounded in time. Takes about 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ if ! command -v jq >/dev/null; then apt-get update -qq && apt-get install -y -qq
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-cargo build --release --locked -p ingest
+cargo build --release --locked -p ingest -p pull
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y-%m-%d)-$(hostname).md"
 work=$(mktemp -d)
@@ -38,6 +39,11 @@ work=$(mktemp -d)
   echo "## Memory per request (bench/memory.py, release binary)"
   echo
   INGEST_BIN=target/release/bootstrap .venv/bin/python bench/memory.py
+  echo
+  echo "## Cold start through a Lambda Runtime API stand-in (bench/init_time.py, 10 runs each)"
+  echo
+  .venv/bin/python bench/init_time.py --binary target/release/ingest-lambda --runs 10
+  .venv/bin/python bench/init_time.py --binary target/release/klaviyo-pull --runs 10 --pull
   echo
   echo "## Pull backfill from the Events API double (bench/pull.py, 0.3 s per page, budget 700/min)"
   echo

@@ -83,16 +83,19 @@ class StackEmulator:
 
     def __init__(self, tmp: Path):
         ready = tmp / "emulator-ready.json"
+        # The emulator logs every request; to a file, never to a pipe nobody reads (a full
+        # pipe blocks its request threads, and every later call to it hangs).
+        self.log = tmp / "emulator.log"
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/emulator/stack_emulator.py"), "--port", str(free_port()),
              "--control-port", str(free_port()), "--write-key", WRITE_KEY, "--write-key", PREVIOUS_KEY,
              "--segment-write-key", SEGMENT_KEY,
              "--ready-file", str(ready)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), text=True)
         deadline = time.time() + 60
         while not ready.exists():
             if self.process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"emulator did not start: {self.process.stderr.read()}")
+                raise RuntimeError(f"emulator did not start: {self.log.read_text()[-4000:]}")
             time.sleep(0.1)
         time.sleep(0.1)
         self.info = json.loads(ready.read_text())

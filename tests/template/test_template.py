@@ -238,6 +238,12 @@ def test_sam_build_opts_in_to_the_cargo_lambda_beta():
     assert config["default"]["build"]["parameters"]["beta_features"] is True
 
 
+def test_each_function_deploys_a_binary_its_crate_builds(template):
+    for name, crate in [("IngestFunction", "functions/ingest"), ("PullFunction", "functions/pull")]:
+        binary = template["Resources"][name]["Metadata"]["BuildProperties"]["Binary"]
+        assert f'name = "{binary}"' in (ROOT / crate / "Cargo.toml").read_text(), (name, binary)
+
+
 def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(template):
     pull = template["Resources"]["PullFunction"]
     props = pull["Properties"]
@@ -245,9 +251,6 @@ def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(temp
     assert props["ReservedConcurrentExecutions"] == 1
     [schedule] = props["Events"].values()
     assert schedule["Type"] == "ScheduleV2" and schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
-    # The binary SAM builds is the pull crate's.
-    cargo = (ROOT / "functions/pull/Cargo.toml").read_text()
-    assert f'name = "{pull["Metadata"]["BuildProperties"]["Binary"]}"' in cargo
     # Every variable it is given is one the code reads (the README's table lists exactly those).
     readme = (ROOT / "README.md").read_text()
     for name in props["Environment"]["Variables"]:
