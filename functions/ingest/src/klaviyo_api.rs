@@ -43,26 +43,23 @@ impl KlaviyoProfilesApi {
         loop {
             let body = self.fetch_page(&url).await?;
             let page = parse_profiles_page(&body)
-                .map_err(|err| LookupError::Transport(err.to_string()))?;
+                .map_err(|err| LookupError::Unreadable(err.to_string()))?;
             found.extend(page.profiles.into_iter().map(|p| (p.id.clone(), p)));
             match page.next {
                 Some(next) if self.http.may_follow(&next) => url = next,
-                Some(_) => {
-                    return Err(LookupError::Transport(
-                        "links.next points to another host".into(),
-                    ));
-                }
+                Some(_) => return Err(LookupError::ForeignLink),
                 None => return Ok(found),
             }
         }
     }
 
     async fn fetch_page(&self, url: &str) -> Result<Vec<u8>, LookupError> {
-        let mut last_error = LookupError::Transport("no attempt made".into());
+        // Replaced by the first failed attempt; the loop always makes one.
+        let mut last_error = LookupError::Timeout;
         for attempt in 1..=MAX_ATTEMPTS {
             let answer = self.http.get(url).await.map_err(|err| match err {
                 ExchangeError::Timeout(_) => LookupError::Timeout,
-                ExchangeError::Transport(text) => LookupError::Transport(text),
+                ExchangeError::Transport(text) => LookupError::Unreachable(text),
             })?;
             if answer.status.is_success() {
                 return Ok(answer.body.to_vec());

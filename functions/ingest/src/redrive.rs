@@ -8,7 +8,10 @@ use klaviyo_source::sink::dead_letter::decode_dead_letter;
 
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, SinkConfig};
-use crate::startup::{StartError, firehose_sink};
+use crate::startup::firehose_sink;
+
+/// Why a redrive stopped (an AWS call, a dead-letter object that does not decode).
+pub type RedriveError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a redrive did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +27,7 @@ pub struct RedriveSummary {
 }
 
 /// Re-drives every object under the configured dead-letter prefix.
-pub async fn redrive(config: &Config) -> Result<RedriveSummary, StartError> {
+pub async fn redrive(config: &Config) -> Result<RedriveSummary, RedriveError> {
     let Some(SinkConfig::Firehose(firehose)) = &config.sink else {
         return Err("redrive needs DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET".into());
     };
@@ -71,7 +74,7 @@ pub async fn redrive(config: &Config) -> Result<RedriveSummary, StartError> {
     Ok(summary)
 }
 
-async fn list_keys(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, StartError> {
+async fn list_keys(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, RedriveError> {
     let mut keys = Vec::new();
     let mut pages = s3
         .list_objects_v2()

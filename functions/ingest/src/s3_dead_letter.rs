@@ -1,8 +1,9 @@
 //! The dead-letter store in S3.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use klaviyo_source::sink::dead_letter::{DeadLetterStore, StoreFuture};
+use klaviyo_source::sink::dead_letter::{DeadLetterError, DeadLetterStore, StoreFuture};
 
 /// Writes dead-letter objects to one bucket.
 #[derive(Debug, Clone)]
@@ -32,7 +33,13 @@ impl DeadLetterStore for S3DeadLetter {
                 .body(ByteStream::from(object))
                 .send()
                 .await
-                .map_err(|err| aws_sdk_s3::error::DisplayErrorContext(err).to_string())?;
+                .map_err(|err| match err.code() {
+                    // The service answered: a refusal with its error code.
+                    Some(code) => DeadLetterError::Refused(code.to_owned()),
+                    None => DeadLetterError::Unreachable(
+                        aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+                    ),
+                })?;
             Ok(key)
         })
     }

@@ -41,11 +41,7 @@ pub async fn check_firehose_resources(
                 .as_service_error()
                 .is_some_and(|e| e.is_resource_not_found_exception()) =>
         {
-            return Err(format!(
-                "delivery stream {:?} does not exist in this account and region (DELIVERY_STREAM_NAME)",
-                config.stream
-            )
-            .into());
+            return Err(StartError::NoSuchStream(config.stream.clone()));
         }
         Err(err) => tracing::error!(
             stream = %config.stream,

@@ -7,7 +7,7 @@ use crate::discarding_sink::DiscardingSink;
 use aws_config::SdkConfig;
 use klaviyo_source::firehose::MAX_RECORD_BYTES;
 use klaviyo_source::identity::resolver::IdentityResolver;
-use klaviyo_source::klaviyo::signature::SignatureVerifier;
+use klaviyo_source::klaviyo::signature::{SignatureVerifier, VerifierConfigError};
 use klaviyo_source::secret::{ApiKey, WriteKey};
 use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::sink::EventSink;
@@ -15,7 +15,7 @@ use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
 
 use crate::aws_clients::{load_sdk_config, s3_client};
-use crate::config::{Config, FirehoseConfig, IdentityConfig, SinkConfig};
+use crate::config::{Config, ConfigError, FirehoseConfig, IdentityConfig, SinkConfig};
 use crate::firehose_api::SdkFirehose;
 use crate::klaviyo_api::KlaviyoProfilesApi;
 use crate::klaviyo_http::KlaviyoHttp;
@@ -23,10 +23,42 @@ use crate::metrics::MetricsEmitter;
 use crate::s3_dead_letter::S3DeadLetter;
 use crate::start_checks::check_firehose_resources;
 use crate::state::AppState;
-use crate::write_key_secret::fetch_source_secret;
+use crate::write_key_secret::{SecretError, fetch_source_secret};
 
-/// A start-up failure: the process exits and Lambda reports an init error.
-pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+/// A start-up failure: the process exits and Lambda reports an init error. Each says what
+/// to fix, never a secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is missing or does not parse.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The secret could not be read or is not the source's secret.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The write keys cannot verify anything (none, too many).
+    #[error(transparent)]
+    Keys(#[from] VerifierConfigError),
+    /// The configured delivery stream does not exist.
+    #[error(
+        "delivery stream {0:?} does not exist in this account and region (DELIVERY_STREAM_NAME)"
+    )]
+    NoSuchStream(String),
+    /// A combination of settings that cannot work, and what to set instead.
+    #[error("{0}")]
+    Misconfigured(&'static str),
+    /// A local resource (the lake directory, the HTTPS client's root certificates) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being set up.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Lambda runtime itself failed.
+    #[error("the Lambda runtime failed: {0}")]
+    Runtime(lambda_http::Error),
+}
 
 /// Where the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +91,9 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
             )
         }
         _ if mode == Mode::Lambda => {
-            return Err(
-                "in Lambda the write keys must come from Secrets Manager: set WRITE_KEY_SECRET_ARN"
-                    .into(),
-            );
+            return Err(StartError::Misconfigured(
+                "in Lambda the write keys must come from Secrets Manager: set WRITE_KEY_SECRET_ARN",
+            ));
         }
         _ => (
             config.write_keys.clone(),
@@ -87,7 +118,12 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
         }
         (Some(SinkConfig::LocalLake(dir)), _) => {
             let lake = LocalLakeSink::new(dir, &config.schema);
-            let removed = lake.remove_leftover_temp_files()?;
+            let removed = lake
+                .remove_leftover_temp_files()
+                .map_err(|source| StartError::Io {
+                    what: "the lake directory could not be cleaned of temporary files",
+                    source,
+                })?;
             if removed > 0 {
                 tracing::info!(removed, "removed temporary files an earlier crash left");
             }
@@ -97,10 +133,9 @@ pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartEr
             Arc::new(DiscardingSink)
         }
         _ => {
-            return Err(
-                "no sink configured: set DELIVERY_STREAM_NAME (Firehose) or LAKE_DIR (local lake)"
-                    .into(),
-            );
+            return Err(StartError::Misconfigured(
+                "no sink configured: set DELIVERY_STREAM_NAME (Firehose) or LAKE_DIR (local lake)",
+            ));
         }
     };
     let mut state = AppState::new(verifier, sink, config.max_body_bytes);
@@ -120,7 +155,9 @@ fn refuse_shared_keys(webhook: &[WriteKey], segment: &[WriteKey]) -> Result<(), 
             .any(|s| s.expose_secret() == w.expose_secret())
     });
     if shared {
-        return Err("a Segment write key equals a webhook write key: give the Segment API its own key (SEGMENT_WRITE_KEY, segment_write_key in the secret)".into());
+        return Err(StartError::Misconfigured(
+            "a Segment write key equals a webhook write key: give the Segment API its own key (SEGMENT_WRITE_KEY, segment_write_key in the secret)",
+        ));
     }
     Ok(())
 }
@@ -133,16 +170,24 @@ fn identity_resolver(
 ) -> Result<Option<Arc<IdentityResolver>>, StartError> {
     let Some(api_key) = api_key else {
         if identity.only_own_profiles {
-            return Err("ONLY_OWN_PROFILES needs a Klaviyo API key (KLAVIYO_API_KEY, or klaviyo_api_key in the secret)".into());
+            return Err(StartError::Misconfigured(
+                "ONLY_OWN_PROFILES needs a Klaviyo API key (KLAVIYO_API_KEY, or klaviyo_api_key in the secret)",
+            ));
         }
         return Ok(None);
     };
-    let api = KlaviyoProfilesApi::new(KlaviyoHttp::new(
-        &identity.base_url,
-        api_key,
-        &identity.revision,
-        identity.lookup_timeout,
-    )?);
+    let api = KlaviyoProfilesApi::new(
+        KlaviyoHttp::new(
+            &identity.base_url,
+            api_key,
+            &identity.revision,
+            identity.lookup_timeout,
+        )
+        .map_err(|source| StartError::Io {
+            what: "the HTTPS client for Klaviyo could not load the system's root certificates",
+            source,
+        })?,
+    );
     Ok(Some(Arc::new(IdentityResolver::new(
         Arc::new(api),
         identity.cache_ttl,

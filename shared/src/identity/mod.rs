@@ -40,9 +40,15 @@ pub enum LookupError {
     /// Klaviyo answered with an error status.
     #[error("Klaviyo answered HTTP {0}")]
     Status(u16),
-    /// The request could not be made, or the answer not read.
-    #[error("Klaviyo request failed: {0}")]
-    Transport(String),
+    /// The request could not be sent, or the answer not received (connection, TLS).
+    #[error("Klaviyo could not be reached: {0}")]
+    Unreachable(String),
+    /// Klaviyo answered with a document that is not the profiles page expected.
+    #[error("Klaviyo's answer is not a profiles page: {0}")]
+    Unreadable(String),
+    /// `links.next` pointed to another host: not followed, the API key stays with Klaviyo.
+    #[error("links.next points to another host; not followed")]
+    ForeignLink,
 }
 
 /// A boxed lookup future.

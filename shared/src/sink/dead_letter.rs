@@ -17,8 +17,26 @@ use crate::time_format::partition_date;
 use crate::warehouse::ndjson::write_ndjson_line;
 use crate::warehouse::row::WarehouseRow;
 
+/// Why rows could not be spilled: then they may not be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// The object could not be built from the rows.
+    #[error("the dead-letter object could not be encoded: {0}")]
+    Encoding(#[from] std::io::Error),
+    /// The store answered with an error (its code, e.g. `AccessDenied`, `NoSuchBucket`).
+    #[error("the dead-letter store refused the object: {0}")]
+    Refused(String),
+    /// The store could not be reached, or did not answer.
+    #[error("the dead-letter store could not be reached: {0}")]
+    Unreachable(String),
+    /// The request's deadline came first.
+    #[error("the request's deadline passed before the spill finished")]
+    Deadline,
+}
+
 /// A boxed store future, so stores can be trait objects.
-pub type StoreFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+pub type StoreFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<String, DeadLetterError>> + Send + 'a>>;
 
 /// Durable storage for rows that could not be delivered.
 pub trait DeadLetterStore: Send + Sync {

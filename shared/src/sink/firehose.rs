@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use super::dead_letter::{DeadLetterStore, dead_letter_key, encode_dead_letter};
+use super::dead_letter::{DeadLetterError, DeadLetterStore, dead_letter_key, encode_dead_letter};
 use super::{DeliveryFuture, DeliveryReport, EventSink, SinkError};
 use crate::firehose::MAX_RECORD_BYTES;
 use crate::firehose::backoff::RetryPolicy;
@@ -164,13 +164,11 @@ impl FirehoseSink {
         );
         let object = encode_dead_letter(rows).map_err(|err| SinkError::DeadLetter {
             delivery: delivery.clone(),
-            dead_letter: err.to_string(),
+            dead_letter: DeadLetterError::Encoding(err),
         })?;
         let stored = tokio::time::timeout_at(deadline, self.dead_letter.store(key, object))
             .await
-            .unwrap_or_else(|_| {
-                Err("the request's deadline passed before the spill finished".into())
-            });
+            .unwrap_or(Err(DeadLetterError::Deadline));
         match stored {
             Ok(key) => {
                 tracing::warn!(rows = rows.len(), %key, reason = %delivery, "rows spilled to the dead-letter store");
@@ -258,7 +256,7 @@ mod tests {
         fn store<'a>(&'a self, key: String, object: Vec<u8>) -> StoreFuture<'a> {
             Box::pin(async move {
                 if self.broken {
-                    return Err("AccessDenied".to_owned());
+                    return Err(DeadLetterError::Refused("AccessDenied".to_owned()));
                 }
                 if self.silent {
                     std::future::pending::<()>().await;

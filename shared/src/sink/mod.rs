@@ -49,7 +49,8 @@ pub enum SinkError {
         /// Why delivery failed.
         delivery: String,
         /// Why the spill failed.
-        dead_letter: String,
+        #[source]
+        dead_letter: dead_letter::DeadLetterError,
     },
     /// The blocking writer task did not finish.
     #[error("writer task failed: {0}")]

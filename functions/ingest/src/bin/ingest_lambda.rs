@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use ingest::app::router;
 use ingest::config::Config;
-use ingest::startup::{Mode, build_state};
+use ingest::startup::{Mode, StartError, build_state};
 use ingest::telemetry::{init_logging, json_logs};
 
 #[tokio::main]
@@ -24,7 +24,9 @@ async fn main() -> ExitCode {
         Err(err) => Err(err.into()),
     };
     let result = match started {
-        Ok(state) => lambda_http::run(router(state)).await,
+        Ok(state) => lambda_http::run(router(state))
+            .await
+            .map_err(StartError::Runtime),
         Err(err) => Err(err),
     };
     match result {

@@ -41,12 +41,16 @@ impl ScheduledPull {
         };
         let api_key: ApiKey = from_secret
             .or_else(|| config.identity.api_key.clone())
-            .ok_or("the pull needs a Klaviyo private API key: klaviyo_api_key in the secret (stack parameter KlaviyoApiKey) or KLAVIYO_API_KEY")?;
+            .ok_or(StartError::Misconfigured("the pull needs a Klaviyo private API key: klaviyo_api_key in the secret (stack parameter KlaviyoApiKey) or KLAVIYO_API_KEY"))?;
         let Some(SinkConfig::Firehose(firehose)) = &config.sink else {
-            return Err("the scheduled pull writes to Firehose: set DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET".into());
+            return Err(StartError::Misconfigured(
+                "the scheduled pull writes to Firehose: set DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET",
+            ));
         };
         let Some((bucket, key)) = config.pull_state.clone() else {
-            return Err("the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET".into());
+            return Err(StartError::Misconfigured(
+                "the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET",
+            ));
         };
         let holder = format!(
             "lambda-{}",
@@ -54,7 +58,11 @@ impl ScheduledPull {
         );
         Ok(Self {
             run: PullRun {
-                api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)?,
+                api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
+                    .map_err(|source| StartError::Io {
+                        what: "the HTTPS client for Klaviyo could not load the system's root certificates",
+                        source,
+                    })?,
                 store: Arc::new(S3StateObject::new(s3_client(&sdk), bucket, key)),
                 sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk)),
                 settings: PullSettings {
