@@ -153,3 +153,16 @@ def test_every_collection_is_queryable_whatever_its_name(endpoint):
     assert [row[0] for row in stored] == names
     assert con.sql('select count(*) from "group"').fetchall() == [(1,)]
     assert con.sql('select count(*) from "9_lives"').fetchall() == [(1,)]
+
+
+def test_the_readme_commands_run_the_command_line_binary():
+    """`cargo run -p ingest -- ...` (the README's quick start and pull commands) must pick the
+    command line, although the crate also builds the Lambda's binary."""
+    import subprocess
+    readme = (ROOT / "README.md").read_text()
+    assert "cargo run --release -p ingest -- serve" in readme and "cargo run --release -p ingest -- pull" in readme
+    result = subprocess.run(["cargo", "run", "-q", "--locked", "-p", "ingest", "--", "--help"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for command in ["serve", "pull", "backfill", "reconcile", "redrive"]:
+        assert f"\n  {command} " in result.stdout, result.stdout
