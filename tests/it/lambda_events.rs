@@ -1,41 +1,13 @@
-//! The router fed with real API Gateway event shapes, as `lambda_http` hands them over.
+//! The router fed with API Gateway HTTP API (payload 2.0) events as `lambda_http` hands them
+//! over. The events are files (`tests/fixtures/apigw/`, written to AWS's documented format by
+//! `make_events.py` there), so what the function receives can be read as it is.
 
 use axum::body::Body;
-use klaviyo_source::klaviyo::signature::sign;
-use serde_json::json;
 
 use crate::support::*;
 
-/// An API Gateway HTTP API (payload v2.0) event, shaped as AWS documents it.
-fn http_api_event(body: &str, base64: bool, headers: serde_json::Value) -> String {
-    json!({
-        "version": "2.0",
-        "routeKey": "POST /webhooks/klaviyo",
-        "rawPath": "/webhooks/klaviyo",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "r3pmxmplak",
-            "domainName": "r3pmxmplak.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "r3pmxmplak",
-            "http": {
-                "method": "POST",
-                "path": "/webhooks/klaviyo",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "205.255.255.176",
-                "userAgent": "Klaviyo-Webhooks/1.0"
-            },
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": "POST /webhooks/klaviyo",
-            "stage": "$default",
-            "time": "04/Jan/2024:18:05:25 +0000",
-            "timeEpoch": 1704391525000_u64
-        },
-        "body": body,
-        "isBase64Encoded": base64
-    })
-    .to_string()
+fn event_file(name: &str) -> String {
+    std::fs::read_to_string(fixtures_dir().join("apigw").join(name)).unwrap()
 }
 
 async fn send_event(event: &str) -> (u16, serde_json::Value, usize) {
@@ -47,46 +19,46 @@ async fn send_event(event: &str) -> (u16, serde_json::Value, usize) {
     (status, answer, sink.rows().len())
 }
 
-fn signed_headers(body: &[u8]) -> serde_json::Value {
-    json!({
-        "content-type": "application/json",
-        "klaviyo-webhook-id": WEBHOOK_ID,
-        "klaviyo-timestamp": SIGNED_AT,
-        "klaviyo-signature": sign(&key(CURRENT_KEY), body, SIGNED_AT),
-    })
+/// The body `lambda_http` decodes from an event file.
+fn body_of(event: &str) -> Vec<u8> {
+    lambda_http::request::from_str(event)
+        .unwrap()
+        .into_body()
+        .to_vec()
+}
+
+#[test]
+fn the_event_files_carry_the_current_webhook_fixtures() {
+    for (event, webhook) in [
+        ("http_api_text_body.json", "all_six_collections.json"),
+        ("http_api_base64_body.json", "unicode.json"),
+        ("http_api_unsigned.json", "unicode.json"),
+    ] {
+        assert_eq!(
+            body_of(&event_file(event)),
+            fixture(webhook),
+            "{event} is stale: run tests/fixtures/apigw/make_events.py"
+        );
+    }
 }
 
 #[tokio::test]
 async fn accepts_a_text_body_from_an_http_api_event() {
-    let body = fixture("all_six_collections.json");
-    let event = http_api_event(
-        std::str::from_utf8(&body).unwrap(),
-        false,
-        signed_headers(&body),
-    );
-    let (status, answer, rows) = send_event(&event).await;
+    let (status, answer, rows) = send_event(&event_file("http_api_text_body.json")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(rows, 6);
 }
 
 #[tokio::test]
 async fn accepts_a_base64_body_from_an_http_api_event() {
-    let body = fixture("unicode.json");
-    let event = http_api_event(&base64(&body), true, signed_headers(&body));
-    let (status, answer, rows) = send_event(&event).await;
+    let (status, answer, rows) = send_event(&event_file("http_api_base64_body.json")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(rows, 1);
 }
 
 #[tokio::test]
 async fn refuses_an_unsigned_http_api_event() {
-    let body = fixture("unicode.json");
-    let event = http_api_event(
-        std::str::from_utf8(&body).unwrap(),
-        false,
-        json!({"content-type": "application/json"}),
-    );
-    let (status, answer, rows) = send_event(&event).await;
+    let (status, answer, rows) = send_event(&event_file("http_api_unsigned.json")).await;
     assert_eq!(
         (status, answer["error"].as_str().unwrap()),
         (401, "invalid_signature")
