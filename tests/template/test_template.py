@@ -264,7 +264,7 @@ def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(temp
     assert by_sid["TellAMissingStateFromADeniedOne"]["Condition"]["StringEquals"]["s3:prefix"] == state_key
     assert sub_text(by_sid["SpillUndeliverableRows"]["Resource"]) == "${DataBucket.Arn}/dead-letter/*"
     # The alarms read the metric names the function writes.
-    code = (ROOT / "functions/ingest/src/pull/scheduled.rs").read_text()
+    code = (ROOT / "functions/ingest/src/metrics.rs").read_text()
     for alarm, metric in [("PullKeyRefusedAlarm", "PullKeyRefused"), ("PullCursorLagAlarm", "PullCursorLagSeconds")]:
         properties = template["Resources"][alarm]["Properties"]
         assert properties["MetricName"] == metric and f'"{metric}"' in code

@@ -123,6 +123,51 @@ pub fn refused_request_document(route: &str, reason: &str, timestamp_ms: i64) ->
     })
 }
 
+/// What one scheduled pull run did, for its metrics line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullRunFigures {
+    /// Events stored as track events.
+    pub events_stored: u64,
+    /// Requests sent to Klaviyo.
+    pub requests: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// Whether Klaviyo refused the API key (401/403).
+    pub key_refused: bool,
+    /// Now less the oldest realtime cursor, when the run reached one.
+    pub cursor_lag_secs: Option<i64>,
+}
+
+/// The EMF document of a scheduled pull run (no dimensions: one pull per stack). Without a
+/// cursor the lag is left out, so the lag alarm sees missing data, which it counts as lag.
+pub fn pull_run_document(figures: &PullRunFigures, timestamp_ms: i64) -> Value {
+    let mut metrics = vec![
+        json!({"Name": "PullEventsStored", "Unit": "Count"}),
+        json!({"Name": "PullRequests", "Unit": "Count"}),
+        json!({"Name": "PullRateLimited", "Unit": "Count"}),
+        json!({"Name": "PullKeyRefused", "Unit": "Count"}),
+    ];
+    let mut document = json!({
+        "PullEventsStored": figures.events_stored,
+        "PullRequests": figures.requests,
+        "PullRateLimited": figures.rate_limited,
+        "PullKeyRefused": u8::from(figures.key_refused),
+    });
+    if let Some(lag) = figures.cursor_lag_secs {
+        metrics.push(json!({"Name": "PullCursorLagSeconds", "Unit": "Seconds"}));
+        document["PullCursorLagSeconds"] = json!(lag);
+    }
+    document["_aws"] = json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [[]],
+            "Metrics": metrics,
+        }],
+    });
+    document
+}
+
 /// Writes EMF lines to stdout when enabled.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsEmitter {
@@ -182,6 +227,40 @@ mod tests {
             "RowsSpilled must also exist without dimensions for the stack's one alarm"
         );
         assert_eq!(doc["_aws"]["Timestamp"], 1_704_391_525_000_i64);
+    }
+
+    #[test]
+    fn a_pull_document_declares_exactly_the_metrics_it_carries() {
+        let declared = |doc: &Value| -> Vec<String> {
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["Name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let with_lag = pull_run_document(
+            &PullRunFigures {
+                events_stored: 30,
+                cursor_lag_secs: Some(61),
+                ..PullRunFigures::default()
+            },
+            1,
+        );
+        for name in declared(&with_lag) {
+            assert!(with_lag.get(&name).is_some(), "{name} declared but missing");
+        }
+        assert_eq!(with_lag["PullCursorLagSeconds"], 61);
+        let refused = pull_run_document(
+            &PullRunFigures {
+                key_refused: true,
+                ..PullRunFigures::default()
+            },
+            1,
+        );
+        assert_eq!(refused["PullKeyRefused"], 1);
+        assert!(!declared(&refused).contains(&"PullCursorLagSeconds".to_owned()));
+        assert!(refused.get("PullCursorLagSeconds").is_none());
     }
 
     #[test]

@@ -60,6 +60,16 @@ pub enum StartError {
     Runtime(lambda_http::Error),
 }
 
+impl StartError {
+    /// The HTTPS client for Klaviyo could not be built.
+    pub fn klaviyo_client(source: std::io::Error) -> Self {
+        Self::Io {
+            what: "the HTTPS client for Klaviyo could not load the system's root certificates",
+            source,
+        }
+    }
+}
+
 /// Where the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -183,10 +193,7 @@ fn identity_resolver(
             &identity.revision,
             identity.lookup_timeout,
         )
-        .map_err(|source| StartError::Io {
-            what: "the HTTPS client for Klaviyo could not load the system's root certificates",
-            source,
-        })?,
+        .map_err(StartError::klaviyo_client)?,
     );
     Ok(Some(Arc::new(IdentityResolver::new(
         Arc::new(api),

@@ -144,10 +144,15 @@ pub struct MetricAlias {
 
 /// The known metric named `name` (any of its spellings, case and spacing ignored).
 pub fn alias_for_metric_name(name: &str) -> Option<MetricAlias> {
-    let wanted = fold(name);
+    let wanted = fold_metric_name(name);
     KNOWN_METRICS
         .iter()
-        .find(|metric| metric.names.iter().any(|known| fold(known) == wanted))
+        .find(|metric| {
+            metric
+                .names
+                .iter()
+                .any(|known| fold_metric_name(known) == wanted)
+        })
         .map(|metric| MetricAlias {
             topic: metric.topic,
             channel: metric.channel,
@@ -159,7 +164,7 @@ pub fn alias_for_metric_name(name: &str) -> Option<MetricAlias> {
 pub fn topic_for_metric_name(name: &str) -> String {
     let suffix = match alias_for_metric_name(name) {
         Some(alias) => alias.topic.to_owned(),
-        None => fold(name).replace(' ', "_"),
+        None => fold_metric_name(name).replace(' ', "_"),
     };
     format!("event:klaviyo.{suffix}")
 }
@@ -173,8 +178,8 @@ pub fn topics_of_channel(channel: MetricChannel) -> Vec<&'static str> {
         .collect()
 }
 
-/// Lower case, runs of white space as one space, trimmed.
-fn fold(name: &str) -> String {
+/// A metric name as compared: lower case, runs of white space as one space, trimmed.
+pub fn fold_metric_name(name: &str) -> String {
     name.split_whitespace()
         .map(str::to_lowercase)
         .collect::<Vec<_>>()

@@ -5,12 +5,14 @@
 //! [`BrokenEvent`] that is stored in the rejected collection, so one bad event cannot make
 //! Klaviyo retry the good ones forever, and nothing is lost.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::signature::AuthenticatedBody;
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
+use crate::time_format::{parse_iso_datetime, unix_time_to_datetime};
 
 /// The envelope's `meta` object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,17 @@ pub struct WebhookEvent<'a> {
     pub profile_id: Option<String>,
     /// The element's exact text, for a deterministic id when Klaviyo gives none.
     pub raw: &'a str,
+}
+
+impl WebhookEvent<'_> {
+    /// When the event happened: `attributes.datetime` (either of Klaviyo's forms), else the
+    /// unix `attributes.timestamp`; `None` when neither is readable.
+    pub fn occurred_at(&self) -> Option<DateTime<Utc>> {
+        self.datetime
+            .as_deref()
+            .and_then(parse_iso_datetime)
+            .or_else(|| self.timestamp.and_then(unix_time_to_datetime))
+    }
 }
 
 /// An element of `data` that is not a decodable event, kept with the reason.

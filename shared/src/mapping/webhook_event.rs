@@ -18,7 +18,7 @@ use crate::klaviyo::webhook::{
     BrokenEvent, DecodedEvent, VerifiedWebhook, WebhookEvent, WebhookMeta,
 };
 use crate::segment::track::TrackEvent;
-use crate::time_format::{format_timestamp, parse_iso_datetime, unix_time_to_datetime};
+use crate::time_format::{format_timestamp, parse_iso_datetime};
 
 /// The times a request was signed and received, passed in so mapping stays pure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,7 @@ fn map_event(
             received_at,
         ))
     };
-    let Some(occurred_at) = event_time(&event) else {
+    let Some(occurred_at) = event.occurred_at() else {
         return Err(reject(
             "attributes.datetime and attributes.timestamp are not valid times",
         ));
@@ -183,14 +183,6 @@ fn batch_sent_at(meta: &WebhookMeta, receipt: Receipt) -> String {
     )
 }
 
-fn event_time(event: &WebhookEvent<'_>) -> Option<DateTime<Utc>> {
-    event
-        .datetime
-        .as_deref()
-        .and_then(parse_iso_datetime)
-        .or_else(|| event.timestamp.and_then(unix_time_to_datetime))
-}
-
 fn context(
     event: &WebhookEvent<'_>,
     delivery: KlaviyoDelivery<'_>,
@@ -210,15 +202,15 @@ fn context(
         klaviyo.insert("webhook_id".into(), json!(webhook_id));
     }
     let account_id = match delivery {
-        KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.clone(),
+        KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.as_ref(),
         KlaviyoDelivery::Pull { .. } => None,
     };
     let optional = [
-        ("event_id", &event.event_id),
-        ("event_uuid", &event.uuid),
-        ("external_id", &event.external_id),
-        ("metric_id", &event.metric_id),
-        ("account_id", &account_id),
+        ("event_id", event.event_id.as_ref()),
+        ("event_uuid", event.uuid.as_ref()),
+        ("external_id", event.external_id.as_ref()),
+        ("metric_id", event.metric_id.as_ref()),
+        ("account_id", account_id),
     ];
     for (key, value) in optional {
         if let Some(value) = value {

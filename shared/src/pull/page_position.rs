@@ -7,7 +7,6 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use super::state::OpenWindow;
 use crate::klaviyo::webhook::{DecodedEvent, WebhookEvent};
-use crate::time_format::{parse_iso_datetime, unix_time_to_datetime};
 
 /// What a stored page tells its window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,13 +19,9 @@ pub struct StoredPage {
     pub next_link: Option<String>,
 }
 
-/// The second an event happened in (its `datetime`, else its unix `timestamp`).
+/// The second an event happened in.
 pub fn event_second(event: &WebhookEvent<'_>) -> Option<DateTime<Utc>> {
-    let at = event
-        .datetime
-        .as_deref()
-        .and_then(parse_iso_datetime)
-        .or_else(|| event.timestamp.and_then(unix_time_to_datetime))?;
+    let at = event.occurred_at()?;
     Some(at.duration_trunc(TimeDelta::seconds(1)).unwrap_or(at))
 }
 
@@ -75,6 +70,7 @@ pub fn drop_already_stored(events: &mut Vec<DecodedEvent<'_>>, window: &OpenWind
 mod tests {
     use super::*;
     use crate::klaviyo::events_page::decode_events_page;
+    use crate::time_format::parse_iso_datetime;
 
     fn page(ids_and_times: &[(&str, &str)]) -> String {
         let data: Vec<String> = ids_and_times

@@ -132,7 +132,8 @@ pub struct PullArgs {
     pub dry_run: bool,
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+/// An RFC 3339 time given on the command line.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     parse_iso_datetime(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use klaviyo_source::klaviyo::metric_alias::{MetricChannel, alias_for_metric_name};
+use klaviyo_source::klaviyo::metric_alias::{
+    MetricChannel, alias_for_metric_name, fold_metric_name,
+};
 use klaviyo_source::klaviyo::metrics_page::AccountMetric;
 use klaviyo_source::pull::state::StreamState;
 
@@ -52,12 +54,7 @@ pub fn select_metrics(
     choice: &MetricChoice,
     known: &BTreeMap<String, StreamState>,
 ) -> Selection {
-    let fold = |name: &str| {
-        name.split_whitespace()
-            .map(str::to_lowercase)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let fold = fold_metric_name;
     let wanted_names: Vec<String> = choice.names.iter().map(|n| fold(n)).collect();
     let mut selection = Selection::default();
     for metric in account {

@@ -12,9 +12,9 @@ use flate2::read::MultiGzDecoder;
 use klaviyo_source::klaviyo::metric_aggregates::{daily_count_request, parse_daily_counts};
 use klaviyo_source::klaviyo::metric_alias::{MetricChannel, topic_for_metric_name};
 use klaviyo_source::klaviyo::topic::collection_for_topic;
-use klaviyo_source::time_format::parse_iso_datetime;
 use tokio::time::Instant;
 
+use super::command::parse_time;
 use super::events_api::EventsApi;
 use super::metric_selection::{MetricChoice, select_metrics};
 use super::s3_state::S3StateObject;
@@ -112,10 +112,6 @@ fn collect_ids(gzip: &[u8], metric_id: &str, ids: &mut BTreeSet<String>) -> std:
         }
     }
     Ok(())
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    parse_iso_datetime(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
 /// Runs `reconcile` and prints the table.

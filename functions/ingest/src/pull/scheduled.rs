@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicBool;
 
 use chrono::Utc;
 use klaviyo_source::secret::ApiKey;
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::events_api::{EventsApi, EventsApiError};
@@ -17,7 +16,7 @@ use super::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
 use super::s3_state::S3StateObject;
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, SinkConfig};
-use crate::metrics::METRICS_NAMESPACE;
+use crate::metrics::{PullRunFigures, pull_run_document};
 use crate::startup::{StartError, firehose_sink};
 use crate::write_key_secret::fetch_source_secret;
 
@@ -59,10 +58,7 @@ impl ScheduledPull {
         Ok(Self {
             run: PullRun {
                 api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
-                    .map_err(|source| StartError::Io {
-                        what: "the HTTPS client for Klaviyo could not load the system's root certificates",
-                        source,
-                    })?,
+                    .map_err(StartError::klaviyo_client)?,
                 store: Arc::new(S3StateObject::new(s3_client(&sdk), bucket, key)),
                 sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk)),
                 settings: PullSettings {
@@ -96,32 +92,16 @@ impl ScheduledPull {
             Err(PullError::Klaviyo(EventsApiError::Unauthorized { .. })) => (None, true),
             Err(_) => (None, false),
         };
-        let lag = report
-            .and_then(|r| r.oldest_cursor)
-            .map(|cursor| (now - cursor).num_seconds().max(0));
-        let mut line = json!({
-            "_aws": {
-                "Timestamp": now.timestamp_millis(),
-                "CloudWatchMetrics": [{
-                    "Namespace": METRICS_NAMESPACE,
-                    "Dimensions": [[]],
-                    "Metrics": [
-                        {"Name": "PullEventsStored", "Unit": "Count"},
-                        {"Name": "PullRequests", "Unit": "Count"},
-                        {"Name": "PullRateLimited", "Unit": "Count"},
-                        {"Name": "PullKeyRefused", "Unit": "Count"},
-                        {"Name": "PullCursorLagSeconds", "Unit": "Seconds"},
-                    ],
-                }],
-            },
-            "PullEventsStored": report.map_or(0, |r| r.events),
-            "PullRequests": counts.requests,
-            "PullRateLimited": counts.rate_limited,
-            "PullKeyRefused": u8::from(refused),
-        });
-        if let Some(lag) = lag {
-            line["PullCursorLagSeconds"] = json!(lag);
-        }
+        let figures = PullRunFigures {
+            events_stored: report.map_or(0, |r| r.events),
+            requests: counts.requests,
+            rate_limited: counts.rate_limited,
+            key_refused: refused,
+            cursor_lag_secs: report
+                .and_then(|r| r.oldest_cursor)
+                .map(|cursor| (now - cursor).num_seconds().max(0)),
+        };
+        let line = pull_run_document(&figures, now.timestamp_millis());
         println!("{line}");
         if let Ok(report) = &result {
             for warning in &report.warnings {
