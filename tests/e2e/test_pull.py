@@ -431,3 +431,21 @@ def test_a_dense_window_is_split_and_read_in_parallel_without_losing_or_repeatin
             ends.update(re.findall(r"less-than\(datetime,([^)]+)\)", query["filter"][0]))
     # Windows that end inside the day: the day was split.
     assert len(ends - {iso(day + dt.timedelta(days=1))}) >= 1, ends
+
+
+def test_newest_first_reads_the_latest_day_first_and_channels_add_sms(events_api, tmp_path):
+    import urllib.parse
+    start = hours_ago(24 * 5).replace(hour=0, minute=0, second=0)
+    seed(events_api, [event(f"day{d}", "OPn3d1", start + dt.timedelta(days=d, hours=1)) for d in range(3)]
+         + [event("text", "SmS001", start + dt.timedelta(hours=2))])
+    lake = tmp_path / "lake"
+    pull(events_api, lake, "--from", iso(start), "--to", iso(start + dt.timedelta(days=3)),
+         "--newest-first", "--parallel-windows", "1", "--channels", "email,sms")
+    assert {r["id"] for r in rows(lake, "email_opened")} == {"klaviyo-day0", "klaviyo-day1", "klaviyo-day2"}
+    assert [r["id"] for r in rows(lake, "received_sms")] == ["klaviyo-text"]
+    starts = []
+    for request in events_api.stats()["requests"]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request["path"]).query)
+        if "OPn3d1" in query.get("filter", [""])[0]:
+            starts += re.findall(r"greater-or-equal\(datetime,([^)]+)\)", query["filter"][0])
+    assert starts == [iso(start + dt.timedelta(days=d)) for d in (2, 1, 0)], starts
