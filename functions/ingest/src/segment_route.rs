@@ -22,7 +22,9 @@ use klaviyo_source::segment::tracking_api::{
 use serde::Serialize;
 
 use crate::api_error::{ApiError, RejectionSummary};
-use crate::pipeline::{IntakeOutcome, deadline_of, off_the_workers, store_mapped, stored_answer};
+use crate::pipeline::{
+    IntakeOutcome, WorkSize, cpu_work, deadline_of, store_mapped, stored_answer,
+};
 use crate::request_body::{read_limited, require_json_content_type};
 use crate::state::AppState;
 
@@ -94,8 +96,10 @@ async fn store_call(
         .and_then(|v| v.to_str().ok())
         .and_then(basic_auth_user);
     let keys = state.segment_keys.clone();
-    // Parsing and mapping up to 2,500 events is CPU work: off the async workers.
-    let mapped = off_the_workers(move || {
+    // Parsing and mapping up to 2,500 events is CPU work: a large batch runs off the async
+    // workers.
+    let size = WorkSize::of_body(body.len());
+    let mapped = cpu_work(size, move || {
         let call = SegmentCall::parse(&body, kind)?.authenticate(basic_user.as_deref(), &keys)?;
         Ok::<_, ApiError>(map_segment_call(&call, received_at))
     })
@@ -111,7 +115,7 @@ async fn store_call(
             .collect();
         return Err(ApiError::InvalidEvents(rejections));
     }
-    let (outcome, stored) = store_mapped(state, mapped, received_at, deadline).await?;
+    let (outcome, stored) = store_mapped(state, size, mapped, received_at, deadline).await?;
     let answer = SegmentOutcome {
         success: outcome.rejected == 0,
         outcome,

@@ -16,7 +16,7 @@ use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 
 use crate::api_error::ApiError;
-use crate::pipeline::{deadline_of, off_the_workers, store_mapped, stored_answer};
+use crate::pipeline::{WorkSize, cpu_work, deadline_of, store_mapped, stored_answer};
 use crate::request_body::{read_limited, require_json_content_type};
 use crate::state::AppState;
 
@@ -33,9 +33,10 @@ pub async fn receive_klaviyo_webhook(
     let received_at = (state.clock)();
     let signature = owned_signature_headers(&headers)?;
     let verifier = state.verifier.clone();
-    // Hashing, parsing and mapping a body of up to 4 MiB is CPU work: off the async
-    // workers, so one large request never holds up the others (or /health).
-    let mapped = off_the_workers(move || {
+    // Hashing, parsing and mapping a body of up to 4 MiB is CPU work: a large one runs off
+    // the async workers, so it never holds up the others (or /health).
+    let size = WorkSize::of_body(body.len());
+    let mapped = cpu_work(size, move || {
         let authenticated = verifier.verify(signature.borrowed(), &body, received_at)?;
         let webhook = decode_webhook(&authenticated)?;
         let receipt = Receipt {
@@ -45,7 +46,7 @@ pub async fn receive_klaviyo_webhook(
         Ok::<_, ApiError>(map_webhook(webhook, receipt))
     })
     .await??;
-    let (outcome, stored) = store_mapped(&state, mapped, received_at, deadline).await?;
+    let (outcome, stored) = store_mapped(&state, size, mapped, received_at, deadline).await?;
     Ok(stored_answer(outcome, stored))
 }
 

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::events_api::{EventsApi, EventsApiError};
 use super::metric_selection::{MetricChoice, select_metrics};
 use super::state_store::{PullStateStore, StateError, StateVersion};
-use crate::pipeline::{StoreError, off_the_workers, store_resolved};
+use crate::pipeline::{StoreError, WorkSize, cpu_work, store_resolved};
 use crate::state::Clock;
 
 /// How a run behaves; defaults in [`PullSettings::default`].
@@ -524,7 +524,7 @@ impl PullRun {
             let revision = self.api.http().revision().to_owned();
             let topic_owned = topic.to_owned();
             let reading = window.clone();
-            let page = off_the_workers(move || {
+            let page = cpu_work(WorkSize::Large, move || {
                 read_page(&body, &topic_owned, &revision, received_at, &reading)
             })
             .await
@@ -533,6 +533,7 @@ impl PullRun {
             let (outcome, _) = store_resolved(
                 self.sink.as_ref(),
                 self.settings.only_own_profiles,
+                WorkSize::Large,
                 page.mapped,
                 page.resolutions,
                 received_at,
