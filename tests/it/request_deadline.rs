@@ -50,7 +50,7 @@ async fn post_with_deadline(store: Arc<Store>, seconds_left: u64) -> (u16, Durat
         store,
         FirehoseSinkSettings::default(),
     ));
-    let app = app_with(sink, ingest::config::DEFAULT_MAX_BODY_BYTES);
+    let app = app_with(sink, ingest::config::LARGEST_MAX_BODY_BYTES);
     let mut request = signed_request(&fixture("all_six_collections.json"), CURRENT_KEY);
     request
         .extensions_mut()

@@ -10,7 +10,7 @@ use axum::http::{Request, Response};
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use ingest::app::router;
-use ingest::config::DEFAULT_MAX_BODY_BYTES;
+use ingest::config::LARGEST_MAX_BODY_BYTES;
 use ingest::state::AppState;
 use klaviyo_source::klaviyo::signature::{SignatureVerifier, sign};
 use klaviyo_source::secret::WriteKey;
@@ -69,7 +69,7 @@ pub fn app_with(sink: Arc<dyn EventSink>, max_body_bytes: usize) -> Router {
 
 pub fn memory_app() -> (Router, Arc<MemorySink>) {
     let sink = Arc::new(MemorySink::default());
-    (app_with(sink.clone(), DEFAULT_MAX_BODY_BYTES), sink)
+    (app_with(sink.clone(), LARGEST_MAX_BODY_BYTES), sink)
 }
 
 /// A webhook request signed with `signing_key` at [`SIGNED_AT`].

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use flate2::read::GzDecoder;
-use ingest::config::DEFAULT_MAX_BODY_BYTES;
+use ingest::config::LARGEST_MAX_BODY_BYTES;
 use klaviyo_source::sink::local_lake::LocalLakeSink;
 use klaviyo_source::warehouse::column_name::to_column_name;
 use klaviyo_source::warehouse::row::WarehouseRow;
@@ -359,7 +359,7 @@ async fn accepts_a_large_batch() {
 async fn lands_rows_in_the_lake_partitions_and_a_replay_adds_no_object() {
     let lake_dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(LocalLakeSink::new(lake_dir.path(), "klaviyo"));
-    let app = app_with(sink, DEFAULT_MAX_BODY_BYTES);
+    let app = app_with(sink, LARGEST_MAX_BODY_BYTES);
     let body = fixture("all_six_collections.json");
     for _ in 0..2 {
         let (status, answer, _) = send(&app, signed_request(&body, CURRENT_KEY)).await;

@@ -1,20 +1,22 @@
 //! The command line of local mode: `bootstrap serve ...`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use klaviyo_source::klaviyo::topic::collection_for_topic;
 use klaviyo_source::secret::WriteKey;
 
 use crate::app::router;
-use crate::config::{Config, SinkConfig, parse_schema_name, parse_write_key};
+use crate::config::{Config, SinkConfig};
 use crate::local_server::serve_with_limits;
-use crate::pull::command::{PullArgs, run_pull};
+use crate::pull::command::{PullArgs, lake_dir, run_pull};
 use crate::pull::reconcile::{ReconcileArgs, reconcile};
+use crate::setting_flags::{Serve, SettingFlags};
+use crate::settings;
 use crate::startup::{Mode, build_state};
 
-/// Default directory of the local lake.
+/// Directory of the local lake when `LAKE_DIR` (`--lake`) is not given: the one place
+/// this default lives, since in Lambda an unset `LAKE_DIR` must select no lake at all.
 pub const DEFAULT_LAKE_DIR: &str = "./lake";
 
 /// The Klaviyo Source endpoint. In AWS Lambda it serves API Gateway; here it serves HTTP.
@@ -50,56 +52,44 @@ enum Command {
     Reconcile(ReconcileArgs),
 }
 
-/// Flags of `serve`. Each falls back to the environment variable the Lambda reads.
+/// Flags of `serve`. Settings given as flags go over the environment (see settings.rs).
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// Lake directory [env: LAKE_DIR] [default: ./lake].
-    #[arg(long)]
-    lake: Option<PathBuf>,
-    /// Write key (the secret entered in Klaviyo); give it twice during rotation
-    /// [env: WRITE_KEY, WRITE_KEY_PREVIOUS]. Without one, a key is generated and printed.
-    #[arg(long = "write-key")]
-    write_keys: Vec<String>,
-    /// The Segment HTTP Tracking API's write key, never one of the webhook keys; give it
-    /// twice during rotation [env: SEGMENT_WRITE_KEY, SEGMENT_WRITE_KEY_PREVIOUS]. Without
-    /// one, a key is generated and printed.
-    #[arg(long = "segment-write-key")]
-    segment_write_keys: Vec<String>,
-    /// Warehouse schema name [env: SCHEMA_NAME] [default: klaviyo].
-    #[arg(long)]
-    schema: Option<String>,
-    /// Freshness window of Klaviyo-Timestamp, seconds [env: TIMESTAMP_TOLERANCE_SECS] [default: 300].
-    #[arg(long)]
-    timestamp_tolerance_secs: Option<u64>,
+    #[command(flatten)]
+    settings: SettingFlags<Serve>,
     /// Benchmarks only: acknowledge and DROP every event, to measure the request path alone.
-    #[arg(long, conflicts_with = "lake")]
+    #[arg(long, conflicts_with = settings::LAKE_DIR.var)]
     discard_events_for_benchmarks: bool,
 }
 
+/// The process environment, which the command line's flags override.
+fn environment(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
 /// Parses the command line and runs it; the exit status.
-pub async fn run(base: Config) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn run() -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
     match Cli::parse().command {
-        Command::Pull(args) => run_pull(&base, args, false).await,
+        Command::Pull(args) => run_pull(&args.settings.config(environment)?, args, false).await,
         Command::Backfill(args) => {
             if args.from.is_none() {
                 return Err("backfill needs --from and --to".into());
             }
-            run_pull(&base, args, true).await
+            run_pull(&args.settings.config(environment)?, args, true).await
         }
-        Command::Reconcile(args) => reconcile(&base, args).await.map(|()| 0),
-        other => run_other(base, other).await.map(|()| 0),
+        Command::Reconcile(args) => reconcile(&args.settings.config(environment)?, args)
+            .await
+            .map(|()| 0),
+        other => run_other(other).await.map(|()| 0),
     }
 }
 
-async fn run_other(
-    base: Config,
-    command: Command,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn run_other(command: Command) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match command {
-        Command::Serve(args) => serve(base, args).await,
+        Command::Serve(args) => serve(args).await,
         Command::CollectionForTopic { topics } => {
             for topic in topics {
                 println!("{}", collection_for_topic(&topic).slug());
@@ -107,7 +97,7 @@ async fn run_other(
             Ok(())
         }
         Command::Redrive => {
-            let summary = crate::redrive::redrive(&base).await?;
+            let summary = crate::redrive::redrive(&Config::from_lookup(environment)?).await?;
             println!(
                 "dead-letter objects: {}, re-delivered and deleted: {} ({} rows), kept: {}",
                 summary.objects, summary.redriven, summary.rows, summary.kept
@@ -118,22 +108,14 @@ async fn run_other(
     }
 }
 
-/// The keys given by `flag` (replacing the environment's), else the environment's, else,
-/// when no secret supplies keys, one generated for this run and printed once on the
-/// operator's own terminal (never through the logger) to paste where it is needed.
+/// The configured keys (from flags or the environment), else, when no secret supplies keys,
+/// one generated for this run and printed once on the operator's own terminal (never
+/// through the logger) to paste where it is needed.
 fn local_keys(
-    flag: &str,
-    given: Vec<String>,
     configured: Vec<WriteKey>,
     from_secret: bool,
     what: &str,
 ) -> Result<Vec<WriteKey>, Box<dyn std::error::Error + Send + Sync>> {
-    if !given.is_empty() {
-        return Ok(given
-            .into_iter()
-            .map(|key| parse_write_key(flag, key))
-            .collect::<Result<_, _>>()?);
-    }
     if !configured.is_empty() || from_secret {
         return Ok(configured);
     }
@@ -147,41 +129,30 @@ fn local_keys(
     Ok(vec![generated])
 }
 
-async fn serve(
-    mut config: Config,
-    args: ServeArgs,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    if !args.write_keys.is_empty() {
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut config = args.settings.config(environment)?;
+    // Keys on the command line are this run's keys, whatever the secret holds.
+    if args.settings.gave(&settings::WRITE_KEY) {
         config.write_key_secret_arn = None;
     }
     let from_secret = config.write_key_secret_arn.is_some();
     config.write_keys = local_keys(
-        "--write-key",
-        args.write_keys,
         std::mem::take(&mut config.write_keys),
         from_secret,
         "write key",
     )?;
     config.segment_write_keys = local_keys(
-        "--segment-write-key",
-        args.segment_write_keys,
         std::mem::take(&mut config.segment_write_keys),
         from_secret,
         "Segment write key",
     )?;
-    if let Some(schema) = args.schema {
-        config.schema = parse_schema_name(schema)?;
-    }
-    if let Some(secs) = args.timestamp_tolerance_secs {
-        config.timestamp_tolerance = std::time::Duration::from_secs(secs);
-    }
     if args.discard_events_for_benchmarks {
         config.sink = Some(SinkConfig::DiscardForBenchmarks);
     }
-    match (args.lake, &config.sink) {
-        (Some(dir), _) => config.sink = Some(SinkConfig::LocalLake(dir)),
-        (None, Some(_)) => {}
-        (None, None) => config.sink = Some(SinkConfig::LocalLake(PathBuf::from(DEFAULT_LAKE_DIR))),
+    // `--lake` chooses the lake even where the environment names a delivery stream; with
+    // neither, `serve` writes to the default lake.
+    if args.settings.gave(&settings::LAKE_DIR) || config.sink.is_none() {
+        config.sink = Some(SinkConfig::LocalLake(lake_dir(&config)));
     }
     let destination = match &config.sink {
         Some(SinkConfig::LocalLake(dir)) => format!("lake at {}", dir.display()),
@@ -191,7 +162,12 @@ async fn serve(
         }
         None => String::new(),
     };
-    let app = router(build_state(config, Mode::Local).await?);
+    let app = router(
+        build_state(config, Mode::Local, async || {
+            Ok(crate::aws_clients::load_sdk_config().await?)
+        })
+        .await?,
+    );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, %destination, "serving");

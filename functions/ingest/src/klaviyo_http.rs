@@ -13,13 +13,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use klaviyo_source::secret::ApiKey;
 
-/// Klaviyo's API host.
-pub const DEFAULT_KLAVIYO_API_BASE_URL: &str = "https://a.klaviyo.com";
-/// The API revision every request is pinned to (sent as the `revision` header and recorded
-/// on every pulled row). 2026-01-15 is the first revision whose Get Events accepts
-/// `page[size]` up to 1000.
-pub const DEFAULT_KLAVIYO_API_REVISION: &str = "2026-01-15";
-
 /// Klaviyo's answer to one request.
 #[derive(Debug)]
 pub struct Answer {

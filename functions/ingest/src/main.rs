@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use ingest::config::Config;
 use ingest::telemetry::{init_logging, json_logs};
 
 #[tokio::main]
@@ -14,11 +13,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     init_logging(json_logs(false, |key| std::env::var(key).ok()));
-    let result = match Config::from_lookup(|key| std::env::var(key).ok()) {
-        Ok(config) => ingest::cli::run(config).await,
-        Err(err) => Err(err.into()),
-    };
-    match result {
+    match ingest::cli::run().await {
         Ok(status) => ExitCode::from(status),
         Err(err) => {
             tracing::error!(error = %err, "start-up failed");

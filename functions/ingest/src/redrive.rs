@@ -31,7 +31,7 @@ pub async fn redrive(config: &Config) -> Result<RedriveSummary, RedriveError> {
     let Some(SinkConfig::Firehose(firehose)) = &config.sink else {
         return Err("redrive needs DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET".into());
     };
-    let sdk = load_sdk_config().await;
+    let sdk = load_sdk_config().await?;
     let s3 = s3_client(&sdk);
     let sink = firehose_sink(firehose, &config.schema, &sdk);
     let mut summary = RedriveSummary::default();

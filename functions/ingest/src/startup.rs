@@ -14,7 +14,7 @@ use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
 
-use crate::aws_clients::{load_sdk_config, s3_client};
+use crate::aws_clients::{AwsConfigError, s3_client};
 use crate::config::{Config, ConfigError, FirehoseConfig, IdentityConfig, SinkConfig};
 use crate::firehose_api::SdkFirehose;
 use crate::klaviyo_api::KlaviyoProfilesApi;
@@ -38,6 +38,9 @@ pub enum StartError {
     /// The write keys cannot verify anything (none, too many).
     #[error(transparent)]
     Keys(#[from] VerifierConfigError),
+    /// No AWS SDK configuration (region or credentials missing, no root certificates).
+    #[error(transparent)]
+    Aws(#[from] AwsConfigError),
     /// The configured delivery stream does not exist.
     #[error(
         "delivery stream {0:?} does not exist in this account and region (DELIVERY_STREAM_NAME)"
@@ -79,13 +82,18 @@ pub enum Mode {
     Local,
 }
 
-/// Builds the router state from `config`, reading secrets and creating AWS clients only
-/// when the configuration needs them.
-pub async fn build_state(config: Config, mode: Mode) -> Result<AppState, StartError> {
+/// Builds the router state from `config`, reading secrets and creating AWS clients (with
+/// the configuration `load_sdk` gives: see aws_clients.rs) only when the configuration
+/// needs them.
+pub async fn build_state(
+    config: Config,
+    mode: Mode,
+    load_sdk: impl AsyncFnOnce() -> Result<SdkConfig, StartError>,
+) -> Result<AppState, StartError> {
     let needs_aws = config.write_key_secret_arn.is_some()
         || matches!(config.sink, Some(SinkConfig::Firehose(_)));
     let sdk = if needs_aws {
-        Some(load_sdk_config().await)
+        Some(load_sdk().await?)
     } else {
         None
     };

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 /// Klaviyo's steady limit of Get Events, requests per minute.
 pub const KLAVIYO_STEADY_LIMIT_PER_MINUTE: u32 = 3_500;
-/// The default budget: a fifth of the steady limit.
-pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 700;
 
 /// A token bucket refilled at `per_minute / 60` tokens a second, holding at most one
 /// second's worth, so no minute ever sees more than the budget plus one second's tokens

@@ -25,9 +25,6 @@ use crate::warehouse::row::{PartitionKey, WarehouseRow};
 /// Makes temporary file names unique within the process.
 static TEMP_FILE_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// The default warehouse schema (namespace) name, as in Segment's docs.
-pub const DEFAULT_SCHEMA: &str = "klaviyo";
-
 /// Writes rows into a local directory laid out like the S3 bucket.
 #[derive(Debug, Clone)]
 pub struct LocalLakeSink {

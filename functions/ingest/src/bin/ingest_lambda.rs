@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use ingest::app::router;
+use ingest::aws_clients::sdk_config_from_lambda_environment;
 use ingest::config::Config;
 use ingest::startup::{Mode, StartError, build_state};
 use ingest::telemetry::{init_logging, json_logs};
@@ -20,7 +21,14 @@ async fn main() -> ExitCode {
     }
     init_logging(json_logs(true, |key| std::env::var(key).ok()));
     let started = match Config::from_lookup(|key| std::env::var(key).ok()) {
-        Ok(config) => build_state(config, Mode::Lambda).await,
+        Ok(config) => {
+            build_state(config, Mode::Lambda, async || {
+                Ok(sdk_config_from_lambda_environment(|key| {
+                    std::env::var(key).ok()
+                })?)
+            })
+            .await
+        }
         Err(err) => Err(err.into()),
     };
     let result = match started {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use klaviyo_source::klaviyo::metric_aggregates::{daily_count_request, parse_daily_counts};
-use klaviyo_source::klaviyo::metric_alias::MetricChannel;
 use klaviyo_source::pull::state::Order;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::local_lake::LocalLakeSink;
@@ -23,6 +22,8 @@ use super::state_store::{LocalStateFile, PullStateStore};
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::Config;
 use crate::s3_lake::S3LakeSink;
+use crate::setting_flags::{self, SettingFlags};
+use crate::settings;
 
 /// Exit status when the run stopped before everything asked for was stored.
 pub const EXIT_INCOMPLETE: u8 = 3;
@@ -48,7 +49,7 @@ pub async fn destination(
 ) -> Result<Destination, CommandError> {
     Ok(match bucket {
         Some(bucket) => {
-            let s3 = s3_client(&load_sdk_config().await);
+            let s3 = s3_client(&load_sdk_config().await?);
             Destination {
                 sink: Arc::new(S3LakeSink::new(
                     s3.clone(),
@@ -78,9 +79,9 @@ pub async fn destination(
 /// Flags shared by `pull` and `backfill`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PullArgs {
-    /// Lake directory; the pull keeps its state under it [env: LAKE_DIR] [default: ./lake].
-    #[arg(long)]
-    pub lake: Option<PathBuf>,
+    /// The lake (the pull keeps its state under it), channels and request budget.
+    #[command(flatten)]
+    pub settings: SettingFlags<setting_flags::Pull>,
     /// Start of the window to read (RFC 3339, inclusive). Without --from/--to the pull
     /// continues from its saved cursor.
     #[arg(long, requires = "to", value_parser = parse_time)]
@@ -91,17 +92,9 @@ pub struct PullArgs {
     /// Read the newest day first (a backfill that wants recent history soonest).
     #[arg(long)]
     pub newest_first: bool,
-    /// Channels whose Klaviyo metrics are read: email, sms, push (comma-separated)
-    /// [env: PULL_CHANNELS] [default: email].
-    #[arg(long, value_delimiter = ',', value_parser = parse_channel)]
-    pub channels: Vec<MetricChannel>,
     /// A further metric to read, by name (repeatable).
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
-    /// Requests per minute to Klaviyo's Get Events (Klaviyo allows 3,500 per account,
-    /// shared with every other integration) [env: PULL_REQUESTS_PER_MINUTE] [default: 700].
-    #[arg(long)]
-    pub requests_per_minute: Option<u32>,
     /// Seconds a lease holds without renewal; a crashed run blocks the next one this long.
     #[arg(long, default_value_t = 120)]
     pub lease_secs: i64,
@@ -121,7 +114,7 @@ pub struct PullArgs {
     pub parallel_windows: usize,
     /// Write the lake's objects straight into this S3 bucket instead of a directory (a
     /// backfill that skips Firehose); the state then lives in the bucket too (--state-key).
-    #[arg(long, conflicts_with = "lake")]
+    #[arg(long, conflicts_with = settings::LAKE_DIR.var)]
     pub bucket: Option<String>,
     /// The state object's key with --bucket; not the scheduled pull's own key, so a
     /// backfill and the schedule never hold each other's lease.
@@ -137,24 +130,13 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     parse_iso_datetime(text).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
-fn parse_channel(text: &str) -> Result<MetricChannel, String> {
-    [
-        MetricChannel::Email,
-        MetricChannel::Sms,
-        MetricChannel::Push,
-    ]
-    .into_iter()
-    .find(|channel| channel.as_str() == text.trim().to_ascii_lowercase())
-    .ok_or_else(|| format!("{text:?} is not one of email, sms, push"))
-}
-
 /// Errors of the pull commands.
 type CommandError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs `pull` (or `backfill`, which adds a progress line); the exit status.
 pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result<u8, CommandError> {
-    let lake = lake_dir(config, args.lake.as_deref());
-    let api = events_api(config, &args)?;
+    let lake = lake_dir(config);
+    let api = events_api(config)?;
     let plan = match (args.from, args.to) {
         (Some(from), Some(to)) if from < to => PullPlan::Window {
             from,
@@ -220,34 +202,29 @@ pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result
     Ok(if report.complete { 0 } else { EXIT_INCOMPLETE })
 }
 
-/// The lake directory: the flag, else LAKE_DIR, else `./lake`.
-pub fn lake_dir(config: &Config, flag: Option<&Path>) -> PathBuf {
-    flag.map(Path::to_path_buf)
-        .or_else(|| match &config.sink {
-            Some(crate::config::SinkConfig::LocalLake(dir)) => Some(dir.clone()),
-            _ => None,
-        })
+/// The lake directory: `--lake`, else LAKE_DIR, else `./lake`.
+pub fn lake_dir(config: &Config) -> PathBuf {
+    config
+        .lake_dir
+        .clone()
         .unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_LAKE_DIR))
 }
 
-fn events_api(config: &Config, args: &PullArgs) -> Result<Arc<EventsApi>, CommandError> {
+fn events_api(config: &Config) -> Result<Arc<EventsApi>, CommandError> {
     let Some(api_key) = config.identity.api_key.clone() else {
         return Err("KLAVIYO_API_KEY is not set: the pull needs a private API key with the events:read and metrics:read scopes".into());
     };
-    let budget = args
-        .requests_per_minute
-        .unwrap_or(config.pull_requests_per_minute);
-    Ok(EventsApi::for_account(config, api_key, budget)?)
+    Ok(EventsApi::for_account(
+        config,
+        api_key,
+        config.pull_requests_per_minute,
+    )?)
 }
 
 fn settings(config: &Config, args: &PullArgs) -> PullSettings {
     PullSettings {
         choice: MetricChoice {
-            channels: if args.channels.is_empty() {
-                config.pull_channels.clone()
-            } else {
-                args.channels.clone()
-            },
+            channels: config.pull_channels.clone(),
             names: args.metrics.clone(),
         },
         settle: TimeDelta::seconds(args.settle_secs.max(1)),

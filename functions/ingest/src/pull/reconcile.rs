@@ -21,14 +21,15 @@ use super::s3_state::S3StateObject;
 use super::state_store::{LocalStateFile, PullStateStore};
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::Config;
-use crate::config::DEFAULT_PULL_STATE_KEY;
+use crate::setting_flags::{self, SettingFlags};
+use crate::settings;
 
 /// Flags of `reconcile`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReconcileArgs {
-    /// Lake directory [env: LAKE_DIR] [default: ./lake].
-    #[arg(long)]
-    pub lake: Option<PathBuf>,
+    /// The lake.
+    #[command(flatten)]
+    pub settings: SettingFlags<setting_flags::Reconcile>,
     /// First day's start (RFC 3339).
     #[arg(long, value_parser = parse_time)]
     pub from: DateTime<Utc>,
@@ -39,7 +40,7 @@ pub struct ReconcileArgs {
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
     /// Count the ids stored in this S3 bucket (the deployed lake) instead of a directory.
-    #[arg(long, conflicts_with = "lake")]
+    #[arg(long, conflicts_with = settings::LAKE_DIR.var)]
     pub bucket: Option<String>,
 }
 
@@ -122,14 +123,11 @@ pub async fn reconcile(
     let Some(api_key) = config.identity.api_key.clone() else {
         return Err("KLAVIYO_API_KEY is not set".into());
     };
-    let lake = super::command::lake_dir(config, args.lake.as_deref());
+    let lake = super::command::lake_dir(config);
     let (stored, state_store): (StoredLake, Box<dyn PullStateStore>) = match &args.bucket {
         Some(bucket) => {
-            let s3 = s3_client(&load_sdk_config().await);
-            let key = config
-                .pull_state
-                .as_ref()
-                .map_or(DEFAULT_PULL_STATE_KEY.to_owned(), |(_, key)| key.clone());
+            let s3 = s3_client(&load_sdk_config().await?);
+            let key = config.pull_state_key.clone();
             (
                 StoredLake::Bucket(s3.clone(), bucket.clone()),
                 Box::new(S3StateObject::new(s3, bucket.clone(), key)),

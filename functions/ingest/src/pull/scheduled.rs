@@ -14,7 +14,7 @@ use super::events_api::{EventsApi, EventsApiError};
 use super::metric_selection::MetricChoice;
 use super::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
 use super::s3_state::S3StateObject;
-use crate::aws_clients::{load_sdk_config, s3_client};
+use crate::aws_clients::{s3_client, sdk_config_from_lambda_environment};
 use crate::config::{Config, SinkConfig};
 use crate::metrics::{PullRunFigures, pull_run_document};
 use crate::startup::{StartError, firehose_sink};
@@ -27,9 +27,10 @@ pub struct ScheduledPull {
 
 impl ScheduledPull {
     /// Builds the run from `config`: the API key from the secret (or KLAVIYO_API_KEY), the
-    /// Firehose sink, the S3 state object. Missing pieces fail the cold start, naming them.
+    /// Firehose sink, the S3 state object, with AWS clients configured from the Lambda
+    /// runtime's variables. Missing pieces fail the cold start, naming them.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
-        let sdk = load_sdk_config().await;
+        let sdk = sdk_config_from_lambda_environment(|key| std::env::var(key).ok())?;
         let from_secret = match &config.write_key_secret_arn {
             Some(arn) => {
                 fetch_source_secret(&aws_sdk_secretsmanager::Client::new(&sdk), arn)
@@ -46,7 +47,10 @@ impl ScheduledPull {
                 "the scheduled pull writes to Firehose: set DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET",
             ));
         };
-        let Some((bucket, key)) = config.pull_state.clone() else {
+        let (Some(bucket), key) = (
+            config.pull_state_bucket.clone(),
+            config.pull_state_key.clone(),
+        ) else {
             return Err(StartError::Misconfigured(
                 "the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET",
             ));
