@@ -21,6 +21,7 @@ pub mod request_body;
 pub mod request_deadline;
 pub mod s3_dead_letter;
 pub mod s3_lake;
+pub mod s3_objects;
 pub mod sdk_http;
 pub mod segment_route;
 pub mod setting_flags;

@@ -2,12 +2,15 @@
 //! deletes each object only once all its rows were accepted. Rows keep their ids, so a
 //! redrive that overlaps an earlier partial delivery adds no distinct ids.
 
+use std::sync::Arc;
+
 use aws_sdk_s3::Client;
 use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::dead_letter::decode_dead_letter;
 
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::{Config, SinkConfig};
+use crate::s3_objects::S3Objects;
 use crate::startup::firehose_sink;
 
 /// Why a redrive stopped (an AWS call, a dead-letter object that does not decode).
@@ -33,7 +36,12 @@ pub async fn redrive(config: &Config) -> Result<RedriveSummary, RedriveError> {
     };
     let sdk = load_sdk_config().await?;
     let s3 = s3_client(&sdk);
-    let sink = firehose_sink(firehose, &config.schema, &sdk);
+    let sink = firehose_sink(
+        firehose,
+        &config.schema,
+        &sdk,
+        Arc::new(S3Objects::new(&sdk)?),
+    );
     let mut summary = RedriveSummary::default();
     for key in list_keys(
         &s3,

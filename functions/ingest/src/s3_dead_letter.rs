@@ -1,22 +1,23 @@
 //! The dead-letter store in S3.
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
+use std::sync::Arc;
+
 use klaviyo_source::sink::dead_letter::{DeadLetterError, DeadLetterStore, StoreFuture};
+
+use crate::s3_objects::{S3Error, S3Objects, WriteCondition};
 
 /// Writes dead-letter objects to one bucket.
 #[derive(Debug, Clone)]
 pub struct S3DeadLetter {
-    client: Client,
+    s3: Arc<S3Objects>,
     bucket: String,
 }
 
 impl S3DeadLetter {
     /// The store in `bucket`.
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(s3: Arc<S3Objects>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            s3,
             bucket: bucket.into(),
         }
     }
@@ -25,20 +26,25 @@ impl S3DeadLetter {
 impl DeadLetterStore for S3DeadLetter {
     fn store<'a>(&'a self, key: String, object: Vec<u8>) -> StoreFuture<'a> {
         Box::pin(async move {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .content_type("application/x-ndjson")
-                .body(ByteStream::from(object))
-                .send()
+            self.s3
+                .put(
+                    &self.bucket,
+                    &key,
+                    "application/x-ndjson",
+                    object,
+                    &WriteCondition::Always,
+                )
                 .await
-                .map_err(|err| match err.code() {
+                .map_err(|err| match err {
                     // The service answered: a refusal with its error code.
-                    Some(code) => DeadLetterError::Refused(code.to_owned()),
-                    None => DeadLetterError::Unreachable(
-                        aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
-                    ),
+                    S3Error::Refused { status, code } => {
+                        DeadLetterError::Refused(if code.is_empty() {
+                            format!("HTTP {status}")
+                        } else {
+                            code
+                        })
+                    }
+                    S3Error::Unreachable(detail) => DeadLetterError::Unreachable(detail),
                 })?;
             Ok(key)
         })

@@ -10,12 +10,13 @@
 use aws_sdk_firehose::types::DeliveryStreamStatus;
 
 use crate::config::FirehoseConfig;
+use crate::s3_objects::S3Objects;
 use crate::startup::StartError;
 
 /// Runs the checks for the Firehose sink.
 pub async fn check_firehose_resources(
     firehose: &aws_sdk_firehose::Client,
-    s3: &aws_sdk_s3::Client,
+    s3: &S3Objects,
     config: &FirehoseConfig,
 ) -> Result<(), StartError> {
     match firehose
@@ -50,17 +51,13 @@ pub async fn check_firehose_resources(
         ),
     }
     if let Err(err) = s3
-        .list_objects_v2()
-        .bucket(&config.dead_letter_bucket)
-        .prefix(&config.dead_letter_prefix)
-        .max_keys(1)
-        .send()
+        .list_one(&config.dead_letter_bucket, &config.dead_letter_prefix)
         .await
     {
         tracing::error!(
             bucket = %config.dead_letter_bucket,
             prefix = %config.dead_letter_prefix,
-            error = %aws_sdk_s3::error::DisplayErrorContext(err),
+            error = %err,
             "the dead-letter prefix is not reachable: undeliverable rows could not be spilled and such requests will answer 503"
         );
     }

@@ -14,13 +14,14 @@ use klaviyo_source::sink::EventSink;
 use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use klaviyo_source::sink::local_lake::LocalLakeSink;
 
-use crate::aws_clients::{AwsConfigError, s3_client};
+use crate::aws_clients::AwsConfigError;
 use crate::config::{Config, ConfigError, FirehoseConfig, IdentityConfig, SinkConfig};
 use crate::firehose_api::SdkFirehose;
 use crate::klaviyo_api::KlaviyoProfilesApi;
 use crate::klaviyo_http::KlaviyoHttp;
 use crate::metrics::MetricsEmitter;
 use crate::s3_dead_letter::S3DeadLetter;
+use crate::s3_objects::S3Objects;
 use crate::start_checks::check_firehose_resources;
 use crate::state::AppState;
 use crate::write_key_secret::{SecretError, fetch_source_secret};
@@ -126,13 +127,9 @@ pub async fn build_state(
 
     let sink: Arc<dyn EventSink> = match (&config.sink, &sdk) {
         (Some(SinkConfig::Firehose(firehose)), Some(sdk)) => {
-            check_firehose_resources(
-                &aws_sdk_firehose::Client::new(sdk),
-                &s3_client(sdk),
-                firehose,
-            )
-            .await?;
-            Arc::new(firehose_sink(firehose, &config.schema, sdk))
+            let s3 = Arc::new(S3Objects::new(sdk)?);
+            check_firehose_resources(&aws_sdk_firehose::Client::new(sdk), &s3, firehose).await?;
+            Arc::new(firehose_sink(firehose, &config.schema, sdk, s3))
         }
         (Some(SinkConfig::LocalLake(dir)), _) => {
             let lake = LocalLakeSink::new(dir, &config.schema);
@@ -211,7 +208,12 @@ fn identity_resolver(
 }
 
 /// The Firehose sink with its S3 dead-letter store.
-pub fn firehose_sink(firehose: &FirehoseConfig, schema: &str, sdk: &SdkConfig) -> FirehoseSink {
+pub fn firehose_sink(
+    firehose: &FirehoseConfig,
+    schema: &str,
+    sdk: &SdkConfig,
+    s3: Arc<S3Objects>,
+) -> FirehoseSink {
     let settings = FirehoseSinkSettings {
         pack_budget: if firehose.pack_records {
             MAX_RECORD_BYTES
@@ -228,10 +230,7 @@ pub fn firehose_sink(firehose: &FirehoseConfig, schema: &str, sdk: &SdkConfig) -
             aws_sdk_firehose::Client::new(sdk),
             &firehose.stream,
         )),
-        Arc::new(S3DeadLetter::new(
-            s3_client(sdk),
-            &firehose.dead_letter_bucket,
-        )),
+        Arc::new(S3DeadLetter::new(s3, &firehose.dead_letter_bucket)),
         settings,
     )
 }

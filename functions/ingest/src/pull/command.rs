@@ -22,6 +22,7 @@ use super::state_store::{LocalStateFile, PullStateStore};
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::Config;
 use crate::s3_lake::S3LakeSink;
+use crate::s3_objects::S3Objects;
 use crate::setting_flags::{self, SettingFlags};
 use crate::settings;
 
@@ -49,15 +50,15 @@ pub async fn destination(
 ) -> Result<Destination, CommandError> {
     Ok(match bucket {
         Some(bucket) => {
-            let s3 = s3_client(&load_sdk_config().await?);
+            let sdk = load_sdk_config().await?;
             Destination {
                 sink: Arc::new(S3LakeSink::new(
-                    s3.clone(),
+                    s3_client(&sdk),
                     bucket.to_owned(),
                     config.schema.clone(),
                 )),
                 store: Arc::new(S3StateObject::new(
-                    s3,
+                    Arc::new(S3Objects::new(&sdk)?),
                     bucket.to_owned(),
                     state_key.to_owned(),
                 )),

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -21,6 +22,7 @@ use super::s3_state::S3StateObject;
 use super::state_store::{LocalStateFile, PullStateStore};
 use crate::aws_clients::{load_sdk_config, s3_client};
 use crate::config::Config;
+use crate::s3_objects::S3Objects;
 use crate::setting_flags::{self, SettingFlags};
 use crate::settings;
 
@@ -126,11 +128,16 @@ pub async fn reconcile(
     let lake = super::command::lake_dir(config);
     let (stored, state_store): (StoredLake, Box<dyn PullStateStore>) = match &args.bucket {
         Some(bucket) => {
-            let s3 = s3_client(&load_sdk_config().await?);
+            let sdk = load_sdk_config().await?;
+            let s3 = s3_client(&sdk);
             let key = config.pull_state_key.clone();
             (
                 StoredLake::Bucket(s3.clone(), bucket.clone()),
-                Box::new(S3StateObject::new(s3, bucket.clone(), key)),
+                Box::new(S3StateObject::new(
+                    Arc::new(S3Objects::new(&sdk)?),
+                    bucket.clone(),
+                    key,
+                )),
             )
         }
         None => (

@@ -14,9 +14,10 @@ use super::events_api::{EventsApi, EventsApiError};
 use super::metric_selection::MetricChoice;
 use super::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
 use super::s3_state::S3StateObject;
-use crate::aws_clients::{s3_client, sdk_config_from_lambda_environment};
+use crate::aws_clients::sdk_config_from_lambda_environment;
 use crate::config::{Config, SinkConfig};
 use crate::metrics::{PullRunFigures, pull_run_document};
+use crate::s3_objects::S3Objects;
 use crate::startup::{StartError, firehose_sink};
 use crate::write_key_secret::fetch_source_secret;
 
@@ -55,6 +56,7 @@ impl ScheduledPull {
                 "the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET",
             ));
         };
+        let s3 = Arc::new(S3Objects::new(&sdk)?);
         let holder = format!(
             "lambda-{}",
             std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into())
@@ -63,8 +65,8 @@ impl ScheduledPull {
             run: PullRun {
                 api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
                     .map_err(StartError::klaviyo_client)?,
-                store: Arc::new(S3StateObject::new(s3_client(&sdk), bucket, key)),
-                sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk)),
+                store: Arc::new(S3StateObject::new(s3.clone(), bucket, key)),
+                sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk, s3)),
                 settings: PullSettings {
                     choice: MetricChoice {
                         channels: config.pull_channels.clone(),
