@@ -7,7 +7,7 @@ use klaviyo_source::mapping::segment_call::map_segment_call;
 use klaviyo_source::secret::WriteKey;
 use klaviyo_source::segment::write_keys::SegmentWriteKeys;
 use klaviyo_source::segment::tracking_api::{CallKind, SegmentCall};
-use klaviyo_source::warehouse::row::mapped_row;
+use klaviyo_source::warehouse::request_rows::request_rows;
 use libfuzzer_sys::fuzz_target;
 
 const KEY: &str = "fuzz-write-key-000001";
@@ -20,7 +20,5 @@ fuzz_target!(|data: &[u8]| {
     let Some(now) = Utc.timestamp_opt(1_704_391_530, 0).single() else { return };
     let Ok(call) = SegmentCall::parse(body, kind) else { return };
     let Ok(call) = call.authenticate(Some(KEY), &keys) else { return };
-    for mapped in map_segment_call(&call, now) {
-        let _ = mapped_row(mapped, now);
-    }
+    let _ = request_rows(map_segment_call(&call, now), &Default::default(), false, now);
 });

@@ -11,7 +11,7 @@ use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, si
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::row::mapped_row;
+use klaviyo_source::warehouse::request_rows::request_rows;
 use libfuzzer_sys::fuzz_target;
 
 const TIMESTAMP: &str = "1704391525";
@@ -31,6 +31,6 @@ fuzz_target!(|body: &[u8]| {
     let Ok(authenticated) = verifier.verify(headers, body, now) else { return };
     let Ok(webhook) = decode_webhook(&authenticated) else { return };
     let receipt = Receipt { signed_at: now, received_at: now };
-    let rows: Vec<_> = map_webhook(webhook, receipt).into_iter().map(|mapped| mapped_row(mapped, now)).collect();
+    let (rows, _) = request_rows(map_webhook(webhook, receipt), &Default::default(), false, now);
     let _ = pack_rows(&rows, MAX_RECORD_BYTES);
 });

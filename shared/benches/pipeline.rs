@@ -19,7 +19,7 @@ use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, si
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::row::mapped_row;
+use klaviyo_source::warehouse::request_rows::request_rows;
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/webhooks/all_six_collections.json");
@@ -63,7 +63,14 @@ fn unreachable_key() -> WriteKey {
     WriteKey::from_random_bytes([7; 32])
 }
 
-/// The whole request path up to the sink; answers the number of Firehose records.
+fn no_lookups() -> std::collections::HashMap<String, klaviyo_source::identity::resolver::Resolution>
+{
+    std::collections::HashMap::new()
+}
+
+/// The whole request path up to the sink, through the same functions production calls
+/// (verify, decode, map, `request_rows`, the Firehose sink's packing); answers the number
+/// of Firehose records.
 fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>) -> usize {
     let headers = SignatureHeaders {
         signature: Some(&body.signature),
@@ -80,10 +87,8 @@ fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>
         signed_at: authenticated.signed_at(),
         received_at: now,
     };
-    let rows: Vec<_> = map_webhook(webhook, receipt)
-        .into_iter()
-        .map(|mapped| mapped_row(mapped, now))
-        .collect();
+    // The function the routes and the pull call (no profile lookup configured).
+    let (rows, _) = request_rows(map_webhook(webhook, receipt), &no_lookups(), false, now);
     pack_rows(&rows, MAX_RECORD_BYTES)
         .map(|p| p.records.len())
         .unwrap_or(0)

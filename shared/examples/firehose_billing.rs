@@ -11,7 +11,7 @@ use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, si
 use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::row::{WarehouseRow, mapped_row};
+use klaviyo_source::warehouse::request_rows::request_rows;
 use serde_json::Value;
 
 const EVENTS: usize = 1000;
@@ -55,10 +55,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         signed_at: now,
         received_at: now,
     };
-    let rows: Vec<WarehouseRow> = map_webhook(webhook, receipt)
-        .into_iter()
-        .map(|mapped| mapped_row(mapped, now))
-        .collect();
+    let (rows, _) = request_rows(
+        map_webhook(webhook, receipt),
+        &std::collections::HashMap::new(),
+        false,
+        now,
+    );
 
     println!(
         "events: {}, webhook body: {} bytes",

@@ -10,7 +10,6 @@ use klaviyo_source::klaviyo::signature::AuthError;
 use klaviyo_source::klaviyo::webhook::DecodeError;
 use klaviyo_source::segment::tracking_api::SegmentCallError;
 use klaviyo_source::sink::SinkError;
-use serde::Serialize;
 use serde_json::json;
 
 use crate::observe::RefusedRequest;
@@ -75,14 +74,7 @@ pub enum ApiError {
     UnsupportedType(String),
 }
 
-/// Why one event was set aside.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RejectionSummary {
-    /// Its position in the request.
-    pub index: usize,
-    /// What is wrong.
-    pub reason: String,
-}
+pub use klaviyo_source::warehouse::request_rows::RejectionSummary;
 
 impl ApiError {
     /// The HTTP status and the stable machine-readable code.

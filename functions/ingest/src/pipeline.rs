@@ -7,38 +7,20 @@ use std::collections::{BTreeMap, HashMap};
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use klaviyo_source::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
+use klaviyo_source::identity::apply::klaviyo_profile_id;
 use klaviyo_source::identity::resolver::{Resolution, ResolutionStats};
 use klaviyo_source::mapping::Mapped;
 use klaviyo_source::sink::{DeliveryReport, EventSink, SinkError};
-use klaviyo_source::warehouse::row::{WarehouseRow, rejected_row, track_row};
+pub use klaviyo_source::warehouse::request_rows::IntakeOutcome;
+use klaviyo_source::warehouse::request_rows::request_rows;
+use klaviyo_source::warehouse::row::WarehouseRow;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::api_error::{ApiError, RejectionSummary};
+use crate::api_error::ApiError;
 use crate::metrics::StoredRequest;
 use crate::request_deadline::{identity_deadline, request_deadline};
 use crate::state::AppState;
-
-/// What a stored request answers: how many events were stored as track events, how many
-/// were set aside in the rejected collection (and why), how many were skipped.
-#[derive(Debug, Serialize)]
-pub struct IntakeOutcome {
-    /// Events stored as track events.
-    pub accepted: usize,
-    /// Events stored in the rejected collection instead.
-    pub rejected: usize,
-    /// One entry per rejected event.
-    pub rejections: Vec<RejectionSummary>,
-    /// Events not stored because "only own profiles" is on and their profile has no
-    /// `external_id` (shown only when there are some).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub skipped: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
 
 /// The deadline of a request that has just arrived, from the Lambda invocation's deadline
 /// when there is one (see [`request_deadline`]).
@@ -148,7 +130,7 @@ pub async fn store_resolved(
     deadline: Instant,
 ) -> Result<(IntakeOutcome, StoredRequest), StoreError> {
     let (rows, outcome) = cpu_work(size, move || {
-        build_rows(mapped, &resolutions, only_own_profiles, received_at)
+        request_rows(mapped, &resolutions, only_own_profiles, received_at)
     })
     .await
     .map_err(|_| StoreError::Worker)?;
@@ -198,50 +180,6 @@ async fn resolve_profiles(
         return (HashMap::new(), ResolutionStats::default());
     }
     resolver.resolve(&ids, not_after).await
-}
-
-/// The rows of the mapped events, with the resolved identities applied to the events that
-/// name a Klaviyo profile, and the answer.
-fn build_rows(
-    mapped: Vec<Mapped>,
-    resolutions: &HashMap<String, Resolution>,
-    only_own_profiles: bool,
-    received_at: DateTime<Utc>,
-) -> (Vec<WarehouseRow>, IntakeOutcome) {
-    let mut rows = Vec::with_capacity(mapped.len());
-    let mut outcome = IntakeOutcome {
-        accepted: 0,
-        rejected: 0,
-        rejections: Vec::new(),
-        skipped: 0,
-    };
-    for event in mapped {
-        match event {
-            Ok(mut event) => {
-                if let Some(profile_id) = klaviyo_profile_id(&event).map(str::to_owned) {
-                    let resolution = resolutions
-                        .get(&profile_id)
-                        .unwrap_or(&Resolution::Unresolved);
-                    let decision = apply_identity(&mut event, resolution, only_own_profiles);
-                    if decision == IdentityDecision::SkipNotOwnProfile {
-                        outcome.skipped += 1;
-                        continue;
-                    }
-                }
-                rows.push(track_row(event, received_at));
-                outcome.accepted += 1;
-            }
-            Err(rejection) => {
-                rows.push(rejected_row(&rejection, received_at));
-                outcome.rejections.push(RejectionSummary {
-                    index: rejection.index,
-                    reason: rejection.reason,
-                });
-                outcome.rejected += 1;
-            }
-        }
-    }
-    (rows, outcome)
 }
 
 fn count_per_collection(rows: &[WarehouseRow]) -> Vec<(String, usize)> {

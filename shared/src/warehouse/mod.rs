@@ -3,4 +3,5 @@
 
 pub mod column_name;
 pub mod ndjson;
+pub mod request_rows;
 pub mod row;

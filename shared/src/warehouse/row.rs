@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::column_name::push_column_name;
 use crate::collection::Collection;
-use crate::mapping::{Mapped, Rejection};
+use crate::mapping::Rejection;
 use crate::segment::track::TrackEvent;
 use crate::time_format::{format_timestamp, partition_date};
 
@@ -122,14 +122,6 @@ pub fn rejected_row(rejection: &Rejection, loaded_at: DateTime<Utc>) -> Warehous
             dt: partition_date(rejection.received_at),
         },
         columns,
-    }
-}
-
-/// The row for one mapping outcome: a track row, or a rejected row.
-pub fn mapped_row(mapped: Mapped, loaded_at: DateTime<Utc>) -> WarehouseRow {
-    match mapped {
-        Ok(event) => track_row(event, loaded_at),
-        Err(rejection) => rejected_row(&rejection, loaded_at),
     }
 }
 

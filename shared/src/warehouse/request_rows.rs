@@ -1,0 +1,166 @@
+//! The rows of one request (or one pulled page): every intake's mapped events, with the
+//! identities resolved for them, become track rows, rejected rows or nothing (a profile that
+//! is not the account's own, when only own profiles are kept), and the counts the answer
+//! reports. The routes, the pull and the benchmark all call this one function.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::row::{WarehouseRow, rejected_row, track_row};
+use crate::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
+use crate::identity::resolver::Resolution;
+use crate::mapping::Mapped;
+
+/// Why one event was set aside.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RejectionSummary {
+    /// Its position in the request.
+    pub index: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What a stored request answers: how many events were stored as track events, how many
+/// were set aside in the rejected collection (and why), how many were skipped.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IntakeOutcome {
+    /// Events stored as track events.
+    pub accepted: usize,
+    /// Events stored in the rejected collection instead.
+    pub rejected: usize,
+    /// One entry per rejected event.
+    pub rejections: Vec<RejectionSummary>,
+    /// Events not stored because "only own profiles" is on and their profile has no
+    /// `external_id` (shown only when there are some).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The rows of `mapped` (in order), with `resolutions` applied to the events that name a
+/// Klaviyo profile (an id missing from the map counts as unresolved), and the outcome.
+pub fn request_rows(
+    mapped: Vec<Mapped>,
+    resolutions: &HashMap<String, Resolution>,
+    only_own_profiles: bool,
+    received_at: DateTime<Utc>,
+) -> (Vec<WarehouseRow>, IntakeOutcome) {
+    let mut rows = Vec::with_capacity(mapped.len());
+    let mut outcome = IntakeOutcome::default();
+    for event in mapped {
+        match event {
+            Ok(mut event) => {
+                if let Some(profile_id) = klaviyo_profile_id(&event) {
+                    let resolution = resolutions
+                        .get(profile_id)
+                        .unwrap_or(&Resolution::Unresolved);
+                    let decision = apply_identity(&mut event, resolution, only_own_profiles);
+                    if decision == IdentityDecision::SkipNotOwnProfile {
+                        outcome.skipped += 1;
+                        continue;
+                    }
+                }
+                rows.push(track_row(event, received_at));
+                outcome.accepted += 1;
+            }
+            Err(rejection) => {
+                rows.push(rejected_row(&rejection, received_at));
+                outcome.rejections.push(RejectionSummary {
+                    index: rejection.index,
+                    reason: rejection.reason,
+                });
+                outcome.rejected += 1;
+            }
+        }
+    }
+    (rows, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Profile;
+    use crate::mapping::outcome::{IntakeSource, Rejection};
+    use crate::segment::track::TrackEvent;
+    use serde_json::{Map, json};
+
+    fn event(id: &str, profile: &str) -> TrackEvent {
+        TrackEvent {
+            kind: TrackEvent::KIND,
+            message_id: format!("klaviyo-{id}"),
+            event: "Email Opened".into(),
+            collection_slug: "email_opened".into(),
+            user_id: None,
+            klaviyo_profile_id: Some(profile.into()),
+            anonymous_id: Some(profile.into()),
+            properties: Map::new(),
+            context: json!({"klaviyo": {"profile_id": profile}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            timestamp: "2024-01-04T18:05:01.000Z".into(),
+            original_timestamp: "2024-01-04T18:05:01.000Z".into(),
+            integrations: Map::new(),
+            sent_at: None,
+            received_at: "2024-01-04T18:05:30.000Z".into(),
+        }
+    }
+
+    fn found(id: &str, external_id: Option<&str>) -> (String, Resolution) {
+        let profile = Profile {
+            id: id.into(),
+            email: Some(format!("{id}@example.com")),
+            external_id: external_id.map(str::to_owned),
+        };
+        (id.to_owned(), Resolution::Found(profile))
+    }
+
+    #[test]
+    fn keeps_own_profiles_skips_others_and_rows_rejections_in_order() {
+        let now = Utc::now();
+        let rejection = Rejection::new(
+            IntakeSource::KlaviyoWebhook,
+            2,
+            "no profile".into(),
+            "{}".into(),
+            None,
+            now,
+        );
+        let mapped = vec![
+            Ok(event("1", "OWN")),
+            Ok(event("2", "OTHER")),
+            Err(Box::new(rejection)),
+            Ok(event("4", "UNKNOWN")),
+        ];
+        let resolutions = HashMap::from([found("OWN", Some("u-1")), found("OTHER", None)]);
+
+        let (rows, outcome) = request_rows(mapped.clone(), &resolutions, true, now);
+        assert_eq!(
+            (outcome.accepted, outcome.rejected, outcome.skipped),
+            (2, 1, 1)
+        );
+        assert_eq!(
+            outcome.rejections,
+            vec![RejectionSummary {
+                index: 2,
+                reason: "no profile".into()
+            }]
+        );
+        let ids: Vec<&str> = rows
+            .iter()
+            .map(|row| row.columns["id"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(ids[0], "klaviyo-1");
+        assert_eq!(rows[0].columns["user_id"], "u-1");
+        assert_eq!(rows[1].partition.collection, "rejected_events");
+        assert_eq!(ids[2], "klaviyo-4");
+
+        let (rows, outcome) = request_rows(mapped, &resolutions, false, now);
+        assert_eq!((rows.len(), outcome.skipped), (4, 0));
+    }
+}
