@@ -276,18 +276,19 @@ impl S3Objects {
         } else {
             format!("?{query}")
         };
+        // The China regions are a partition of their own, under another domain.
+        let domain = if self.region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        let region = &self.region;
         match &self.addressing {
             Addressing::PathStyle(endpoint) => format!("{endpoint}/{bucket}/{path}{query}"),
             Addressing::Aws if bucket.contains('.') => {
-                format!(
-                    "https://s3.{}.amazonaws.com/{bucket}/{path}{query}",
-                    self.region
-                )
+                format!("https://s3.{region}.{domain}/{bucket}/{path}{query}")
             }
-            Addressing::Aws => format!(
-                "https://{bucket}.s3.{}.amazonaws.com/{path}{query}",
-                self.region
-            ),
+            Addressing::Aws => format!("https://{bucket}.s3.{region}.{domain}/{path}{query}"),
         }
     }
 }
@@ -394,6 +395,36 @@ mod tests {
         assert_eq!(
             request.headers()["x-amz-content-sha256"],
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    fn s3_in(region: &str, endpoint: Option<&str>) -> S3Objects {
+        let credentials = Credentials::new("AKID", "secret", None, None, "test");
+        let mut sdk = SdkConfig::builder()
+            .region(aws_sdk_firehose::config::Region::new(region.to_owned()))
+            .credentials_provider(SharedCredentialsProvider::new(credentials));
+        sdk.set_endpoint_url(endpoint.map(str::to_owned));
+        S3Objects::new(&sdk.build()).unwrap()
+    }
+
+    #[test]
+    fn addresses_buckets_virtually_in_aws_and_by_path_at_an_endpoint() {
+        let key = "pull-state/klaviyo-pull.json";
+        assert_eq!(
+            s3_in("eu-west-1", None).url("data-bucket", key, ""),
+            "https://data-bucket.s3.eu-west-1.amazonaws.com/pull-state/klaviyo-pull.json"
+        );
+        assert_eq!(
+            s3_in("eu-west-1", None).url("dotted.bucket", "", "list-type=2"),
+            "https://s3.eu-west-1.amazonaws.com/dotted.bucket/?list-type=2"
+        );
+        assert_eq!(
+            s3_in("cn-north-1", None).url("b", "k", ""),
+            "https://b.s3.cn-north-1.amazonaws.com.cn/k"
+        );
+        assert_eq!(
+            s3_in("eu-west-1", Some("http://127.0.0.1:5000/")).url("b", key, ""),
+            "http://127.0.0.1:5000/b/pull-state/klaviyo-pull.json"
         );
     }
 
