@@ -7,11 +7,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use klaviyo_source::secret::ApiKey;
+
+use crate::https_connector::https_connector;
 
 /// Klaviyo's answer to one request.
 #[derive(Debug)]
@@ -54,16 +56,9 @@ impl KlaviyoHttp {
         revision: &str,
         timeout: Duration,
     ) -> Result<Self, std::io::Error> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        // HTTPS to Klaviyo; plain HTTP is allowed only because tests point the base URL at
-        // a local double (the API key then never leaves this machine).
-        let connector = HttpsConnectorBuilder::new()
-            .with_native_roots()?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        // HTTPS to Klaviyo; plain HTTP only for a local double in the tests (the API key
+        // then never leaves this machine).
+        let connector = https_connector(timeout)?;
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,

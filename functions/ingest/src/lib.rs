@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod discarding_sink;
 pub mod firehose_api;
+pub mod https_connector;
 pub mod klaviyo_api;
 pub mod klaviyo_http;
 pub mod local_server;

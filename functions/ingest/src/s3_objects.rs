@@ -22,7 +22,7 @@ use aws_types::sdk_config::SharedCredentialsProvider;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, Method, Request, header};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::aws_clients::AwsConfigError;
+use crate::https_connector::https_connector;
 
 /// Attempts per call: a 5xx or a lost connection is tried again, as the SDK's standard
 /// retry mode does (three attempts).
@@ -100,14 +101,7 @@ impl S3Objects {
     /// S3 as `sdk` describes it (region, credentials, endpoint override); an
     /// `AWS_ENDPOINT_URL_S3` in the environment wins over the general override, as in the SDK.
     pub fn new(sdk: &SdkConfig) -> Result<Self, AwsConfigError> {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(ATTEMPT_TIMEOUT));
-        let connector = HttpsConnectorBuilder::new()
-            .with_native_roots()?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
+        let connector = https_connector(ATTEMPT_TIMEOUT)?;
         let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
             .ok()
             .filter(|url| !url.is_empty())

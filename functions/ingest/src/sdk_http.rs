@@ -15,23 +15,17 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::https_connector::https_connector;
+
 /// The client handed to the SDK configuration; TCP connects give up after
 /// `connect_timeout`.
 pub fn sdk_https_client(connect_timeout: Duration) -> Result<SharedHttpClient, std::io::Error> {
-    let mut tcp = TcpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_connect_timeout(Some(connect_timeout));
-    // Plain HTTP only where an endpoint override says so (an emulator in the tests).
-    let connector = HttpsConnectorBuilder::new()
-        .with_native_roots()?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
+    let connector = https_connector(connect_timeout)?;
     Ok(SharedHttpClient::new(Http1Client {
         connector: Http1Connector {
             client: Client::builder(TokioExecutor::new()).build(connector),
