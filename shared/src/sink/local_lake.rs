@@ -121,10 +121,17 @@ impl EventSink for LocalLakeSink {
     fn deliver<'a>(&'a self, rows: Vec<WarehouseRow>, _deadline: Instant) -> DeliveryFuture<'a> {
         let lake = self.clone();
         Box::pin(async move {
-            // File writes and fsync block; keep them off the async worker threads.
-            tokio::task::spawn_blocking(move || lake.write_all(&rows))
-                .await
-                .map_err(|err| SinkError::Task(err.to_string()))?
+            // File writes and fsync block; keep them off the async worker threads. The rows
+            // come back to be freed where they were built: freeing them on a pool thread
+            // returns their memory across allocator arenas.
+            let (written, rows) = tokio::task::spawn_blocking(move || {
+                let written = lake.write_all(&rows);
+                (written, rows)
+            })
+            .await
+            .map_err(|err| SinkError::Task(err.to_string()))?;
+            drop(rows);
+            written
         })
     }
 }
