@@ -392,6 +392,36 @@ mod tests {
         );
     }
 
+    /// A Lambda role's credentials carry a session token: it goes in
+    /// `x-amz-security-token` and is signed.
+    #[test]
+    fn signs_the_session_token_of_temporary_credentials() {
+        let credentials =
+            Credentials::new("ASIAEXAMPLE", "secret", Some("token".into()), None, "t");
+        let mut request = Request::builder()
+            .method(Method::PUT)
+            .uri("https://b.s3.eu-west-1.amazonaws.com/k")
+            .header("if-none-match", "*")
+            .body(())
+            .unwrap();
+        sign_for_s3(
+            &mut request,
+            b"{}",
+            &credentials,
+            "eu-west-1",
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert_eq!(request.headers()["x-amz-security-token"], "token");
+        let authorization = request.headers()["authorization"].to_str().unwrap();
+        assert!(
+            authorization.contains(
+                "SignedHeaders=host;if-none-match;x-amz-content-sha256;x-amz-date;x-amz-security-token"
+            ),
+            "{authorization}"
+        );
+    }
+
     fn s3_in(region: &str, endpoint: Option<&str>) -> S3Objects {
         let credentials = Credentials::new("AKID", "secret", None, None, "test");
         let mut sdk = SdkConfig::builder()

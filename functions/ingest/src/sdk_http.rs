@@ -85,9 +85,14 @@ impl HttpConnector for Http1Connector {
 /// Every failure of the client is of the connection (refused, reset, closed early, TLS): the
 /// SDK retries those as transient. A connect that timed out is reported as a timeout.
 fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
-    let timed_out = std::error::Error::source(&err)
-        .and_then(|source| source.downcast_ref::<std::io::Error>())
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+    let mut source = std::error::Error::source(&err);
+    let mut timed_out = false;
+    while let Some(cause) = source {
+        timed_out |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        source = cause.source();
+    }
     if timed_out {
         ConnectorError::timeout(err.into())
     } else {

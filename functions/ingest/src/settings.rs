@@ -109,8 +109,9 @@ pub const SCHEMA_NAME: Setting = setting(
 pub const LAKE_DIR: Setting = setting(
     "LAKE_DIR",
     Flag::Long("lake"),
-    // Not a value: in Lambda an unset LAKE_DIR must not select a lake; `serve` applies it.
-    Described("`serve`: `./lake`"),
+    // Not a value: in Lambda an unset LAKE_DIR must not select a lake; the command line
+    // applies it (cli::DEFAULT_LAKE_DIR).
+    Described("local: `./lake`; Lambda: none"),
     "Lake directory",
 );
 /// Freshness window for `Klaviyo-Timestamp`, seconds.
