@@ -7,7 +7,7 @@
 //! Lambda binaries read only the variables the Lambda runtime sets for the function's role:
 //! that is where aws-config's chain finds them in Lambda too, and leaving the rest of the
 //! chain (profile files, STS, IMDS, ECS) out of their binaries makes them smaller (see
-//! README, "A smaller function").
+//! README, design note "Small Lambda binaries").
 
 use std::time::Duration;
 
