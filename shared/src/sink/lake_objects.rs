@@ -11,6 +11,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
+use super::SinkError;
 use crate::warehouse::ndjson::{group_by_partition, write_ndjson_line};
 use crate::warehouse::row::{PartitionKey, WarehouseRow};
 
@@ -46,10 +47,7 @@ pub fn object_name(rows: &[&WarehouseRow]) -> String {
 }
 
 /// The objects of `rows` under `schema`, one per partition, in partition order.
-pub fn lake_objects(
-    schema: &str,
-    rows: &[WarehouseRow],
-) -> Result<Vec<LakeObject>, std::io::Error> {
+pub fn lake_objects(schema: &str, rows: &[WarehouseRow]) -> Result<Vec<LakeObject>, SinkError> {
     group_by_partition(rows)
         .into_iter()
         .map(|(partition, group)| {
@@ -57,15 +55,17 @@ pub fn lake_objects(
             for row in &group {
                 write_ndjson_line(&mut ndjson, row)?;
             }
+            // Compressing into memory cannot fail for want of space; an error here is one of
+            // encoding.
             let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
-            gzip.write_all(&ndjson)?;
+            gzip.write_all(&ndjson).map_err(serde_json::Error::io)?;
             Ok(LakeObject {
                 key: format!(
                     "{schema}/{}/{}",
                     partition_path(partition),
                     object_name(&group)
                 ),
-                gzip: gzip.finish()?,
+                gzip: gzip.finish().map_err(serde_json::Error::io)?,
                 rows: group.len(),
             })
         })
@@ -90,6 +90,17 @@ mod tests {
             },
             columns,
         }
+    }
+
+    #[test]
+    fn different_id_sets_never_share_an_object_name() {
+        let a = row("a", "c");
+        let b = row("b", "c");
+        let joined = row("a\nb", "c");
+        assert_ne!(object_name(&[&a, &b]), object_name(&[&joined]));
+        assert_eq!(object_name(&[&a, &b]), object_name(&[&a, &b]));
+        let empty = row("", "c");
+        assert_ne!(object_name(&[&a]), object_name(&[&a, &empty]));
     }
 
     #[test]

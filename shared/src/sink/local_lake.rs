@@ -12,15 +12,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
-
 use tokio::time::Instant;
 
-use super::lake_objects::{object_name, partition_path};
+use super::lake_objects::lake_objects;
 use super::{DeliveryFuture, DeliveryReport, EventSink, SinkError};
-use crate::warehouse::ndjson::{group_by_partition, write_ndjson_line};
-use crate::warehouse::row::{PartitionKey, WarehouseRow};
+use crate::warehouse::row::WarehouseRow;
 
 /// Makes temporary file names unique within the process.
 static TEMP_FILE_SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -53,20 +49,15 @@ impl LocalLakeSink {
     fn write_all(&self, rows: &[WarehouseRow]) -> Result<DeliveryReport, SinkError> {
         let mut report = DeliveryReport::default();
         let mut staged: Vec<StagedObject> = Vec::new();
-        for (partition, group) in group_by_partition(rows) {
-            let mut ndjson = Vec::new();
-            for row in &group {
-                write_ndjson_line(&mut ndjson, row)?;
-            }
-            let dir = self.partition_dir(partition);
-            match stage_object(&dir, &object_name(&group), &ndjson) {
-                Ok(object) => staged.push(object),
+        for object in lake_objects(&self.schema, rows)? {
+            match stage_object(&self.root.join(&object.key), &object.gzip) {
+                Ok(staged_object) => staged.push(staged_object),
                 Err(err) => {
                     staged.iter().for_each(StagedObject::discard);
                     return Err(err);
                 }
             }
-            report.rows += group.len();
+            report.rows += object.rows;
             report.objects += 1;
         }
         let mut published: Vec<&StagedObject> = Vec::new();
@@ -108,10 +99,6 @@ impl LocalLakeSink {
             walk(&root, &mut removed)?;
         }
         Ok(removed)
-    }
-
-    fn partition_dir(&self, partition: &PartitionKey) -> PathBuf {
-        self.schema_dir().join(partition_path(partition))
     }
 }
 
@@ -203,9 +190,15 @@ fn sync_dir(dir: &Path) -> Result<(), SinkError> {
         .map_err(io_error(dir))
 }
 
-fn stage_object(dir: &Path, name: &str, ndjson: &[u8]) -> Result<StagedObject, SinkError> {
+/// Writes `gzip` to a synced temporary file beside `final_path`.
+fn stage_object(final_path: &Path, gzip: &[u8]) -> Result<StagedObject, SinkError> {
+    let (Some(dir), Some(name)) = (final_path.parent(), final_path.file_name()) else {
+        return Err(io_error(final_path)(std::io::Error::other(
+            "an object's key has no directory or no name",
+        )));
+    };
+    let name = name.to_string_lossy();
     create_dir_synced(dir)?;
-    let final_path = dir.join(name);
     // Unique per write: two requests holding the same ids (a retry racing the original) must
     // not share a temporary file; both then rename onto the same final name, last one wins.
     let sequence = TEMP_FILE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
@@ -214,12 +207,12 @@ fn stage_object(dir: &Path, name: &str, ndjson: &[u8]) -> Result<StagedObject, S
         dir: dir.to_path_buf(),
         existed: final_path.exists(),
         temp_path,
-        final_path,
+        final_path: final_path.to_path_buf(),
     };
     let write = || -> std::io::Result<()> {
-        let mut gzip = GzEncoder::new(File::create(&object.temp_path)?, Compression::default());
-        gzip.write_all(ndjson)?;
-        gzip.finish()?.sync_all()
+        let mut file = File::create(&object.temp_path)?;
+        file.write_all(gzip)?;
+        file.sync_all()
     };
     write().map_err(|err| {
         object.discard();
@@ -231,6 +224,7 @@ fn stage_object(dir: &Path, name: &str, ndjson: &[u8]) -> Result<StagedObject, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::warehouse::row::PartitionKey;
     use flate2::read::GzDecoder;
     use serde_json::{Map, json};
     use std::io::Read;
@@ -297,17 +291,6 @@ mod tests {
                 .join("klaviyo/collection=email_bounced/dt=2024-01-05"),
         );
         assert_eq!(read_gz(&bounced[0]), "{\"id\":\"c\"}\n");
-    }
-
-    #[test]
-    fn different_id_sets_never_share_an_object_name() {
-        let a = row("c", "2024-01-04", "a");
-        let b = row("c", "2024-01-04", "b");
-        let joined = row("c", "2024-01-04", "a\nb");
-        assert_ne!(object_name(&[&a, &b]), object_name(&[&joined]));
-        assert_eq!(object_name(&[&a, &b]), object_name(&[&a, &b]));
-        let empty = row("c", "2024-01-04", "");
-        assert_ne!(object_name(&[&a]), object_name(&[&a, &empty]));
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use super::metric_selection::{MetricChoice, select_metrics};
 use super::run::{Progress, PullPlan, PullReport, PullRun, PullSettings};
 use super::s3_state::S3StateObject;
 use super::state_store::{LocalStateFile, PullStateStore};
-use crate::aws_clients::{load_sdk_config, s3_client};
+use crate::aws_clients::load_sdk_config;
 use crate::config::Config;
 use crate::s3_lake::S3LakeSink;
 use crate::s3_objects::S3Objects;
@@ -50,15 +50,15 @@ pub async fn destination(
 ) -> Result<Destination, CommandError> {
     Ok(match bucket {
         Some(bucket) => {
-            let sdk = load_sdk_config().await?;
+            let s3 = Arc::new(S3Objects::new(&load_sdk_config().await?)?);
             Destination {
                 sink: Arc::new(S3LakeSink::new(
-                    s3_client(&sdk),
+                    s3.clone(),
                     bucket.to_owned(),
                     config.schema.clone(),
                 )),
                 store: Arc::new(S3StateObject::new(
-                    Arc::new(S3Objects::new(&sdk)?),
+                    s3,
                     bucket.to_owned(),
                     state_key.to_owned(),
                 )),
