@@ -7,18 +7,9 @@ the function reaches at start (Secrets Manager, Firehose's DescribeDeliveryStrea
 stack emulator's (moto), on loopback, so the figures leave out network latency to AWS.
 A benchmark that prints figures, not a test.
 
-    .venv/bin/python bench/init_time.py --binary target/release/bootstrap --runs 10
+    .venv/bin/python bench/init_time.py --binary target/release/ingest-lambda --runs 10
 
-The stand-in serves what AWS documents for a custom runtime
-(https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html):
-
-| what | AWS's words |
-|---|---|
-| `GET /2018-06-01/runtime/invocation/next` | "The runtime calls this method to get the next invocation event" |
-| headers `Lambda-Runtime-Aws-Request-Id`, `Lambda-Runtime-Deadline-Ms`, `Lambda-Runtime-Invoked-Function-Arn`, `Lambda-Runtime-Trace-Id` | the response headers of Next invocation |
-| `POST /2018-06-01/runtime/invocation/{AwsRequestId}/response` | "sends an invocation response to Lambda" |
-| `POST /2018-06-01/runtime/init/error`, `.../invocation/{id}/error` | the init and invocation error endpoints |
-| init ends at the first Next call | "the runtime … calls the next invocation API" once initialization is done (the Init phase of the execution environment lifecycle, https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html) |
+The Runtime API stand-in and its contract table: tests/lambda_runtime/runtime_api.py.
 """
 
 import argparse
@@ -29,12 +20,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests/lambda_runtime"))
+from runtime_api import RuntimeApi  # noqa: E402
+
 KEY = "init-bench-write-key-001"
 
 
@@ -42,67 +34,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class RuntimeApi:
-    """One invocation's worth of the Runtime API; times the calls."""
-
-    def __init__(self, event: dict):
-        self.event = json.dumps(event).encode()
-        self.first_next = None
-        self.response_at = None
-        self.response = None
-        self.error = None
-        self.served = False
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                if self.path != "/2018-06-01/runtime/invocation/next":
-                    self.send_error(404)
-                    return
-                if api.first_next is None:
-                    api.first_next = time.monotonic()
-                if api.served:  # the one event is done: hold the runtime here
-                    time.sleep(3600)
-                    return
-                api.served = True
-                self.send_response(200)
-                self.send_header("Lambda-Runtime-Aws-Request-Id", "req-1")
-                self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 29_000))
-                self.send_header("Lambda-Runtime-Invoked-Function-Arn",
-                                 "arn:aws:lambda:eu-west-1:123456789012:function:bench")
-                self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(api.event)))
-                self.end_headers()
-                self.wfile.write(api.event)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                if self.path.endswith("/response"):
-                    api.response_at = time.monotonic()
-                    api.response = body
-                else:
-                    api.error = body
-                self.send_response(202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        # The measured process is killed once timed: its dropped connection is expected.
-        self.server.handle_error = lambda request, address: None
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def address(self):
-        return f"127.0.0.1:{self.server.server_address[1]}"
 
 
 def health_event():
@@ -133,7 +64,7 @@ def one_run(binary, env, event, init_only):
         time.sleep(0.002)
     process.kill()
     stderr = process.communicate()[1].decode(errors="replace")
-    api.server.shutdown()
+    api.shutdown()
     if api.first_next is None or (not init_only and api.response_at is None):
         raise SystemExit(f"no answer: error={api.error!r} stderr={stderr[-2000:]}")
     first = None if init_only else (api.response_at - api.first_next) * 1000

@@ -13,6 +13,8 @@ use flate2::read::MultiGzDecoder;
 use klaviyo_source::klaviyo::metric_aggregates::{daily_count_request, parse_daily_counts};
 use klaviyo_source::klaviyo::metric_alias::{MetricChannel, topic_for_metric_name};
 use klaviyo_source::klaviyo::topic::collection_for_topic;
+use klaviyo_source::sink::lake_objects::partition_path;
+use klaviyo_source::warehouse::row::PartitionKey;
 use tokio::time::Instant;
 
 use super::command::parse_time;
@@ -61,7 +63,10 @@ impl StoredLake {
         day: NaiveDate,
         metric_id: &str,
     ) -> Result<BTreeSet<String>, Box<dyn std::error::Error + Send + Sync>> {
-        let partition = format!("collection={collection}/dt={day}");
+        let partition = partition_path(&PartitionKey {
+            collection: collection.to_owned(),
+            dt: day.to_string(),
+        });
         let mut ids = BTreeSet::new();
         match self {
             Self::Directory(lake) => {
@@ -132,7 +137,7 @@ pub async fn reconcile(
             let s3 = s3_client(&sdk);
             let key = config.pull_state_key.clone();
             (
-                StoredLake::Bucket(s3.clone(), bucket.clone()),
+                StoredLake::Bucket(s3, bucket.clone()),
                 Box::new(S3StateObject::new(
                     Arc::new(S3Objects::new(&sdk)?),
                     bucket.clone(),
