@@ -10,6 +10,9 @@ use klaviyo_source::segment::tracking_api::{CallKind, SegmentCall};
 use klaviyo_source::warehouse::request_rows::request_rows;
 use libfuzzer_sys::fuzz_target;
 
+mod row_oracle;
+use row_oracle::assert_written_as_serde_json_writes_it;
+
 const KEY: &str = "fuzz-write-key-000001";
 
 fuzz_target!(|data: &[u8]| {
@@ -20,5 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(now) = Utc.timestamp_opt(1_704_391_530, 0).single() else { return };
     let Ok(call) = SegmentCall::parse(body, kind) else { return };
     let Ok(call) = call.authenticate(Some(KEY), &keys) else { return };
-    let _ = request_rows(map_segment_call(&call, now), &Default::default(), false, now);
+    let (rows, _) = request_rows(map_segment_call(&call, now), &Default::default(), false, now);
+    for row in &rows {
+        assert_written_as_serde_json_writes_it(row.json());
+    }
 });

@@ -14,6 +14,9 @@ use klaviyo_source::secret::WriteKey;
 use klaviyo_source::warehouse::request_rows::request_rows;
 use libfuzzer_sys::fuzz_target;
 
+mod row_oracle;
+use row_oracle::assert_written_as_serde_json_writes_it;
+
 const TIMESTAMP: &str = "1704391525";
 
 fuzz_target!(|body: &[u8]| {
@@ -32,5 +35,11 @@ fuzz_target!(|body: &[u8]| {
     let Ok(webhook) = decode_webhook(&authenticated) else { return };
     let receipt = Receipt { signed_at: now, received_at: now };
     let (rows, _) = request_rows(map_webhook(webhook, receipt), &Default::default(), false, now);
-    let _ = pack_rows(&rows, MAX_RECORD_BYTES);
+    for row in &rows {
+        assert_written_as_serde_json_writes_it(row.json());
+    }
+    let packing = pack_rows(&rows, MAX_RECORD_BYTES);
+    let packed = packing.records.iter().map(|record| record.rows.len()).sum::<usize>();
+    assert_eq!(packed + packing.oversized.len(), rows.len(), "every row packed or set aside");
 });
+

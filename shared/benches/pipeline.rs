@@ -89,9 +89,7 @@ fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>
     };
     // The function the routes and the pull call (no profile lookup configured).
     let (rows, _) = request_rows(map_webhook(webhook, receipt), &no_lookups(), false, now);
-    pack_rows(&rows, MAX_RECORD_BYTES)
-        .map(|p| p.records.len())
-        .unwrap_or(0)
+    pack_rows(&rows, MAX_RECORD_BYTES).records.len()
 }
 
 /// The practical limit: parse the bytes into a JSON tree and write them back.

@@ -10,20 +10,14 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// not count). Malformed input is not judged here; the parser reports it.
 pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in bytes {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
         match byte {
-            b'"' => in_string = true,
+            b'"' => match string_end(bytes, index + 1) {
+                Some(end) => index = end,
+                // Unterminated: the parser reports it.
+                None => return false,
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -33,8 +27,22 @@ pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        index += 1;
     }
     false
+}
+
+/// The index of the `"` closing a string whose text starts at `from`; jumps from one `"` or
+/// `\` to the next, since most of a body is string text.
+fn string_end(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + memchr::memchr2(b'"', b'\\', bytes.get(from..)?)?;
+        if bytes[at] == b'"' {
+            return Some(at);
+        }
+        // Skip the escaped character, whatever it is.
+        from = at + 2;
+    }
 }
 
 #[cfg(test)]
@@ -47,6 +55,11 @@ mod tests {
         assert!(nests_deeper_than(br#"{"a": [[[1]]]}"#, 3));
         assert!(!nests_deeper_than(br#"{"a": "[[[[[[[[\"]]]]"}"#, 1));
         assert!(!nests_deeper_than(br#"{"a": "\\", "b": 1}"#, 1));
+        assert!(nests_deeper_than(br#"{"a": "\\\"[", "b": [1]}"#, 1));
+        assert!(!nests_deeper_than(br#"{"a": "\\\"[[", "b": 1}"#, 1));
+        // An unterminated string, or one ending in a lone backslash, ends the scan.
+        assert!(!nests_deeper_than(br#"{"a": "[[[["#, 1));
+        assert!(!nests_deeper_than(br#"{"a": "\"#, 1));
     }
 
     #[test]

@@ -32,23 +32,22 @@ pub struct Packing {
 /// Packs `rows` in order into records of at most `budget` bytes (clamped to
 /// [`MAX_RECORD_BYTES`]) and at most [`MAX_ROWS_PER_RECORD`] rows. `budget = 0` means one row
 /// per record.
-pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Result<Packing, serde_json::Error> {
+pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Packing {
     let budget = budget.min(MAX_RECORD_BYTES);
     let mut packing = Packing::default();
     let mut current = PackedRecord {
         data: Vec::new(),
         rows: Vec::new(),
     };
-    let mut line = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        line.clear();
-        write_ndjson_line(&mut line, row)?;
-        if line.len() > MAX_RECORD_BYTES {
+        // The row's JSON and its line break.
+        let line_len = row.json().len() + 1;
+        if line_len > MAX_RECORD_BYTES {
             packing.oversized.push(index);
             continue;
         }
         let full =
-            current.rows.len() == MAX_ROWS_PER_RECORD || current.data.len() + line.len() > budget;
+            current.rows.len() == MAX_ROWS_PER_RECORD || current.data.len() + line_len > budget;
         if !current.rows.is_empty() && full {
             packing.records.push(std::mem::replace(
                 &mut current,
@@ -58,41 +57,38 @@ pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Result<Packing, serde_
                 },
             ));
         }
-        current.data.extend_from_slice(&line);
+        write_ndjson_line(&mut current.data, row);
         current.rows.push(index);
     }
     if !current.rows.is_empty() {
         packing.records.push(current);
     }
-    Ok(packing)
+    packing
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warehouse::row::PartitionKey;
-    use serde_json::{Map, json};
+    use serde_json::json;
 
+    /// `{"event":"c","id":"<id>","pad":"x…","timestamp":"2024-01-01T00:00:00Z"}`: 66 bytes
+    /// and the padding for a one-digit id.
     fn row(id: usize, padding: usize) -> WarehouseRow {
-        let mut columns = Map::new();
-        columns.insert("id".into(), json!(id.to_string()));
-        columns.insert("pad".into(), json!("x".repeat(padding)));
-        WarehouseRow {
-            partition: PartitionKey {
-                collection: "c".into(),
-                dt: "2024-01-01".into(),
-            },
-            columns,
-        }
+        let columns = json!({"id": id.to_string(), "pad": "x".repeat(padding),
+                             "event": "c", "timestamp": "2024-01-01T00:00:00Z"});
+        WarehouseRow::from_columns(columns.as_object().cloned().unwrap()).unwrap()
     }
 
     #[test]
     fn packs_rows_up_to_the_budget_in_order() {
-        let rows: Vec<WarehouseRow> = (0..10).map(|i| row(i, 80)).collect();
-        let packing = pack_rows(&rows, 400).unwrap();
-        let line = 100; // {"id":"0","pad":"x…80"}\n
+        let rows: Vec<WarehouseRow> = (0..10).map(|i| row(i, 29)).collect();
+        let packing = pack_rows(&rows, 400);
+        let line = 66 + 29 + 1; // the row with 29 bytes of padding, and its line break
+        assert!(rows.iter().all(|r| r.json().len() + 1 == line));
         assert!(packing.records.iter().all(|r| r.data.len() <= 400));
-        assert_eq!(packing.records.len(), 10 * line / 400 + 1);
+        // Four 96-byte lines fit in 400 bytes, five do not.
+        let sizes: Vec<usize> = packing.records.iter().map(|r| r.rows.len()).collect();
+        assert_eq!(sizes, vec![4, 4, 2]);
         let order: Vec<usize> = packing
             .records
             .iter()
@@ -104,7 +100,7 @@ mod tests {
     #[test]
     fn a_zero_budget_means_one_row_per_record() {
         let rows: Vec<WarehouseRow> = (0..3).map(|i| row(i, 10)).collect();
-        let packing = pack_rows(&rows, 0).unwrap();
+        let packing = pack_rows(&rows, 0);
         assert_eq!(packing.records.len(), 3);
         assert!(packing.records.iter().all(|r| r.rows.len() == 1));
     }
@@ -112,7 +108,7 @@ mod tests {
     #[test]
     fn sets_aside_rows_larger_than_any_record() {
         let rows = vec![row(0, 10), row(1, MAX_RECORD_BYTES), row(2, 10)];
-        let packing = pack_rows(&rows, MAX_RECORD_BYTES).unwrap();
+        let packing = pack_rows(&rows, MAX_RECORD_BYTES);
         assert_eq!(packing.oversized, vec![1]);
         assert_eq!(packing.records.len(), 1);
         assert_eq!(packing.records[0].rows, vec![0, 2]);
@@ -123,7 +119,7 @@ mod tests {
         // Small rows: 2,500 of them fit in far less than 1,000 KiB, so only the row cap
         // splits them.
         let rows: Vec<WarehouseRow> = (0..2500).map(|i| row(i, 1)).collect();
-        let packing = pack_rows(&rows, MAX_RECORD_BYTES).unwrap();
+        let packing = pack_rows(&rows, MAX_RECORD_BYTES);
         let sizes: Vec<usize> = packing.records.iter().map(|r| r.rows.len()).collect();
         assert_eq!(sizes, vec![500, 500, 500, 500, 500]);
         let order: Vec<usize> = packing
@@ -137,10 +133,11 @@ mod tests {
     #[test]
     fn record_data_is_the_rows_ndjson() {
         let rows = vec![row(0, 1), row(1, 1)];
-        let packing = pack_rows(&rows, 1000).unwrap();
+        let packing = pack_rows(&rows, 1000);
         assert_eq!(
             String::from_utf8(packing.records[0].data.clone()).unwrap(),
-            "{\"id\":\"0\",\"pad\":\"x\"}\n{\"id\":\"1\",\"pad\":\"x\"}\n"
+            "{\"event\":\"c\",\"id\":\"0\",\"pad\":\"x\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n\
+             {\"event\":\"c\",\"id\":\"1\",\"pad\":\"x\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n"
         );
     }
 }

@@ -53,7 +53,7 @@ pub fn lake_objects(schema: &str, rows: &[WarehouseRow]) -> Result<Vec<LakeObjec
         .map(|(partition, group)| {
             let mut ndjson = Vec::new();
             for row in &group {
-                write_ndjson_line(&mut ndjson, row)?;
+                write_ndjson_line(&mut ndjson, row);
             }
             // Compressing into memory cannot fail for want of space; an error here is one of
             // encoding.
@@ -75,21 +75,11 @@ pub fn lake_objects(schema: &str, rows: &[WarehouseRow]) -> Result<Vec<LakeObjec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warehouse::row::PartitionKey;
     use flate2::read::GzDecoder;
-    use serde_json::{Map, json};
     use std::io::Read;
 
     fn row(id: &str, collection: &str) -> WarehouseRow {
-        let mut columns = Map::new();
-        columns.insert("id".into(), json!(id));
-        WarehouseRow {
-            partition: PartitionKey {
-                collection: collection.into(),
-                dt: "2024-01-04".into(),
-            },
-            columns,
-        }
+        WarehouseRow::minimal(collection, "2024-01-04", id)
     }
 
     #[test]
@@ -122,7 +112,11 @@ mod tests {
         GzDecoder::new(&objects[1].gzip[..])
             .read_to_string(&mut text)
             .unwrap();
-        assert_eq!(text, "{\"id\":\"a\"}\n{\"id\":\"c\"}\n");
+        assert_eq!(
+            text,
+            "{\"event\":\"email_opened\",\"id\":\"a\",\"timestamp\":\"2024-01-04T00:00:00.000Z\"}\n\
+             {\"event\":\"email_opened\",\"id\":\"c\",\"timestamp\":\"2024-01-04T00:00:00.000Z\"}\n"
+        );
         // The same rows again: the same keys.
         assert_eq!(lake_objects("klaviyo", &rows).unwrap(), objects);
     }

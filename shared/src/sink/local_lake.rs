@@ -224,21 +224,11 @@ fn stage_object(final_path: &Path, gzip: &[u8]) -> Result<StagedObject, SinkErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warehouse::row::PartitionKey;
     use flate2::read::GzDecoder;
-    use serde_json::{Map, json};
     use std::io::Read;
 
     fn row(collection: &str, dt: &str, id: &str) -> WarehouseRow {
-        let mut columns = Map::new();
-        columns.insert("id".into(), json!(id));
-        WarehouseRow {
-            partition: PartitionKey {
-                collection: collection.into(),
-                dt: dt.into(),
-            },
-            columns,
-        }
+        WarehouseRow::minimal(collection, dt, id)
     }
 
     fn far_deadline() -> Instant {
@@ -284,13 +274,21 @@ mod tests {
                 .join("klaviyo/collection=email_opened/dt=2024-01-04"),
         );
         assert_eq!(opened.len(), 1);
-        assert_eq!(read_gz(&opened[0]), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
+        let line = |row: &WarehouseRow| format!("{}\n", String::from_utf8_lossy(row.json()));
+        assert_eq!(
+            read_gz(&opened[0]),
+            line(&row("email_opened", "2024-01-04", "a"))
+                + &line(&row("email_opened", "2024-01-04", "b"))
+        );
         let bounced = objects(
             &root
                 .path()
                 .join("klaviyo/collection=email_bounced/dt=2024-01-05"),
         );
-        assert_eq!(read_gz(&bounced[0]), "{\"id\":\"c\"}\n");
+        assert_eq!(
+            read_gz(&bounced[0]),
+            "{\"event\":\"email_bounced\",\"id\":\"c\",\"timestamp\":\"2024-01-05T00:00:00.000Z\"}\n"
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,14 @@ pub fn to_column_name(key: &str) -> String {
 /// Appends the column name of `key` to `out` (see [`to_column_name`]); lets a caller build
 /// `prefix_name` in one buffer.
 pub fn push_column_name(out: &mut String, key: &str) {
+    if key.is_ascii() {
+        push_ascii_column_name(out, key.as_bytes());
+    } else {
+        push_unicode_column_name(out, key);
+    }
+}
+
+fn push_unicode_column_name(out: &mut String, key: &str) {
     let start = out.len();
     let mut previous: Option<char> = None;
     let mut pending_separator = false;
@@ -39,6 +47,31 @@ pub fn push_column_name(out: &mut String, key: &str) {
     }
 }
 
+/// The same rule for an ASCII key, byte by byte: nearly every key is ASCII, and the ASCII
+/// classes are the Unicode ones restricted to ASCII, so the result is the same.
+fn push_ascii_column_name(out: &mut String, key: &[u8]) {
+    let start = out.len();
+    let mut previous: Option<u8> = None;
+    let mut pending_separator = false;
+    for &byte in key {
+        if byte.is_ascii_alphanumeric() {
+            let starts_camel_word = byte.is_ascii_uppercase()
+                && previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            if (pending_separator || starts_camel_word) && out.len() > start {
+                out.push('_');
+            }
+            pending_separator = false;
+            out.push(char::from(byte.to_ascii_lowercase()));
+        } else {
+            pending_separator = true;
+        }
+        previous = Some(byte);
+    }
+    if out.len() == start {
+        out.push('_');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,6 +81,26 @@ mod tests {
         let mut name = String::from("context_");
         push_column_name(&mut name, "userAgent");
         assert_eq!(name, "context_user_agent");
+    }
+
+    #[test]
+    fn the_ascii_path_names_every_ascii_key_as_the_unicode_path_does() {
+        // Every pair of printable ASCII characters between and around a few word shapes.
+        let printable: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
+        for &a in &printable {
+            for &b in &printable {
+                for key in [
+                    format!("{a}{b}"),
+                    format!("x{a}Y{b}1z"),
+                    format!("{a}aB{b}"),
+                ] {
+                    let (mut ascii, mut unicode) = (String::new(), String::new());
+                    push_ascii_column_name(&mut ascii, key.as_bytes());
+                    push_unicode_column_name(&mut unicode, &key);
+                    assert_eq!(ascii, unicode, "key {key:?}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -67,6 +120,9 @@ mod tests {
             ("Größe", "größe"),
             ("$$$", "_"),
             ("", "_"),
+            ("ÉtéURL", "été_url"),
+            ("aÄb", "a_äb"),
+            ("x1Y", "x1_y"),
         ] {
             assert_eq!(to_column_name(key), column, "key {key:?}");
         }

@@ -2,6 +2,8 @@
 //! collection and date, encoded as NDJSON.
 
 pub mod column_name;
+pub mod json_text;
 pub mod ndjson;
 pub mod request_rows;
 pub mod row;
+pub mod row_columns;

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use super::row::{PartitionKey, WarehouseRow};
 
 /// Appends `row` to `out` as one JSON line.
-pub fn write_ndjson_line(out: &mut Vec<u8>, row: &WarehouseRow) -> Result<(), serde_json::Error> {
-    serde_json::to_writer(&mut *out, &row.columns)?;
+pub fn write_ndjson_line(out: &mut Vec<u8>, row: &WarehouseRow) {
+    out.extend_from_slice(row.json());
     out.push(b'\n');
-    Ok(())
 }
 
 /// Groups rows by partition, keeping their order within each partition.
@@ -23,26 +22,21 @@ pub fn group_by_partition(rows: &[WarehouseRow]) -> BTreeMap<&PartitionKey, Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Map, json};
 
     fn row(collection: &str, dt: &str, id: &str) -> WarehouseRow {
-        let mut columns = Map::new();
-        columns.insert("id".into(), json!(id));
-        WarehouseRow {
-            partition: PartitionKey {
-                collection: collection.into(),
-                dt: dt.into(),
-            },
-            columns,
-        }
+        WarehouseRow::minimal(collection, dt, id)
     }
 
     #[test]
     fn writes_one_line_per_row() {
         let mut out = Vec::new();
-        write_ndjson_line(&mut out, &row("a", "2024-01-01", "1")).unwrap();
-        write_ndjson_line(&mut out, &row("a", "2024-01-01", "2")).unwrap();
-        assert_eq!(out, b"{\"id\":\"1\"}\n{\"id\":\"2\"}\n");
+        write_ndjson_line(&mut out, &row("a", "2024-01-01", "1"));
+        write_ndjson_line(&mut out, &row("a", "2024-01-01", "2"));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"event\":\"a\",\"id\":\"1\",\"timestamp\":\"2024-01-01T00:00:00.000Z\"}\n\
+             {\"event\":\"a\",\"id\":\"2\",\"timestamp\":\"2024-01-01T00:00:00.000Z\"}\n"
+        );
     }
 
     #[test]

@@ -151,12 +151,9 @@ mod tests {
                 reason: "no profile".into()
             }]
         );
-        let ids: Vec<&str> = rows
-            .iter()
-            .map(|row| row.columns["id"].as_str().unwrap_or_default())
-            .collect();
+        let ids: Vec<&str> = rows.iter().map(WarehouseRow::id).collect();
         assert_eq!(ids[0], "klaviyo-1");
-        assert_eq!(rows[0].columns["user_id"], "u-1");
+        assert_eq!(rows[0].columns().unwrap()["user_id"], "u-1");
         assert_eq!(rows[1].partition.collection, "rejected_events");
         assert_eq!(ids[2], "klaviyo-4");
 

@@ -6,13 +6,17 @@
 //! Nested objects flatten with `_`, arrays are stored as JSON text, every name is
 //! snake_case. When two keys flatten to the same name (`Campaign Name` and
 //! `campaign_name`), the first in key order keeps it and the next get `_2`, `_3`, ...
-
-use std::collections::HashMap;
+//!
+//! A row is written to its JSON text once, when it is made (`row_columns`): the columns are
+//! gathered as references into the event, sorted by name and written straight into the row's
+//! buffer, with no map of copied values in between. Every sink sends or stores those bytes.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::column_name::push_column_name;
+use super::json_text::write_json_value;
+use super::row_columns::{Cell, RowColumns};
 use crate::collection::Collection;
 use crate::mapping::Rejection;
 use crate::segment::track::TrackEvent;
@@ -27,22 +31,40 @@ pub struct PartitionKey {
     pub dt: String,
 }
 
-/// One warehouse row and the partition it belongs in.
-#[derive(Debug, Clone, PartialEq)]
+/// One warehouse row, already written as the JSON object the tables store (columns sorted
+/// by name), and the partition it belongs in. Rows are written once, when they are made:
+/// every sink sends or stores exactly these bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WarehouseRow {
-    /// Its partition, equal to what the Firehose JQ query extracts from `columns`.
+    /// Its partition, equal to what the Firehose JQ query extracts from the columns.
     pub partition: PartitionKey,
-    /// The columns, sorted by name.
-    pub columns: Map<String, Value>,
+    id: String,
+    json: Vec<u8>,
+}
+
+impl std::fmt::Debug for WarehouseRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarehouseRow")
+            .field("partition", &self.partition)
+            .field("json", &String::from_utf8_lossy(&self.json))
+            .finish()
+    }
 }
 
 impl WarehouseRow {
     /// The row's `id` column (the messageId).
     pub fn id(&self) -> &str {
-        self.columns
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.id
+    }
+
+    /// The row as one compact JSON object (no line break).
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// The row's columns, read back from its JSON (for checks and tools, not the hot path).
+    pub fn columns(&self) -> Result<Map<String, Value>, serde_json::Error> {
+        serde_json::from_slice(&self.json)
     }
 
     /// Rebuilds a row from its columns (a line read back from the lake or the dead-letter
@@ -51,43 +73,71 @@ impl WarehouseRow {
     pub fn from_columns(columns: Map<String, Value>) -> Option<Self> {
         let collection = columns.get("event")?.as_str()?.to_owned();
         let dt = columns.get("timestamp")?.as_str()?.get(..10)?.to_owned();
+        let id = columns
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let mut json = Vec::with_capacity(1024);
+        write_json_value(&mut json, &Value::Object(columns));
         Some(Self {
             partition: PartitionKey { collection, dt },
-            columns,
+            id,
+            json,
         })
     }
 }
 
-/// The row for a track event loaded at `loaded_at`. Takes the event by value: its strings
-/// and property values move into the row instead of being copied.
+#[cfg(test)]
+impl WarehouseRow {
+    /// A row with only `event` (= `collection`), `id` and a `timestamp` on `dt`.
+    pub(crate) fn minimal(collection: &str, dt: &str, id: &str) -> Self {
+        let mut columns = Map::new();
+        columns.insert("event".into(), Value::from(collection));
+        columns.insert("id".into(), Value::from(id));
+        columns.insert(
+            "timestamp".into(),
+            Value::from(format!("{dt}T00:00:00.000Z")),
+        );
+        Self::from_columns(columns).unwrap()
+    }
+}
+
+/// The row for a track event loaded at `loaded_at`. Its columns are written straight from
+/// the event's fields and property values, without copying them into a map first.
 pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
-    let partition = PartitionKey {
-        collection: event.collection_slug.clone(),
-        // Timestamps are always written in UTC, so the first ten characters are the date.
-        dt: event.timestamp.get(..10).unwrap_or_default().to_owned(),
+    let uuid_ts = format_timestamp(loaded_at);
+    let json = {
+        let mut columns = RowColumns::with_capacity(64);
+        columns.push("id", Cell::Text(&event.message_id));
+        columns.push("event", Cell::Text(&event.collection_slug));
+        columns.push("event_text", Cell::Text(&event.event));
+        columns.push("user_id", Cell::optional(event.user_id.as_deref()));
+        columns.push(
+            "anonymous_id",
+            Cell::optional(event.anonymous_id.as_deref()),
+        );
+        columns.push("timestamp", Cell::Text(&event.timestamp));
+        columns.push("original_timestamp", Cell::Text(&event.original_timestamp));
+        columns.push("sent_at", Cell::optional(event.sent_at.as_deref()));
+        columns.push("received_at", Cell::Text(&event.received_at));
+        columns.push("uuid_ts", Cell::Text(&uuid_ts));
+        let mut name = String::with_capacity(64);
+        name.push_str("context");
+        flatten_into(&mut columns, &mut name, &event.context);
+        name.clear();
+        flatten_into(&mut columns, &mut name, &event.properties);
+        columns.into_json()
     };
-    let optional = |s: Option<String>| s.map_or(Value::Null, Value::String);
-    let mut columns = Map::new();
-    columns.insert("id".into(), Value::String(event.message_id));
-    columns.insert("event".into(), Value::String(event.collection_slug));
-    columns.insert("event_text".into(), Value::String(event.event));
-    columns.insert("user_id".into(), optional(event.user_id));
-    columns.insert("anonymous_id".into(), optional(event.anonymous_id));
-    columns.insert("timestamp".into(), Value::String(event.timestamp));
-    columns.insert(
-        "original_timestamp".into(),
-        Value::String(event.original_timestamp),
-    );
-    columns.insert("sent_at".into(), optional(event.sent_at));
-    columns.insert("received_at".into(), Value::String(event.received_at));
-    columns.insert("uuid_ts".into(), Value::String(format_timestamp(loaded_at)));
-    let mut name = String::with_capacity(64);
-    let mut suffixes = ColumnSuffixes::default();
-    name.push_str("context");
-    flatten_into(&mut columns, &mut suffixes, &mut name, event.context);
-    name.clear();
-    flatten_into(&mut columns, &mut suffixes, &mut name, event.properties);
-    WarehouseRow { partition, columns }
+    WarehouseRow {
+        partition: PartitionKey {
+            // Timestamps are always written in UTC, so the first ten characters are the date.
+            dt: event.timestamp.get(..10).unwrap_or_default().to_owned(),
+            collection: event.collection_slug,
+        },
+        id: event.message_id,
+        json,
+    }
 }
 
 /// The row for an event that could not be mapped: its reason and exact JSON, stored in the
@@ -95,43 +145,38 @@ pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
 pub fn rejected_row(rejection: &Rejection, loaded_at: DateTime<Utc>) -> WarehouseRow {
     let collection = Collection::rejected();
     let received = format_timestamp(rejection.received_at);
-    let mut columns = Map::new();
-    columns.insert("id".into(), Value::String(rejection.message_id.clone()));
-    columns.insert("event".into(), Value::String(collection.slug().to_owned()));
-    columns.insert(
-        "event_text".into(),
-        Value::String(collection.event_name().to_owned()),
-    );
-    columns.insert("timestamp".into(), Value::String(received.clone()));
-    columns.insert("received_at".into(), Value::String(received));
-    columns.insert("uuid_ts".into(), Value::String(format_timestamp(loaded_at)));
-    columns.insert("reason".into(), Value::String(rejection.reason.clone()));
-    columns.insert("raw_event".into(), Value::String(rejection.raw.clone()));
-    columns.insert("request_index".into(), Value::from(rejection.index));
-    columns.insert("source".into(), Value::String(rejection.source.to_owned()));
-    columns.insert(
-        "context_klaviyo_webhook_id".into(),
-        rejection
-            .webhook_id
-            .clone()
-            .map_or(Value::Null, Value::String),
+    let uuid_ts = format_timestamp(loaded_at);
+    let mut columns = RowColumns::with_capacity(11);
+    columns.push("id", Cell::Text(&rejection.message_id));
+    columns.push("event", Cell::Text(collection.slug()));
+    columns.push("event_text", Cell::Text(collection.event_name()));
+    columns.push("timestamp", Cell::Text(&received));
+    columns.push("received_at", Cell::Text(&received));
+    columns.push("uuid_ts", Cell::Text(&uuid_ts));
+    columns.push("reason", Cell::Text(&rejection.reason));
+    columns.push("raw_event", Cell::Text(&rejection.raw));
+    columns.push("request_index", Cell::Count(rejection.index));
+    columns.push("source", Cell::Text(rejection.source));
+    columns.push(
+        "context_klaviyo_webhook_id",
+        Cell::optional(rejection.webhook_id.as_deref()),
     );
     WarehouseRow {
         partition: PartitionKey {
             collection: collection.slug().to_owned(),
             dt: partition_date(rejection.received_at),
         },
-        columns,
+        id: rejection.message_id.clone(),
+        json: columns.into_json(),
     }
 }
 
-/// Flattens `object` into `columns`. `name` holds the prefix (empty at the top level) and
-/// is reused as the buffer for every column name below it.
-fn flatten_into(
-    columns: &mut Map<String, Value>,
-    suffixes: &mut ColumnSuffixes,
+/// Adds the columns of `object`, flattened. `name` holds the prefix (empty at the top
+/// level) and is reused as the buffer for every column name below it.
+fn flatten_into<'a>(
+    columns: &mut RowColumns<'a>,
     name: &mut String,
-    object: Map<String, Value>,
+    object: &'a Map<String, Value>,
 ) {
     let prefix_len = name.len();
     for (key, value) in object {
@@ -139,48 +184,14 @@ fn flatten_into(
         if prefix_len > 0 {
             name.push('_');
         }
-        push_column_name(name, &key);
+        push_column_name(name, key);
         match value {
-            Value::Object(nested) => flatten_into(columns, suffixes, name, nested),
-            Value::Array(_) => {
-                insert_unique(columns, suffixes, name, Value::String(value.to_string()))
-            }
-            scalar => insert_unique(columns, suffixes, name, scalar),
+            Value::Object(nested) => flatten_into(columns, name, nested),
+            Value::Array(_) => columns.push_built(name, Cell::ArrayAsText(value)),
+            scalar => columns.push_built(name, Cell::Scalar(scalar)),
         }
     }
     name.truncate(prefix_len);
-}
-
-/// Column names the tables use for their partitions: a property of that name would be
-/// shadowed by the partition column, so it is renamed like any other taken name.
-const PARTITION_COLUMNS: [&str; 2] = ["collection", "dt"];
-
-/// Tracks, per column name, the next suffix to try, so `k` keys that flatten to one name
-/// cost O(k) in all instead of O(k²) probes from `_2` each time.
-#[derive(Default)]
-struct ColumnSuffixes(HashMap<String, u32>);
-
-fn insert_unique(
-    columns: &mut Map<String, Value>,
-    suffixes: &mut ColumnSuffixes,
-    name: &str,
-    value: Value,
-) {
-    let taken = |columns: &Map<String, Value>, candidate: &str| {
-        columns.contains_key(candidate) || PARTITION_COLUMNS.contains(&candidate)
-    };
-    if !taken(columns, name) {
-        columns.insert(name.to_owned(), value);
-        return;
-    }
-    let next = suffixes.0.entry(name.to_owned()).or_insert(2);
-    let mut candidate = format!("{name}_{next}");
-    while taken(columns, &candidate) {
-        *next += 1;
-        candidate = format!("{name}_{next}");
-    }
-    *next += 1;
-    columns.insert(candidate, value);
 }
 
 #[cfg(test)]
@@ -218,9 +229,7 @@ mod tests {
         )
         .unwrap();
         let row = track_row(event(properties, json!({})), loaded());
-        let mut line = Vec::new();
-        crate::warehouse::ndjson::write_ndjson_line(&mut line, &row).unwrap();
-        let line = String::from_utf8(line).unwrap();
+        let line = String::from_utf8(row.json().to_vec()).unwrap();
         assert!(
             line.contains(r#""big":123456789012345678901234567890"#),
             "{line}"
@@ -238,9 +247,15 @@ mod tests {
             event(json!({"dt": "x", "collection": "y"}), json!({})),
             loaded(),
         );
-        assert_eq!(row.columns.get("dt_2"), Some(&json!("x")));
-        assert_eq!(row.columns.get("collection_2"), Some(&json!("y")));
-        assert!(!row.columns.contains_key("dt") && !row.columns.contains_key("collection"));
+        assert_eq!(row.columns().unwrap().get("dt_2"), Some(&json!("x")));
+        assert_eq!(
+            row.columns().unwrap().get("collection_2"),
+            Some(&json!("y"))
+        );
+        assert!(
+            !row.columns().unwrap().contains_key("dt")
+                && !row.columns().unwrap().contains_key("collection")
+        );
     }
 
     #[test]
@@ -254,15 +269,22 @@ mod tests {
         }
         let count = properties.len();
         let row = track_row(event(Value::Object(properties), json!({})), loaded());
-        assert!(row.columns.contains_key("a"));
-        assert!(row.columns.contains_key(&format!("a_{count}")));
-        assert!(!row.columns.contains_key(&format!("a_{}", count + 1)));
+        assert!(row.columns().unwrap().contains_key("a"));
+        assert!(row.columns().unwrap().contains_key(&format!("a_{count}")));
+        assert!(
+            !row.columns()
+                .unwrap()
+                .contains_key(&format!("a_{}", count + 1))
+        );
     }
 
     #[test]
     fn a_row_read_back_has_the_same_partition() {
         let row = track_row(event(json!({}), json!({})), loaded());
-        assert_eq!(WarehouseRow::from_columns(row.columns.clone()), Some(row));
+        assert_eq!(
+            WarehouseRow::from_columns(row.columns().unwrap()),
+            Some(row)
+        );
         assert_eq!(WarehouseRow::from_columns(Map::new()), None);
     }
 
@@ -277,7 +299,7 @@ mod tests {
             }
         );
         assert_eq!(
-            Value::Object(row.columns),
+            Value::Object(row.columns().unwrap()),
             json!({"id": "klaviyo-1", "event": "email_opened", "event_text": "Email Opened",
                    "user_id": null, "anonymous_id": "01PROFILE",
                    "timestamp": "2023-08-10T07:21:56.000Z",
@@ -295,11 +317,20 @@ mod tests {
             ),
             loaded(),
         );
-        assert_eq!(row.columns["klaviyo_group_ids"], json!("[1,\"a\"]"));
-        assert_eq!(row.columns["klaviyo_attribution_flow"], json!("F1"));
-        assert_eq!(row.columns["klaviyo_machine_open"], json!(true));
-        assert_eq!(row.columns["context_integration_name"], json!("klaviyo"));
-        assert_eq!(row.columns["context_user_agent"], json!("UA"));
+        assert_eq!(
+            row.columns().unwrap()["klaviyo_group_ids"],
+            json!("[1,\"a\"]")
+        );
+        assert_eq!(
+            row.columns().unwrap()["klaviyo_attribution_flow"],
+            json!("F1")
+        );
+        assert_eq!(row.columns().unwrap()["klaviyo_machine_open"], json!(true));
+        assert_eq!(
+            row.columns().unwrap()["context_integration_name"],
+            json!("klaviyo")
+        );
+        assert_eq!(row.columns().unwrap()["context_user_agent"], json!("UA"));
     }
 
     #[test]
@@ -311,8 +342,11 @@ mod tests {
             ),
             loaded(),
         );
-        assert_eq!(row.columns["klaviyo_campaign_name"], json!("A"));
-        assert_eq!(row.columns["klaviyo_campaign_name_2"], json!("B"));
+        assert_eq!(row.columns().unwrap()["klaviyo_campaign_name"], json!("A"));
+        assert_eq!(
+            row.columns().unwrap()["klaviyo_campaign_name_2"],
+            json!("B")
+        );
     }
 
     #[test]
@@ -321,9 +355,9 @@ mod tests {
             event(json!({"id": "evil", "timestamp": "x"}), json!({})),
             loaded(),
         );
-        assert_eq!(row.columns["id"], json!("klaviyo-1"));
-        assert_eq!(row.columns["id_2"], json!("evil"));
-        assert_eq!(row.columns["timestamp_2"], json!("x"));
+        assert_eq!(row.columns().unwrap()["id"], json!("klaviyo-1"));
+        assert_eq!(row.columns().unwrap()["id_2"], json!("evil"));
+        assert_eq!(row.columns().unwrap()["timestamp_2"], json!("x"));
     }
 
     #[test]
@@ -340,8 +374,11 @@ mod tests {
         let row = rejected_row(&rejection, loaded());
         assert_eq!(row.partition.collection, "rejected_events");
         assert_eq!(row.partition.dt, "2023-08-10");
-        assert_eq!(row.columns["raw_event"], json!(r#"{"payload":{}}"#));
-        assert_eq!(row.columns["request_index"], json!(3));
+        assert_eq!(
+            row.columns().unwrap()["raw_event"],
+            json!(r#"{"payload":{}}"#)
+        );
+        assert_eq!(row.columns().unwrap()["request_index"], json!(3));
         assert_eq!(row.id(), "klaviyo-rejected-abc");
     }
 }
