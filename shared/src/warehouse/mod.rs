@@ -6,4 +6,4 @@ pub mod json_text;
 pub mod ndjson;
 pub mod request_rows;
 pub mod row;
-pub mod row_columns;
+pub mod row_writer;

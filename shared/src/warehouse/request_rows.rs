@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::row::{WarehouseRow, rejected_row, track_row};
+use super::row_writer::RowWriter;
 use crate::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
 use crate::identity::resolver::Resolution;
 use crate::mapping::Mapped;
@@ -52,6 +53,7 @@ pub fn request_rows(
 ) -> (Vec<WarehouseRow>, IntakeOutcome) {
     let mut rows = Vec::with_capacity(mapped.len());
     let mut outcome = IntakeOutcome::default();
+    let mut writer = RowWriter::default();
     for event in mapped {
         match event {
             Ok(mut event) => {
@@ -65,11 +67,11 @@ pub fn request_rows(
                         continue;
                     }
                 }
-                rows.push(track_row(event, received_at));
+                rows.push(track_row(&mut writer, event, received_at));
                 outcome.accepted += 1;
             }
             Err(rejection) => {
-                rows.push(rejected_row(&rejection, received_at));
+                rows.push(rejected_row(&mut writer, &rejection, received_at));
                 outcome.rejections.push(RejectionSummary {
                     index: rejection.index,
                     reason: rejection.reason,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::column_name::push_column_name;
 use super::json_text::write_json_value;
-use super::row_columns::{Cell, RowColumns};
+use super::row_writer::{Cell, RowWriter};
 use crate::collection::Collection;
 use crate::mapping::Rejection;
 use crate::segment::track::TrackEvent;
@@ -103,12 +103,16 @@ impl WarehouseRow {
     }
 }
 
-/// The row for a track event loaded at `loaded_at`. Its columns are written straight from
-/// the event's fields and property values, without copying them into a map first.
-pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
+/// The row for a track event loaded at `loaded_at`, written by `writer`. Its columns are
+/// written straight from the event's fields and property values.
+pub fn track_row(
+    writer: &mut RowWriter,
+    event: TrackEvent,
+    loaded_at: DateTime<Utc>,
+) -> WarehouseRow {
     let uuid_ts = format_timestamp(loaded_at);
     let json = {
-        let mut columns = RowColumns::with_capacity(64);
+        let columns = &mut *writer;
         columns.push("id", Cell::Text(&event.message_id));
         columns.push("event", Cell::Text(&event.collection_slug));
         columns.push("event_text", Cell::Text(&event.event));
@@ -124,10 +128,10 @@ pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
         columns.push("uuid_ts", Cell::Text(&uuid_ts));
         let mut name = String::with_capacity(64);
         name.push_str("context");
-        flatten_into(&mut columns, &mut name, &event.context);
+        flatten_into(columns, &mut name, &event.context);
         name.clear();
-        flatten_into(&mut columns, &mut name, &event.properties);
-        columns.into_json()
+        flatten_into(columns, &mut name, &event.properties);
+        columns.finish()
     };
     WarehouseRow {
         partition: PartitionKey {
@@ -142,11 +146,15 @@ pub fn track_row(event: TrackEvent, loaded_at: DateTime<Utc>) -> WarehouseRow {
 
 /// The row for an event that could not be mapped: its reason and exact JSON, stored in the
 /// rejected collection under the date it was received.
-pub fn rejected_row(rejection: &Rejection, loaded_at: DateTime<Utc>) -> WarehouseRow {
+pub fn rejected_row(
+    writer: &mut RowWriter,
+    rejection: &Rejection,
+    loaded_at: DateTime<Utc>,
+) -> WarehouseRow {
     let collection = Collection::rejected();
     let received = format_timestamp(rejection.received_at);
     let uuid_ts = format_timestamp(loaded_at);
-    let mut columns = RowColumns::with_capacity(11);
+    let columns = writer;
     columns.push("id", Cell::Text(&rejection.message_id));
     columns.push("event", Cell::Text(collection.slug()));
     columns.push("event_text", Cell::Text(collection.event_name()));
@@ -167,17 +175,13 @@ pub fn rejected_row(rejection: &Rejection, loaded_at: DateTime<Utc>) -> Warehous
             dt: partition_date(rejection.received_at),
         },
         id: rejection.message_id.clone(),
-        json: columns.into_json(),
+        json: columns.finish(),
     }
 }
 
 /// Adds the columns of `object`, flattened. `name` holds the prefix (empty at the top
 /// level) and is reused as the buffer for every column name below it.
-fn flatten_into<'a>(
-    columns: &mut RowColumns<'a>,
-    name: &mut String,
-    object: &'a Map<String, Value>,
-) {
+fn flatten_into(columns: &mut RowWriter, name: &mut String, object: &Map<String, Value>) {
     let prefix_len = name.len();
     for (key, value) in object {
         name.truncate(prefix_len);
@@ -228,7 +232,11 @@ mod tests {
             r#"{"big": 123456789012345678901234567890, "precise": 0.1000000000000000055511151231257827, "id": 18446744073709551617}"#,
         )
         .unwrap();
-        let row = track_row(event(properties, json!({})), loaded());
+        let row = track_row(
+            &mut RowWriter::default(),
+            event(properties, json!({})),
+            loaded(),
+        );
         let line = String::from_utf8(row.json().to_vec()).unwrap();
         assert!(
             line.contains(r#""big":123456789012345678901234567890"#),
@@ -244,6 +252,7 @@ mod tests {
     #[test]
     fn properties_named_like_partition_columns_are_renamed() {
         let row = track_row(
+            &mut RowWriter::default(),
             event(json!({"dt": "x", "collection": "y"}), json!({})),
             loaded(),
         );
@@ -268,7 +277,11 @@ mod tests {
             );
         }
         let count = properties.len();
-        let row = track_row(event(Value::Object(properties), json!({})), loaded());
+        let row = track_row(
+            &mut RowWriter::default(),
+            event(Value::Object(properties), json!({})),
+            loaded(),
+        );
         assert!(row.columns().unwrap().contains_key("a"));
         assert!(row.columns().unwrap().contains_key(&format!("a_{count}")));
         assert!(
@@ -280,7 +293,11 @@ mod tests {
 
     #[test]
     fn a_row_read_back_has_the_same_partition() {
-        let row = track_row(event(json!({}), json!({})), loaded());
+        let row = track_row(
+            &mut RowWriter::default(),
+            event(json!({}), json!({})),
+            loaded(),
+        );
         assert_eq!(
             WarehouseRow::from_columns(row.columns().unwrap()),
             Some(row)
@@ -290,7 +307,11 @@ mod tests {
 
     #[test]
     fn writes_segment_common_columns_and_partition() {
-        let row = track_row(event(json!({}), json!({})), loaded());
+        let row = track_row(
+            &mut RowWriter::default(),
+            event(json!({}), json!({})),
+            loaded(),
+        );
         assert_eq!(
             row.partition,
             PartitionKey {
@@ -311,6 +332,7 @@ mod tests {
     #[test]
     fn flattens_nested_objects_and_stores_arrays_as_json() {
         let row = track_row(
+            &mut RowWriter::default(),
             event(
                 json!({"klaviyo": {"$group_ids": [1, "a"], "$attribution": {"$flow": "F1"}, "machine_open": true}}),
                 json!({"integration": {"name": "klaviyo"}, "userAgent": "UA"}),
@@ -336,6 +358,7 @@ mod tests {
     #[test]
     fn keeps_both_values_when_keys_collide() {
         let row = track_row(
+            &mut RowWriter::default(),
             event(
                 json!({"klaviyo": {"Campaign Name": "A", "campaign_name": "B"}}),
                 json!({}),
@@ -352,6 +375,7 @@ mod tests {
     #[test]
     fn properties_never_overwrite_common_columns() {
         let row = track_row(
+            &mut RowWriter::default(),
             event(json!({"id": "evil", "timestamp": "x"}), json!({})),
             loaded(),
         );
@@ -371,7 +395,7 @@ mod tests {
             webhook_id: Some("wh".into()),
             received_at: loaded(),
         };
-        let row = rejected_row(&rejection, loaded());
+        let row = rejected_row(&mut RowWriter::default(), &rejection, loaded());
         assert_eq!(row.partition.collection, "rejected_events");
         assert_eq!(row.partition.dt, "2023-08-10");
         assert_eq!(
