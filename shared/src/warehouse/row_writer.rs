@@ -71,11 +71,47 @@ struct Column {
     value_end: usize,
 }
 
+/// The pushed names of a row, one entry per column in push order: a constant, or the length
+/// of a built name. With the built names' buffer it fixes the names exactly, because built
+/// names are stored in push order, one after the other.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PushedName {
+    Fixed(&'static str),
+    Built(usize),
+}
+
+impl PushedName {
+    fn of(name: Name) -> Self {
+        match name {
+            Name::Fixed(name) => Self::Fixed(name),
+            Name::Built { start, end } => Self::Built(end - start),
+        }
+    }
+}
+
+/// How a row with exactly these pushed names is written: its columns in output order, each
+/// with the text before its value (`{"name":` or `,"name":`). The rows of one request share a
+/// few shapes (one per collection, mostly), so a row whose names match a remembered layout is
+/// written without sorting or renaming anything.
+struct Layout {
+    built_names: String,
+    pushed: Vec<PushedName>,
+    /// Every column's `,"name":` text, in output order, one after the other.
+    keys: Vec<u8>,
+    /// Per output column: its push position and where its text ends in `keys`.
+    columns: Vec<(usize, usize)>,
+}
+
+/// How many layouts a writer remembers; the oldest is replaced first.
+const REMEMBERED_LAYOUTS: usize = 8;
+
 /// Writes rows, one at a time: push a row's columns, then `finish` it.
 pub struct RowWriter {
     columns: Vec<Column>,
     names: String,
     values: Vec<u8>,
+    layouts: Vec<Layout>,
+    next_replaced: usize,
 }
 
 impl Default for RowWriter {
@@ -86,6 +122,8 @@ impl Default for RowWriter {
             columns: Vec::with_capacity(64),
             names: String::with_capacity(2048),
             values: Vec::with_capacity(4096),
+            layouts: Vec::new(),
+            next_replaced: 0,
         }
     }
 }
@@ -98,6 +136,14 @@ fn sort_key(name: &str) -> u128 {
     let head = &name.as_bytes()[..name.len().min(16)];
     bytes[..head.len()].copy_from_slice(head);
     u128::from_be_bytes(bytes)
+}
+
+/// Ends a row's object: `}`, or `{}` when it has no column at all.
+fn close_object(out: &mut Vec<u8>) {
+    if out.is_empty() {
+        out.push(b'{');
+    }
+    out.push(b'}');
 }
 
 fn name_of(names: &str, name: Name) -> &str {
@@ -133,7 +179,7 @@ impl RowWriter {
         cell.write(&mut self.values);
         self.columns.push(Column {
             name,
-            sort_key: sort_key(name_of(&self.names, name)),
+            sort_key: 0,
             pushed: self.columns.len(),
             value_start,
             value_end: self.values.len(),
@@ -143,6 +189,51 @@ impl RowWriter {
     /// The pushed columns as one compact JSON object, sorted by name; the writer is then
     /// empty, ready for the next row.
     pub fn finish(&mut self) -> Vec<u8> {
+        let out = match self.remembered_layout() {
+            Some(layout) => self.write_with(layout),
+            None => self.sort_and_write(),
+        };
+        self.columns.clear();
+        self.names.clear();
+        self.values.clear();
+        out
+    }
+
+    /// The remembered layout for exactly the names pushed (columns still in push order).
+    fn remembered_layout(&self) -> Option<usize> {
+        self.layouts.iter().position(|layout| {
+            layout.built_names == self.names
+                && layout.pushed.len() == self.columns.len()
+                && layout
+                    .pushed
+                    .iter()
+                    .zip(&self.columns)
+                    .all(|(pushed, column)| *pushed == PushedName::of(column.name))
+        })
+    }
+
+    fn write_with(&self, layout: usize) -> Vec<u8> {
+        let layout = &self.layouts[layout];
+        let mut out = Vec::with_capacity(layout.keys.len() + self.values.len() + 2);
+        let mut key_start = 0;
+        for &(pushed, key_end) in &layout.columns {
+            let column = &self.columns[pushed];
+            out.extend_from_slice(&layout.keys[key_start..key_end]);
+            out.extend_from_slice(&self.values[column.value_start..column.value_end]);
+            key_start = key_end;
+        }
+        close_object(&mut out);
+        out
+    }
+
+    /// Names, sorts and writes the row, and remembers how.
+    fn sort_and_write(&mut self) -> Vec<u8> {
+        let pushed: Vec<PushedName> = self
+            .columns
+            .iter()
+            .map(|c| PushedName::of(c.name))
+            .collect();
+        let built_names = self.names.clone();
         self.sort_by_name();
         if self.has_taken_names() {
             self.rename_taken_names();
@@ -154,25 +245,41 @@ impl RowWriter {
             .map(|c| name_of(names, c.name).len() + 4 + c.value_end - c.value_start)
             .sum::<usize>();
         let mut out = Vec::with_capacity(length);
-        out.push(b'{');
-        for (position, column) in self.columns.iter().enumerate() {
-            if position > 0 {
-                out.push(b',');
-            }
-            write_json_str(&mut out, name_of(names, column.name));
-            out.push(b':');
+        let mut layout = Layout {
+            built_names,
+            pushed,
+            keys: Vec::with_capacity(length - self.values.len()),
+            columns: Vec::with_capacity(self.columns.len()),
+        };
+        for column in &self.columns {
+            let key_start = layout.keys.len();
+            layout.keys.push(if key_start == 0 { b'{' } else { b',' });
+            write_json_str(&mut layout.keys, name_of(names, column.name));
+            layout.keys.push(b':');
+            layout.columns.push((column.pushed, layout.keys.len()));
+            out.extend_from_slice(&layout.keys[key_start..]);
             out.extend_from_slice(&self.values[column.value_start..column.value_end]);
         }
-        out.push(b'}');
-        self.columns.clear();
-        self.names.clear();
-        self.values.clear();
+        close_object(&mut out);
+        self.remember(layout);
         out
+    }
+
+    fn remember(&mut self, layout: Layout) {
+        if self.layouts.len() < REMEMBERED_LAYOUTS {
+            self.layouts.push(layout);
+        } else {
+            self.layouts[self.next_replaced] = layout;
+            self.next_replaced = (self.next_replaced + 1) % REMEMBERED_LAYOUTS;
+        }
     }
 
     /// Sorts by name, equal names in push order.
     fn sort_by_name(&mut self) {
         let Self { columns, names, .. } = self;
+        for column in columns.iter_mut() {
+            column.sort_key = sort_key(name_of(names, column.name));
+        }
         columns.sort_unstable_by(|a, b| {
             a.sort_key
                 .cmp(&b.sort_key)
@@ -223,9 +330,7 @@ impl RowWriter {
             renames.push((position, candidate));
         }
         for (position, name) in renames {
-            let name = self.store_name(&name);
-            self.columns[position].name = name;
-            self.columns[position].sort_key = sort_key(name_of(&self.names, name));
+            self.columns[position].name = self.store_name(&name);
         }
         self.sort_by_name();
     }
@@ -377,17 +482,24 @@ mod tests {
             "_",
         ];
         let mut random = fastrand::Rng::with_seed(8);
+        // Twelve shapes, more than a writer remembers, so rows hit remembered layouts, miss
+        // them, and replace them; every row gets new values.
+        let shapes: Vec<Vec<&str>> = (0..12)
+            .map(|_| {
+                (0..random.usize(0..14))
+                    .map(|_| atoms[random.usize(0..atoms.len())])
+                    .collect()
+            })
+            .collect();
         let mut writer = RowWriter::default();
         for _ in 0..3000 {
-            let count = random.usize(0..14);
-            let pushed: Vec<&str> = (0..count)
-                .map(|_| atoms[random.usize(0..atoms.len())])
-                .collect();
-            for (position, name) in pushed.iter().enumerate() {
-                writer.push_built(name, Cell::Count(position));
+            let pushed = &shapes[random.usize(0..shapes.len())];
+            let values: Vec<usize> = pushed.iter().map(|_| random.usize(0..1000)).collect();
+            for (name, value) in pushed.iter().zip(&values) {
+                writer.push_built(name, Cell::Count(*value));
             }
             let mut expected: Vec<(String, usize)> =
-                reference_names(&pushed).into_iter().zip(0..).collect();
+                reference_names(pushed).into_iter().zip(values).collect();
             expected.sort();
             let expected = format!(
                 "{{{}}}",
@@ -399,5 +511,23 @@ mod tests {
             );
             assert_eq!(written(&mut writer), expected, "pushed {pushed:?}");
         }
+    }
+
+    #[test]
+    fn a_remembered_layout_serves_only_the_same_names_in_the_same_order() {
+        let mut writer = RowWriter::default();
+        let mut row = |first: &str, second: &str| {
+            writer.push("id", Cell::Count(1));
+            writer.push_built(first, Cell::Count(2));
+            writer.push_built(second, Cell::Count(3));
+            written(&mut writer)
+        };
+        assert_eq!(row("b", "a"), r#"{"a":3,"b":2,"id":1}"#);
+        assert_eq!(row("b", "a"), r#"{"a":3,"b":2,"id":1}"#);
+        // The same bytes split differently, and the same names in another order.
+        assert_eq!(row("ba", ""), r#"{"":3,"ba":2,"id":1}"#);
+        assert_eq!(row("a", "b"), r#"{"a":2,"b":3,"id":1}"#);
+        assert_eq!(row("a", "a"), r#"{"a":2,"a_2":3,"id":1}"#);
+        assert_eq!(row("a", "a"), r#"{"a":2,"a_2":3,"id":1}"#);
     }
 }
