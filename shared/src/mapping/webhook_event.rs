@@ -97,19 +97,22 @@ pub fn map_klaviyo_events(
     delivery: KlaviyoDelivery<'_>,
     received_at: DateTime<Utc>,
 ) -> Vec<Mapped> {
+    let received_text = format_timestamp(received_at);
     events
         .into_iter()
         .map(|decoded| match decoded {
-            Ok(event) => map_event(event, delivery, received_at),
+            Ok(event) => map_event(event, delivery, received_at, &received_text),
             Err(broken) => Err(Box::new(reject_broken(&broken, delivery, received_at))),
         })
         .collect()
 }
 
+/// `received_text` is `received_at` as written, formatted once for the whole batch.
 fn map_event(
     event: WebhookEvent<'_>,
     delivery: KlaviyoDelivery<'_>,
     received_at: DateTime<Utc>,
+    received_text: &str,
 ) -> Mapped {
     let reject = |reason: &str| {
         Box::new(Rejection::new(
@@ -169,7 +172,7 @@ fn map_event(
             KlaviyoDelivery::Webhook { sent_at, .. } => Some(sent_at.to_owned()),
             KlaviyoDelivery::Pull { .. } => None,
         },
-        received_at: format_timestamp(received_at),
+        received_at: received_text.to_owned(),
     })
 }
 
@@ -298,22 +301,41 @@ mod tests {
                 datetime: Some(datetime.into()),
                 ..event()
             };
-            let rejection = map_event(dated, delivered(&meta()), received()).unwrap_err();
+            let rejection = map_event(
+                dated,
+                delivered(&meta()),
+                received(),
+                &format_timestamp(received()),
+            )
+            .unwrap_err();
             assert!(rejection.reason.contains(phrase), "{}", rejection.reason);
         }
         let next_month = WebhookEvent {
             datetime: Some("2024-02-04T00:00:00+00:00".into()),
             ..event()
         };
-        assert!(map_event(next_month, delivered(&meta()), received()).is_ok());
+        assert!(
+            map_event(
+                next_month,
+                delivered(&meta()),
+                received(),
+                &format_timestamp(received())
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn falls_back_through_the_klaviyo_ids_for_the_message_id() {
         assert_eq!(
-            map_event(event(), delivered(&meta()), received())
-                .unwrap()
-                .message_id,
+            map_event(
+                event(),
+                delivered(&meta()),
+                received(),
+                &format_timestamp(received())
+            )
+            .unwrap()
+            .message_id,
             "klaviyo-EVT"
         );
         let external = WebhookEvent {
@@ -321,9 +343,14 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(external, delivered(&meta()), received())
-                .unwrap()
-                .message_id,
+            map_event(
+                external,
+                delivered(&meta()),
+                received(),
+                &format_timestamp(received())
+            )
+            .unwrap()
+            .message_id,
             "klaviyo-EXT"
         );
         let uuid = WebhookEvent {
@@ -332,9 +359,14 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(uuid, delivered(&meta()), received())
-                .unwrap()
-                .message_id,
+            map_event(
+                uuid,
+                delivered(&meta()),
+                received(),
+                &format_timestamp(received())
+            )
+            .unwrap()
+            .message_id,
             "klaviyo-UUID"
         );
         let none = WebhookEvent {
@@ -343,15 +375,26 @@ mod tests {
             uuid: None,
             ..event()
         };
-        let id = map_event(none, delivered(&meta()), received())
-            .unwrap()
-            .message_id;
+        let id = map_event(
+            none,
+            delivered(&meta()),
+            received(),
+            &format_timestamp(received()),
+        )
+        .unwrap()
+        .message_id;
         assert!(id.starts_with("klaviyo-c-"), "{id}");
     }
 
     #[test]
     fn never_invents_a_user_id() {
-        let track = map_event(event(), delivered(&meta()), received()).unwrap();
+        let track = map_event(
+            event(),
+            delivered(&meta()),
+            received(),
+            &format_timestamp(received()),
+        )
+        .unwrap();
         assert_eq!(track.user_id, None);
         assert_eq!(track.anonymous_id.as_deref(), Some("PROFILE"));
         assert_eq!(track.context["klaviyo"]["identity_resolved"], false);
@@ -387,13 +430,25 @@ mod tests {
             profile_id: None,
             ..event()
         };
-        let err = map_event(no_profile, delivered(&meta()), received()).unwrap_err();
+        let err = map_event(
+            no_profile,
+            delivered(&meta()),
+            received(),
+            &format_timestamp(received()),
+        )
+        .unwrap_err();
         assert!(err.reason.contains("profile"), "{}", err.reason);
         let bad_time = WebhookEvent {
             datetime: Some("soon".into()),
             ..event()
         };
-        let err = map_event(bad_time, delivered(&meta()), received()).unwrap_err();
+        let err = map_event(
+            bad_time,
+            delivered(&meta()),
+            received(),
+            &format_timestamp(received()),
+        )
+        .unwrap_err();
         assert!(err.reason.contains("datetime"), "{}", err.reason);
         assert_eq!(err.webhook_id.as_deref(), Some("wh"));
     }
@@ -406,9 +461,14 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(both, delivered(&meta()), received())
-                .unwrap()
-                .timestamp,
+            map_event(
+                both,
+                delivered(&meta()),
+                received(),
+                &format_timestamp(received())
+            )
+            .unwrap()
+            .timestamp,
             "2024-01-04T18:05:01.000Z"
         );
     }

@@ -13,7 +13,11 @@ pub fn to_column_name(key: &str) -> String {
 /// Appends the column name of `key` to `out` (see [`to_column_name`]); lets a caller build
 /// `prefix_name` in one buffer.
 pub fn push_column_name(out: &mut String, key: &str) {
-    if key.is_ascii() {
+    if is_column_name_already(key) {
+        // Most context and spec keys (`profile_id`, `webhook_id`, `email_subject`) need no
+        // change at all: copy them whole.
+        out.push_str(key);
+    } else if key.is_ascii() {
         push_ascii_column_name(out, key.as_bytes());
     } else {
         push_unicode_column_name(out, key);
@@ -47,9 +51,22 @@ fn push_unicode_column_name(out: &mut String, key: &str) {
     }
 }
 
+/// Whether `key` is its own column name: lower-case ASCII letters and digits in words joined
+/// by single `_`, no `_` at either end.
+fn is_column_name_already(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let word_byte = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    bytes.first().is_some_and(word_byte)
+        && bytes.last().is_some_and(word_byte)
+        && bytes.iter().all(|b| word_byte(b) || *b == b'_')
+        && !bytes.windows(2).any(|pair| pair == b"__")
+}
+
 /// The same rule for an ASCII key, byte by byte: nearly every key is ASCII, and the ASCII
 /// classes are the Unicode ones restricted to ASCII, so the result is the same.
 fn push_ascii_column_name(out: &mut String, key: &[u8]) {
+    // At most one separator per key byte, plus the `_` of an empty name.
+    out.reserve(2 * key.len() + 1);
     let start = out.len();
     let mut previous: Option<u8> = None;
     let mut pending_separator = false;
@@ -91,6 +108,8 @@ mod tests {
             for &b in &printable {
                 for key in [
                     format!("{a}{b}"),
+                    format!("{a}_{b}"),
+                    format!("{a}{b}x"),
                     format!("x{a}Y{b}1z"),
                     format!("{a}aB{b}"),
                 ] {
@@ -98,6 +117,9 @@ mod tests {
                     push_ascii_column_name(&mut ascii, key.as_bytes());
                     push_unicode_column_name(&mut unicode, &key);
                     assert_eq!(ascii, unicode, "key {key:?}");
+                    if is_column_name_already(&key) {
+                        assert_eq!(ascii, key, "copied whole: {key:?}");
+                    }
                 }
             }
         }
@@ -123,6 +145,11 @@ mod tests {
             ("ÉtéURL", "été_url"),
             ("aÄb", "a_äb"),
             ("x1Y", "x1_y"),
+            ("profile_id", "profile_id"),
+            ("a__b", "a_b"),
+            ("_a", "a"),
+            ("a_", "a"),
+            ("9", "9"),
         ] {
             assert_eq!(to_column_name(key), column, "key {key:?}");
         }

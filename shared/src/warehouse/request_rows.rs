@@ -13,6 +13,7 @@ use super::row_writer::RowWriter;
 use crate::identity::apply::{IdentityDecision, apply_identity, klaviyo_profile_id};
 use crate::identity::resolver::Resolution;
 use crate::mapping::Mapped;
+use crate::time_format::format_timestamp;
 
 /// Why one event was set aside.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -54,6 +55,7 @@ pub fn request_rows(
     let mut rows = Vec::with_capacity(mapped.len());
     let mut outcome = IntakeOutcome::default();
     let mut writer = RowWriter::default();
+    let loaded_at = format_timestamp(received_at);
     for event in mapped {
         match event {
             Ok(mut event) => {
@@ -67,11 +69,11 @@ pub fn request_rows(
                         continue;
                     }
                 }
-                rows.push(track_row(&mut writer, event, received_at));
+                rows.push(track_row(&mut writer, event, &loaded_at));
                 outcome.accepted += 1;
             }
             Err(rejection) => {
-                rows.push(rejected_row(&mut writer, &rejection, received_at));
+                rows.push(rejected_row(&mut writer, &rejection, &loaded_at));
                 outcome.rejections.push(RejectionSummary {
                     index: rejection.index,
                     reason: rejection.reason,

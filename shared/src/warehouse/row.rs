@@ -11,7 +11,6 @@
 //! gathered as references into the event, sorted by name and written straight into the row's
 //! buffer, with no map of copied values in between. Every sink sends or stores those bytes.
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::column_name::push_column_name;
@@ -103,14 +102,10 @@ impl WarehouseRow {
     }
 }
 
-/// The row for a track event loaded at `loaded_at`, written by `writer`. Its columns are
-/// written straight from the event's fields and property values.
-pub fn track_row(
-    writer: &mut RowWriter,
-    event: TrackEvent,
-    loaded_at: DateTime<Utc>,
-) -> WarehouseRow {
-    let uuid_ts = format_timestamp(loaded_at);
+/// The row for a track event, written by `writer`. Its columns are written straight from the
+/// event's fields and property values. `loaded_at` is the load time as rows store it
+/// ([`format_timestamp`]), formatted once per request.
+pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> WarehouseRow {
     let json = {
         let columns = &mut *writer;
         columns.push("id", Cell::Text(&event.message_id));
@@ -125,7 +120,7 @@ pub fn track_row(
         columns.push("original_timestamp", Cell::Text(&event.original_timestamp));
         columns.push("sent_at", Cell::optional(event.sent_at.as_deref()));
         columns.push("received_at", Cell::Text(&event.received_at));
-        columns.push("uuid_ts", Cell::Text(&uuid_ts));
+        columns.push("uuid_ts", Cell::Text(loaded_at));
         let mut name = String::with_capacity(64);
         name.push_str("context");
         flatten_into(columns, &mut name, &event.context);
@@ -145,22 +140,21 @@ pub fn track_row(
 }
 
 /// The row for an event that could not be mapped: its reason and exact JSON, stored in the
-/// rejected collection under the date it was received.
+/// rejected collection under the date it was received. `loaded_at` as in [`track_row`].
 pub fn rejected_row(
     writer: &mut RowWriter,
     rejection: &Rejection,
-    loaded_at: DateTime<Utc>,
+    loaded_at: &str,
 ) -> WarehouseRow {
     let collection = Collection::rejected();
     let received = format_timestamp(rejection.received_at);
-    let uuid_ts = format_timestamp(loaded_at);
     let columns = writer;
     columns.push("id", Cell::Text(&rejection.message_id));
     columns.push("event", Cell::Text(collection.slug()));
     columns.push("event_text", Cell::Text(collection.event_name()));
     columns.push("timestamp", Cell::Text(&received));
     columns.push("received_at", Cell::Text(&received));
-    columns.push("uuid_ts", Cell::Text(&uuid_ts));
+    columns.push("uuid_ts", Cell::Text(loaded_at));
     columns.push("reason", Cell::Text(&rejection.reason));
     columns.push("raw_event", Cell::Text(&rejection.raw));
     columns.push("request_index", Cell::Count(rejection.index));
@@ -222,8 +216,8 @@ mod tests {
         }
     }
 
-    fn loaded() -> DateTime<Utc> {
-        crate::time_format::parse_iso_datetime("2023-08-10T07:22:01Z").unwrap()
+    fn loaded() -> &'static str {
+        "2023-08-10T07:22:01.000Z"
     }
 
     #[test]
@@ -393,7 +387,7 @@ mod tests {
             raw: r#"{"payload":{}}"#.into(),
             source: "klaviyo_webhook",
             webhook_id: Some("wh".into()),
-            received_at: loaded(),
+            received_at: crate::time_format::parse_iso_datetime(loaded()).unwrap(),
         };
         let row = rejected_row(&mut RowWriter::default(), &rejection, loaded());
         assert_eq!(row.partition.collection, "rejected_events");
