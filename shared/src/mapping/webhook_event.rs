@@ -275,6 +275,16 @@ mod tests {
         receipt().received_at
     }
 
+    /// `map_event` for a webhook event received at `received()`.
+    fn map_received(event: WebhookEvent<'_>) -> Mapped {
+        map_event(
+            event,
+            delivered(&meta()),
+            received(),
+            &format_timestamp(received()),
+        )
+    }
+
     fn event() -> WebhookEvent<'static> {
         WebhookEvent {
             index: 0,
@@ -301,100 +311,43 @@ mod tests {
                 datetime: Some(datetime.into()),
                 ..event()
             };
-            let rejection = map_event(
-                dated,
-                delivered(&meta()),
-                received(),
-                &format_timestamp(received()),
-            )
-            .unwrap_err();
+            let rejection = map_received(dated).unwrap_err();
             assert!(rejection.reason.contains(phrase), "{}", rejection.reason);
         }
         let next_month = WebhookEvent {
             datetime: Some("2024-02-04T00:00:00+00:00".into()),
             ..event()
         };
-        assert!(
-            map_event(
-                next_month,
-                delivered(&meta()),
-                received(),
-                &format_timestamp(received())
-            )
-            .is_ok()
-        );
+        assert!(map_received(next_month).is_ok());
     }
 
     #[test]
     fn falls_back_through_the_klaviyo_ids_for_the_message_id() {
-        assert_eq!(
-            map_event(
-                event(),
-                delivered(&meta()),
-                received(),
-                &format_timestamp(received())
-            )
-            .unwrap()
-            .message_id,
-            "klaviyo-EVT"
-        );
+        assert_eq!(map_received(event()).unwrap().message_id, "klaviyo-EVT");
         let external = WebhookEvent {
             event_id: None,
             ..event()
         };
-        assert_eq!(
-            map_event(
-                external,
-                delivered(&meta()),
-                received(),
-                &format_timestamp(received())
-            )
-            .unwrap()
-            .message_id,
-            "klaviyo-EXT"
-        );
+        assert_eq!(map_received(external).unwrap().message_id, "klaviyo-EXT");
         let uuid = WebhookEvent {
             event_id: None,
             external_id: None,
             ..event()
         };
-        assert_eq!(
-            map_event(
-                uuid,
-                delivered(&meta()),
-                received(),
-                &format_timestamp(received())
-            )
-            .unwrap()
-            .message_id,
-            "klaviyo-UUID"
-        );
+        assert_eq!(map_received(uuid).unwrap().message_id, "klaviyo-UUID");
         let none = WebhookEvent {
             event_id: None,
             external_id: None,
             uuid: None,
             ..event()
         };
-        let id = map_event(
-            none,
-            delivered(&meta()),
-            received(),
-            &format_timestamp(received()),
-        )
-        .unwrap()
-        .message_id;
+        let id = map_received(none).unwrap().message_id;
         assert!(id.starts_with("klaviyo-c-"), "{id}");
     }
 
     #[test]
     fn never_invents_a_user_id() {
-        let track = map_event(
-            event(),
-            delivered(&meta()),
-            received(),
-            &format_timestamp(received()),
-        )
-        .unwrap();
+        let track = map_received(event()).unwrap();
         assert_eq!(track.user_id, None);
         assert_eq!(track.anonymous_id.as_deref(), Some("PROFILE"));
         assert_eq!(track.context["klaviyo"]["identity_resolved"], false);
@@ -430,25 +383,13 @@ mod tests {
             profile_id: None,
             ..event()
         };
-        let err = map_event(
-            no_profile,
-            delivered(&meta()),
-            received(),
-            &format_timestamp(received()),
-        )
-        .unwrap_err();
+        let err = map_received(no_profile).unwrap_err();
         assert!(err.reason.contains("profile"), "{}", err.reason);
         let bad_time = WebhookEvent {
             datetime: Some("soon".into()),
             ..event()
         };
-        let err = map_event(
-            bad_time,
-            delivered(&meta()),
-            received(),
-            &format_timestamp(received()),
-        )
-        .unwrap_err();
+        let err = map_received(bad_time).unwrap_err();
         assert!(err.reason.contains("datetime"), "{}", err.reason);
         assert_eq!(err.webhook_id.as_deref(), Some("wh"));
     }
@@ -461,14 +402,7 @@ mod tests {
             ..event()
         };
         assert_eq!(
-            map_event(
-                both,
-                delivered(&meta()),
-                received(),
-                &format_timestamp(received())
-            )
-            .unwrap()
-            .timestamp,
+            map_received(both).unwrap().timestamp,
             "2024-01-04T18:05:01.000Z"
         );
     }
