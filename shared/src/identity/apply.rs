@@ -16,7 +16,10 @@ pub enum IdentityDecision {
 
 /// The Klaviyo profile id a mapped event carries, if it came from Klaviyo.
 pub fn klaviyo_profile_id(event: &TrackEvent) -> Option<&str> {
-    event.klaviyo_profile_id.as_deref()
+    event
+        .klaviyo
+        .as_ref()
+        .map(|klaviyo| klaviyo.profile_id.as_str())
 }
 
 /// Applies the seed's identity rule to `event`:
@@ -65,8 +68,8 @@ pub fn apply_identity(
 }
 
 fn set_resolved(event: &mut TrackEvent, resolved: bool) {
-    if let Some(Value::Object(klaviyo)) = event.context.get_mut("klaviyo") {
-        klaviyo.insert("identity_resolved".into(), json!(resolved));
+    if let Some(klaviyo) = &mut event.klaviyo {
+        klaviyo.identity_resolved = resolved;
     }
 }
 
@@ -74,6 +77,7 @@ fn set_resolved(event: &mut TrackEvent, resolved: bool) {
 mod tests {
     use super::*;
     use crate::identity::Profile;
+    use crate::segment::klaviyo_context::KlaviyoContext;
 
     fn event() -> TrackEvent {
         TrackEvent {
@@ -82,19 +86,20 @@ mod tests {
             event: "Email Opened".into(),
             collection_slug: "email_opened".into(),
             user_id: None,
-            klaviyo_profile_id: Some("01PROFILE".into()),
+            klaviyo: Some(KlaviyoContext::for_profile("01PROFILE")),
             anonymous_id: Some("01PROFILE".into()),
             properties: Map::new(),
-            context: json!({"klaviyo": {"profile_id": "01PROFILE", "identity_resolved": false}})
-                .as_object()
-                .unwrap()
-                .clone(),
+            context: Map::new(),
             timestamp: "2024-01-04T18:05:01.000Z".into(),
             original_timestamp: "2024-01-04T18:05:01.000Z".into(),
             integrations: Map::new(),
             sent_at: None,
             received_at: "2024-01-04T18:05:30.000Z".into(),
         }
+    }
+
+    fn resolved(event: &TrackEvent) -> bool {
+        event.klaviyo.as_ref().unwrap().identity_resolved
     }
 
     fn found(email: Option<&str>, external_id: Option<&str>) -> Resolution {
@@ -117,7 +122,7 @@ mod tests {
             (Some("u-1"), None)
         );
         assert_eq!(e.context["traits"]["email"], "a@example.com");
-        assert_eq!(e.context["klaviyo"]["identity_resolved"], true);
+        assert!(resolved(&e));
         assert_eq!(klaviyo_profile_id(&e), Some("01PROFILE"));
     }
 
@@ -141,7 +146,7 @@ mod tests {
             );
             assert_eq!(e.anonymous_id.as_deref(), Some("01PROFILE"));
             assert_eq!(e.user_id, None);
-            assert_eq!(e.context["klaviyo"]["identity_resolved"], false);
+            assert!(!resolved(&e));
         }
     }
 
@@ -165,6 +170,6 @@ mod tests {
         apply_identity(&mut e, &found(None, None), false);
         assert_eq!(e.anonymous_id.as_deref(), Some("01PROFILE"));
         assert!(e.context.get("traits").is_none());
-        assert_eq!(e.context["klaviyo"]["identity_resolved"], true);
+        assert!(resolved(&e));
     }
 }

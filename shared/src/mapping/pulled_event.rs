@@ -59,9 +59,9 @@ mod tests {
         let track = mapped.mapped[0].as_ref().unwrap();
         assert_eq!(track.message_id, "klaviyo-EVT1");
         assert_eq!(track.collection_slug, "email_link_clicked");
-        assert_eq!(track.context["klaviyo"]["source"], "pull");
-        assert_eq!(track.context["integration"]["version"], "2026-01-15");
-        assert!(track.context["klaviyo"].get("webhook_id").is_none());
+        assert_eq!(track.context_json()["klaviyo"]["source"], "pull");
+        assert_eq!(track.context_json()["integration"]["version"], "2026-01-15");
+        assert!(track.context_json()["klaviyo"].get("webhook_id").is_none());
         assert_eq!(track.sent_at, None);
         let rejection = mapped.mapped[1].as_ref().unwrap_err();
         assert_eq!(rejection.source, "klaviyo_pull");

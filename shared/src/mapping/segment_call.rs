@@ -146,7 +146,7 @@ fn map_item(
         event: collection.event_name().to_owned(),
         collection_slug: collection.slug().to_owned(),
         user_id,
-        klaviyo_profile_id: None,
+        klaviyo: None,
         anonymous_id,
         properties,
         context,

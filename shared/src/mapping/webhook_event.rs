@@ -7,7 +7,7 @@
 //! `context.klaviyo.identity_resolved = false` marking the row for a later fix-up.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::email_properties::add_email_spec_properties;
 use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
@@ -17,6 +17,7 @@ use crate::klaviyo::topic::collection_for_topic;
 use crate::klaviyo::webhook::{
     BrokenEvent, DecodedEvent, VerifiedWebhook, WebhookEvent, WebhookMeta,
 };
+use crate::segment::klaviyo_context::KlaviyoContext;
 use crate::segment::track::TrackEvent;
 use crate::time_format::{format_timestamp, parse_iso_datetime};
 
@@ -147,7 +148,7 @@ fn map_event(
         None => message_id_from_content("klaviyo-c", event.raw.as_bytes()),
     };
 
-    let context = context(&event, delivery, &profile_id);
+    let klaviyo = context(&event, delivery, profile_id.clone());
     let mut properties = Map::new();
     add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
     properties.insert("klaviyo".into(), Value::Object(event.properties));
@@ -159,10 +160,10 @@ fn map_event(
         event: collection.event_name().to_owned(),
         collection_slug: collection.slug().to_owned(),
         user_id: None,
-        klaviyo_profile_id: Some(profile_id.clone()),
+        klaviyo: Some(klaviyo),
         anonymous_id: Some(profile_id),
         properties,
-        context,
+        context: Map::new(),
         integrations: Map::new(),
         // Klaviyo's event time comes from Klaviyo's servers, not from a device with a
         // drifting clock, so Segment's skew correction would only subtract network delay.
@@ -189,41 +190,24 @@ fn batch_sent_at(meta: &WebhookMeta, receipt: Receipt) -> String {
 fn context(
     event: &WebhookEvent<'_>,
     delivery: KlaviyoDelivery<'_>,
-    profile_id: &str,
-) -> Map<String, Value> {
-    let mut integration = Map::new();
-    integration.insert("name".into(), json!("klaviyo"));
-    if let Some(version) = delivery.revision() {
-        integration.insert("version".into(), json!(version));
+    profile_id: String,
+) -> KlaviyoContext {
+    KlaviyoContext {
+        integration_version: delivery.revision().map(str::to_owned),
+        profile_id,
+        identity_resolved: false,
+        topic: event.topic.clone(),
+        source: delivery.source_name(),
+        webhook_id: delivery.webhook_id(),
+        event_id: event.event_id.clone(),
+        event_uuid: event.uuid.clone(),
+        external_id: event.external_id.clone(),
+        metric_id: event.metric_id.clone(),
+        account_id: match delivery {
+            KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.clone(),
+            KlaviyoDelivery::Pull { .. } => None,
+        },
     }
-    let mut klaviyo = Map::new();
-    klaviyo.insert("profile_id".into(), json!(profile_id));
-    klaviyo.insert("identity_resolved".into(), json!(false));
-    klaviyo.insert("topic".into(), json!(event.topic));
-    klaviyo.insert("source".into(), json!(delivery.source_name()));
-    if let Some(webhook_id) = delivery.webhook_id() {
-        klaviyo.insert("webhook_id".into(), json!(webhook_id));
-    }
-    let account_id = match delivery {
-        KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.as_ref(),
-        KlaviyoDelivery::Pull { .. } => None,
-    };
-    let optional = [
-        ("event_id", event.event_id.as_ref()),
-        ("event_uuid", event.uuid.as_ref()),
-        ("external_id", event.external_id.as_ref()),
-        ("metric_id", event.metric_id.as_ref()),
-        ("account_id", account_id),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            klaviyo.insert(key.into(), json!(value));
-        }
-    }
-    let mut context = Map::new();
-    context.insert("integration".into(), Value::Object(integration));
-    context.insert("klaviyo".into(), Value::Object(klaviyo));
-    context
 }
 
 fn reject_broken(
@@ -350,7 +334,7 @@ mod tests {
         let track = map_received(event()).unwrap();
         assert_eq!(track.user_id, None);
         assert_eq!(track.anonymous_id.as_deref(), Some("PROFILE"));
-        assert_eq!(track.context["klaviyo"]["identity_resolved"], false);
+        assert_eq!(track.context_json()["klaviyo"]["identity_resolved"], false);
     }
 
     #[test]

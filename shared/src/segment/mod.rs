@@ -1,5 +1,6 @@
 //! Segment's event model and HTTP Tracking API shapes.
 
+pub mod klaviyo_context;
 pub mod track;
 pub mod tracking_api;
 pub mod write_keys;

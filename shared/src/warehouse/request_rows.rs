@@ -90,8 +90,9 @@ mod tests {
     use super::*;
     use crate::identity::Profile;
     use crate::mapping::outcome::{IntakeSource, Rejection};
+    use crate::segment::klaviyo_context::KlaviyoContext;
     use crate::segment::track::TrackEvent;
-    use serde_json::{Map, json};
+    use serde_json::Map;
 
     fn event(id: &str, profile: &str) -> TrackEvent {
         TrackEvent {
@@ -100,13 +101,10 @@ mod tests {
             event: "Email Opened".into(),
             collection_slug: "email_opened".into(),
             user_id: None,
-            klaviyo_profile_id: Some(profile.into()),
+            klaviyo: Some(KlaviyoContext::for_profile(profile)),
             anonymous_id: Some(profile.into()),
             properties: Map::new(),
-            context: json!({"klaviyo": {"profile_id": profile}})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            context: Map::new(),
             timestamp: "2024-01-04T18:05:01.000Z".into(),
             original_timestamp: "2024-01-04T18:05:01.000Z".into(),
             integrations: Map::new(),

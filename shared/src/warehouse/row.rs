@@ -18,6 +18,7 @@ use super::json_text::write_json_value;
 use super::row_writer::{Cell, RowWriter};
 use crate::collection::Collection;
 use crate::mapping::Rejection;
+use crate::segment::klaviyo_context::{INTEGRATION_NAME, KlaviyoContext, KlaviyoMember};
 use crate::segment::track::TrackEvent;
 use crate::time_format::{format_timestamp, partition_date};
 
@@ -122,6 +123,10 @@ pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> 
         columns.push("received_at", Cell::Text(&event.received_at));
         columns.push("uuid_ts", Cell::Text(loaded_at));
         let mut name = String::with_capacity(64);
+        if let Some(klaviyo) = &event.klaviyo {
+            push_klaviyo_context(columns, &mut name, klaviyo);
+        }
+        name.clear();
         name.push_str("context");
         flatten_into(columns, &mut name, &event.context);
         name.clear();
@@ -173,6 +178,26 @@ pub fn rejected_row(
     }
 }
 
+/// Adds the columns of a Klaviyo event's `context.integration` and `context.klaviyo`, named
+/// and ordered as the flattened JSON members would be (they come before any other context
+/// member: `integration` and `klaviyo` sort before `traits`).
+fn push_klaviyo_context(columns: &mut RowWriter, name: &mut String, klaviyo: &KlaviyoContext) {
+    columns.push("context_integration_name", Cell::Text(INTEGRATION_NAME));
+    if let Some(version) = &klaviyo.integration_version {
+        columns.push("context_integration_version", Cell::Text(version));
+    }
+    for (key, member) in klaviyo.klaviyo_members() {
+        name.clear();
+        name.push_str("context_klaviyo_");
+        push_column_name(name, key);
+        let cell = match member {
+            KlaviyoMember::Text(text) => Cell::Text(text),
+            KlaviyoMember::Flag(flag) => Cell::Flag(flag),
+        };
+        columns.push_built(name, cell);
+    }
+}
+
 /// Adds the columns of `object`, flattened. `name` holds the prefix (empty at the top
 /// level) and is reused as the buffer for every column name below it.
 fn flatten_into(columns: &mut RowWriter, name: &mut String, object: &Map<String, Value>) {
@@ -195,6 +220,7 @@ fn flatten_into(columns: &mut RowWriter, name: &mut String, object: &Map<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segment::klaviyo_context::KlaviyoContext;
     use serde_json::json;
 
     fn event(properties: Value, context: Value) -> TrackEvent {
@@ -204,7 +230,7 @@ mod tests {
             event: "Email Opened".into(),
             collection_slug: "email_opened".into(),
             user_id: None,
-            klaviyo_profile_id: Some("01PROFILE".into()),
+            klaviyo: None,
             anonymous_id: Some("01PROFILE".into()),
             properties: properties.as_object().unwrap().clone(),
             context: context.as_object().unwrap().clone(),
@@ -347,6 +373,38 @@ mod tests {
             json!("klaviyo")
         );
         assert_eq!(row.columns().unwrap()["context_user_agent"], json!("UA"));
+    }
+
+    #[test]
+    fn a_klaviyo_context_gives_the_columns_its_json_form_flattens_to() {
+        let mut typed = event(
+            json!({"klaviyo": {"Subject": "Hi"}}),
+            json!({"traits": {"email": "a@example.com"}}),
+        );
+        typed.klaviyo = Some(KlaviyoContext {
+            integration_version: Some("2024-10-15".into()),
+            profile_id: "01PROFILE".into(),
+            identity_resolved: true,
+            topic: "event:klaviyo.opened_email".into(),
+            source: "webhook",
+            webhook_id: Some("wh".into()),
+            event_id: Some("E1".into()),
+            event_uuid: Some("U1".into()),
+            external_id: Some("X1".into()),
+            metric_id: Some("M1".into()),
+            account_id: Some("A1".into()),
+        });
+        let mut as_json = typed.clone();
+        as_json.context = typed.context_json();
+        as_json.klaviyo = None;
+        let typed_row = track_row(&mut RowWriter::default(), typed, loaded());
+        let json_row = track_row(&mut RowWriter::default(), as_json, loaded());
+        assert_eq!(typed_row, json_row);
+        let columns = typed_row.columns().unwrap();
+        assert_eq!(columns["context_klaviyo_identity_resolved"], json!(true));
+        assert_eq!(columns["context_integration_name"], json!("klaviyo"));
+        assert_eq!(columns["context_traits_email"], json!("a@example.com"));
+        assert_eq!(columns.len(), 10 + 2 + 10 + 1 + 1);
     }
 
     #[test]

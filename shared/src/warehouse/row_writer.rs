@@ -27,6 +27,8 @@ pub enum Cell<'a> {
     Text(&'a str),
     /// A count.
     Count(usize),
+    /// A boolean.
+    Flag(bool),
     /// A JSON scalar (string, number, boolean or null), written as it is.
     Scalar(&'a Value),
     /// An array, stored as its compact JSON text in a string column.
@@ -44,6 +46,8 @@ impl Cell<'_> {
             Cell::Null => out.extend_from_slice(b"null"),
             Cell::Text(text) => write_json_str(out, text),
             Cell::Count(count) => out.extend_from_slice(count.to_string().as_bytes()),
+            Cell::Flag(true) => out.extend_from_slice(b"true"),
+            Cell::Flag(false) => out.extend_from_slice(b"false"),
             Cell::Scalar(value) => write_json_value(out, value),
             Cell::ArrayAsText(value) => write_json_str(out, &value.to_string()),
         }
