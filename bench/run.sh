@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every benchmark, one command: mapping throughput (criterion), the endpoint under load (wrk),
-# cold-start proxy, init time through a Lambda Runtime API stand-in and binary sizes, the pull's
-# backfill throughput and memory, the Firehose billing measurement, the cost model and the
-# fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
+# Every benchmark, one command: mapping throughput (criterion), instructions per event
+# (valgrind), the endpoint under load (wrk), cold-start proxy, init time through a Lambda
+# Runtime API stand-in and binary sizes, the pull's backfill throughput and memory, the
+# Firehose billing measurement, the cost model and the fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
 # Loopback only; every run is bounded in time. Takes about 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,12 @@ work=$(mktemp -d)
   echo
   cargo bench --locked -p klaviyo-source --bench pipeline -- --warm-up-time 1 --measurement-time 4 >"$work/criterion.log" 2>&1
   .venv/bin/python bench/report_criterion.py
+  echo
+  echo "## Instructions per event (valgrind callgrind, bench/instructions.sh)"
+  echo
+  echo '```'
+  bash bench/instructions.sh 100 10
+  echo '```'
   echo
   echo "## Endpoint under load (release binary, wrk on loopback, 10 s per run)"
   echo
