@@ -2,8 +2,9 @@
 # Every benchmark, one command: mapping throughput (criterion), instructions per event
 # (valgrind), the endpoint under load (wrk), cold-start proxy, init time through a Lambda
 # Runtime API stand-in and binary sizes, the pull's backfill throughput and memory, the
-# Firehose billing measurement, the cost model and the fault-injection soak. Writes bench/results/<date>-<host>.md with the machine's description.
-# Loopback only; every run is bounded in time. Takes about 15 minutes on 2 cores.
+# Firehose billing measurement, the cost model and the fault-injection soak. Writes
+# bench/results/<date>-<host>.md with the machine's description. Loopback only; every run is
+# bounded in time. Takes about 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
