@@ -39,9 +39,13 @@ pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Packing {
         data: Vec::new(),
         rows: Vec::new(),
     };
+    // The bytes of the lines not yet packed: a new record reserves what it can hold of them
+    // at once, instead of doubling its way up to a megabyte.
+    let mut unpacked: usize = rows.iter().map(|row| row.json().len() + 1).sum();
     for (index, row) in rows.iter().enumerate() {
         // The row's JSON and its line break.
         let line_len = row.json().len() + 1;
+        unpacked -= line_len;
         if line_len > MAX_RECORD_BYTES {
             packing.oversized.push(index);
             continue;
@@ -56,6 +60,11 @@ pub fn pack_rows(rows: &[WarehouseRow], budget: usize) -> Packing {
                     rows: Vec::new(),
                 },
             ));
+        }
+        if current.data.is_empty() {
+            current
+                .data
+                .reserve((line_len + unpacked).min(budget.max(line_len)));
         }
         write_ndjson_line(&mut current.data, row);
         current.rows.push(index);
