@@ -7,60 +7,21 @@
 use chrono::Utc;
 use klaviyo_source::firehose::packing::pack_rows;
 use klaviyo_source::firehose::{BILLING_INCREMENT_BYTES, MAX_RECORD_BYTES, billed_bytes};
-use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, sign};
-use klaviyo_source::klaviyo::webhook::decode_webhook;
-use klaviyo_source::mapping::{Receipt, map_webhook};
-use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::request_rows::request_rows;
-use serde_json::Value;
+
+// The benchmark's body and path; this example uses only part of them.
+#[allow(dead_code)]
+#[path = "../benches/common/work.rs"]
+mod work;
+use work::{signed_body, verifier, webhook_rows};
 
 const EVENTS: usize = 1000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/webhooks/all_six_collections.json"
-    );
-    let mut body: Value = serde_json::from_str(&std::fs::read_to_string(fixture)?)?;
-    let events: Vec<Value> = body["data"]
-        .as_array()
-        .ok_or("fixture has no data")?
-        .clone();
-    body["data"] = Value::Array(
-        (0..EVENTS)
-            .map(|i| {
-                let mut event = events[i % events.len()].clone();
-                event["payload"]["data"]["id"] = Value::String(format!("bill{i:06}"));
-                event
-            })
-            .collect(),
-    );
-    let bytes = serde_json::to_vec(&body)?;
-    let key = WriteKey::new("billing-measure-key-01")?;
     let now = Utc::now();
-    let timestamp = now.timestamp().to_string();
-    let signature = sign(&key, &bytes, &timestamp);
-    let webhook_id = body["meta"]["klaviyo_webhook_id"]
-        .as_str()
-        .ok_or("no webhook id")?;
-    let verifier = SignatureVerifier::new(vec![key], std::time::Duration::from_secs(300))?;
-    let headers = SignatureHeaders {
-        signature: Some(&signature),
-        timestamp: Some(&timestamp),
-        webhook_id: Some(webhook_id),
-    };
-    let authenticated = verifier.verify(headers, &bytes, now)?;
-    let webhook = decode_webhook(&authenticated)?;
-    let receipt = Receipt {
-        signed_at: now,
-        received_at: now,
-    };
-    let (rows, _) = request_rows(
-        map_webhook(webhook, receipt),
-        &std::collections::HashMap::new(),
-        false,
-        now,
-    );
+    let body = signed_body(EVENTS, now);
+    let verifier = verifier().ok_or("the benchmark key is not a valid write key")?;
+    let rows = webhook_rows(&body, &verifier, now).ok_or("the body did not verify or decode")?;
+    let bytes = &body.bytes;
 
     println!(
         "events: {}, webhook body: {} bytes",

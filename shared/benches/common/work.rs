@@ -12,6 +12,7 @@ use klaviyo_source::klaviyo::webhook::decode_webhook;
 use klaviyo_source::mapping::{Receipt, map_webhook};
 use klaviyo_source::secret::WriteKey;
 use klaviyo_source::warehouse::request_rows::request_rows;
+use klaviyo_source::warehouse::row::WarehouseRow;
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../../../tests/fixtures/webhooks/all_six_collections.json");
@@ -19,7 +20,8 @@ const KEY: &str = "benchmark-write-key-01";
 
 /// A webhook body and the headers Klaviyo would sign it with.
 pub struct SignedBody {
-    bytes: Vec<u8>,
+    /// The body.
+    pub bytes: Vec<u8>,
     timestamp: String,
     signature: String,
     webhook_id: String,
@@ -62,28 +64,33 @@ fn no_lookups() -> std::collections::HashMap<String, klaviyo_source::identity::r
     std::collections::HashMap::new()
 }
 
-/// The whole request path up to the sink, through the same functions production calls
-/// (verify, decode, map, `request_rows`, the Firehose sink's packing); answers the number
-/// of Firehose records.
-pub fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>) -> usize {
+/// The rows of `body` through the same functions production calls (verify, decode, map,
+/// `request_rows` with no profile lookup configured); `None` if it does not verify or decode.
+pub fn webhook_rows(
+    body: &SignedBody,
+    verifier: &SignatureVerifier,
+    now: DateTime<Utc>,
+) -> Option<Vec<WarehouseRow>> {
     let headers = SignatureHeaders {
         signature: Some(&body.signature),
         timestamp: Some(&body.timestamp),
         webhook_id: Some(&body.webhook_id),
     };
-    let Ok(authenticated) = verifier.verify(headers, &body.bytes, now) else {
-        return 0;
-    };
-    let Ok(webhook) = decode_webhook(&authenticated) else {
-        return 0;
-    };
+    let authenticated = verifier.verify(headers, &body.bytes, now).ok()?;
+    let webhook = decode_webhook(&authenticated).ok()?;
     let receipt = Receipt {
         signed_at: authenticated.signed_at(),
         received_at: now,
     };
-    // The function the routes and the pull call (no profile lookup configured).
     let (rows, _) = request_rows(map_webhook(webhook, receipt), &no_lookups(), false, now);
-    pack_rows(&rows, MAX_RECORD_BYTES).records.len()
+    Some(rows)
+}
+
+/// The whole request path up to the sink: [`webhook_rows`] and the Firehose sink's packing;
+/// answers the number of Firehose records.
+pub fn full_path(body: &SignedBody, verifier: &SignatureVerifier, now: DateTime<Utc>) -> usize {
+    webhook_rows(body, verifier, now)
+        .map_or(0, |rows| pack_rows(&rows, MAX_RECORD_BYTES).records.len())
 }
 
 /// The practical limit: parse the bytes into a JSON tree and write them back.
