@@ -17,7 +17,7 @@ pub struct KlaviyoContext {
     pub profile_id: String,
     /// `context.klaviyo.identity_resolved`: whether the profile was looked up.
     pub identity_resolved: bool,
-    /// `context.klaviyo.topic`: the webhook topic (empty for pulled events' metric-less form).
+    /// `context.klaviyo.topic`: the webhook topic, or the one a pulled event's metric stands for.
     pub topic: String,
     /// `context.klaviyo.source`: `webhook` or `pull`.
     pub source: &'static str,

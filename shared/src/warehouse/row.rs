@@ -7,9 +7,10 @@
 //! snake_case. When two keys flatten to the same name (`Campaign Name` and
 //! `campaign_name`), the first in key order keeps it and the next get `_2`, `_3`, ...
 //!
-//! A row is written to its JSON text once, when it is made (`row_columns`): the columns are
-//! gathered as references into the event, sorted by name and written straight into the row's
-//! buffer, with no map of copied values in between. Every sink sends or stores those bytes.
+//! A row is written to its JSON text once, when it is made (`row_writer`): each column's value
+//! is written as it is taken from the event, the names are sorted, and the row goes straight
+//! into its buffer, with no map of copied values in between. Every sink sends or stores those
+//! bytes.
 
 use serde_json::{Map, Value};
 
@@ -107,32 +108,29 @@ impl WarehouseRow {
 /// event's fields and property values. `loaded_at` is the load time as rows store it
 /// ([`format_timestamp`]), formatted once per request.
 pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> WarehouseRow {
-    let json = {
-        let columns = &mut *writer;
-        columns.push("id", Cell::Text(&event.message_id));
-        columns.push("event", Cell::Text(&event.collection_slug));
-        columns.push("event_text", Cell::Text(&event.event));
-        columns.push("user_id", Cell::optional(event.user_id.as_deref()));
-        columns.push(
-            "anonymous_id",
-            Cell::optional(event.anonymous_id.as_deref()),
-        );
-        columns.push("timestamp", Cell::Text(&event.timestamp));
-        columns.push("original_timestamp", Cell::Text(&event.original_timestamp));
-        columns.push("sent_at", Cell::optional(event.sent_at.as_deref()));
-        columns.push("received_at", Cell::Text(&event.received_at));
-        columns.push("uuid_ts", Cell::Text(loaded_at));
-        let mut name = String::with_capacity(64);
-        if let Some(klaviyo) = &event.klaviyo {
-            push_klaviyo_context(columns, &mut name, klaviyo);
-        }
-        name.clear();
-        name.push_str("context");
-        flatten_into(columns, &mut name, &event.context);
-        name.clear();
-        flatten_into(columns, &mut name, &event.properties);
-        columns.finish()
-    };
+    writer.push("id", Cell::Text(&event.message_id));
+    writer.push("event", Cell::Text(&event.collection_slug));
+    writer.push("event_text", Cell::Text(&event.event));
+    writer.push("user_id", Cell::optional(event.user_id.as_deref()));
+    writer.push(
+        "anonymous_id",
+        Cell::optional(event.anonymous_id.as_deref()),
+    );
+    writer.push("timestamp", Cell::Text(&event.timestamp));
+    writer.push("original_timestamp", Cell::Text(&event.original_timestamp));
+    writer.push("sent_at", Cell::optional(event.sent_at.as_deref()));
+    writer.push("received_at", Cell::Text(&event.received_at));
+    writer.push("uuid_ts", Cell::Text(loaded_at));
+    let mut name = String::with_capacity(64);
+    if let Some(klaviyo) = &event.klaviyo {
+        push_klaviyo_context(writer, &mut name, klaviyo);
+    }
+    name.clear();
+    name.push_str("context");
+    flatten_into(writer, &mut name, &event.context);
+    name.clear();
+    flatten_into(writer, &mut name, &event.properties);
+    let json = writer.finish();
     WarehouseRow {
         partition: PartitionKey {
             // Timestamps are always written in UTC, so the first ten characters are the date.
@@ -153,18 +151,17 @@ pub fn rejected_row(
 ) -> WarehouseRow {
     let collection = Collection::rejected();
     let received = format_timestamp(rejection.received_at);
-    let columns = writer;
-    columns.push("id", Cell::Text(&rejection.message_id));
-    columns.push("event", Cell::Text(collection.slug()));
-    columns.push("event_text", Cell::Text(collection.event_name()));
-    columns.push("timestamp", Cell::Text(&received));
-    columns.push("received_at", Cell::Text(&received));
-    columns.push("uuid_ts", Cell::Text(loaded_at));
-    columns.push("reason", Cell::Text(&rejection.reason));
-    columns.push("raw_event", Cell::Text(&rejection.raw));
-    columns.push("request_index", Cell::Count(rejection.index));
-    columns.push("source", Cell::Text(rejection.source));
-    columns.push(
+    writer.push("id", Cell::Text(&rejection.message_id));
+    writer.push("event", Cell::Text(collection.slug()));
+    writer.push("event_text", Cell::Text(collection.event_name()));
+    writer.push("timestamp", Cell::Text(&received));
+    writer.push("received_at", Cell::Text(&received));
+    writer.push("uuid_ts", Cell::Text(loaded_at));
+    writer.push("reason", Cell::Text(&rejection.reason));
+    writer.push("raw_event", Cell::Text(&rejection.raw));
+    writer.push("request_index", Cell::Count(rejection.index));
+    writer.push("source", Cell::Text(rejection.source));
+    writer.push(
         "context_klaviyo_webhook_id",
         Cell::optional(rejection.webhook_id.as_deref()),
     );
@@ -174,17 +171,17 @@ pub fn rejected_row(
             dt: partition_date(rejection.received_at),
         },
         id: rejection.message_id.clone(),
-        json: columns.finish(),
+        json: writer.finish(),
     }
 }
 
 /// Adds the columns of a Klaviyo event's `context.integration` and `context.klaviyo`, named
 /// and ordered as the flattened JSON members would be (they come before any other context
 /// member: `integration` and `klaviyo` sort before `traits`).
-fn push_klaviyo_context(columns: &mut RowWriter, name: &mut String, klaviyo: &KlaviyoContext) {
-    columns.push("context_integration_name", Cell::Text(INTEGRATION_NAME));
+fn push_klaviyo_context(writer: &mut RowWriter, name: &mut String, klaviyo: &KlaviyoContext) {
+    writer.push("context_integration_name", Cell::Text(INTEGRATION_NAME));
     if let Some(version) = &klaviyo.integration_version {
-        columns.push("context_integration_version", Cell::Text(version));
+        writer.push("context_integration_version", Cell::Text(version));
     }
     for (key, member) in klaviyo.klaviyo_members() {
         name.clear();
@@ -194,13 +191,13 @@ fn push_klaviyo_context(columns: &mut RowWriter, name: &mut String, klaviyo: &Kl
             KlaviyoMember::Text(text) => Cell::Text(text),
             KlaviyoMember::Flag(flag) => Cell::Flag(flag),
         };
-        columns.push_built(name, cell);
+        writer.push_built(name, cell);
     }
 }
 
 /// Adds the columns of `object`, flattened. `name` holds the prefix (empty at the top
 /// level) and is reused as the buffer for every column name below it.
-fn flatten_into(columns: &mut RowWriter, name: &mut String, object: &Map<String, Value>) {
+fn flatten_into(writer: &mut RowWriter, name: &mut String, object: &Map<String, Value>) {
     let prefix_len = name.len();
     for (key, value) in object {
         name.truncate(prefix_len);
@@ -209,9 +206,9 @@ fn flatten_into(columns: &mut RowWriter, name: &mut String, object: &Map<String,
         }
         push_column_name(name, key);
         match value {
-            Value::Object(nested) => flatten_into(columns, name, nested),
-            Value::Array(_) => columns.push_built(name, Cell::ArrayAsText(value)),
-            scalar => columns.push_built(name, Cell::Scalar(scalar)),
+            Value::Object(nested) => flatten_into(writer, name, nested),
+            Value::Array(_) => writer.push_built(name, Cell::ArrayAsText(value)),
+            scalar => writer.push_built(name, Cell::Scalar(scalar)),
         }
     }
     name.truncate(prefix_len);
