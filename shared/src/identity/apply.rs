@@ -77,25 +77,9 @@ fn set_resolved(event: &mut TrackEvent, resolved: bool) {
 mod tests {
     use super::*;
     use crate::identity::Profile;
-    use crate::segment::klaviyo_context::KlaviyoContext;
 
     fn event() -> TrackEvent {
-        TrackEvent {
-            kind: TrackEvent::KIND,
-            message_id: "klaviyo-1".into(),
-            event: "Email Opened".into(),
-            collection_slug: "email_opened".into(),
-            user_id: None,
-            klaviyo: Some(KlaviyoContext::for_profile("01PROFILE")),
-            anonymous_id: Some("01PROFILE".into()),
-            properties: Map::new(),
-            context: Map::new(),
-            timestamp: "2024-01-04T18:05:01.000Z".into(),
-            original_timestamp: "2024-01-04T18:05:01.000Z".into(),
-            integrations: Map::new(),
-            sent_at: None,
-            received_at: "2024-01-04T18:05:30.000Z".into(),
-        }
+        TrackEvent::klaviyo_opened_for_tests("klaviyo-1", "01PROFILE")
     }
 
     fn resolved(event: &TrackEvent) -> bool {

@@ -57,3 +57,27 @@ impl TrackEvent {
         context
     }
 }
+
+#[cfg(test)]
+impl TrackEvent {
+    /// An `Email Opened` event from Klaviyo about `profile_id`, identity not yet applied: what
+    /// the identity and row tests start from.
+    pub(crate) fn klaviyo_opened_for_tests(message_id: &str, profile_id: &str) -> Self {
+        Self {
+            kind: Self::KIND,
+            message_id: message_id.into(),
+            event: "Email Opened".into(),
+            collection_slug: "email_opened".into(),
+            user_id: None,
+            klaviyo: Some(KlaviyoContext::for_profile(profile_id)),
+            anonymous_id: Some(profile_id.into()),
+            properties: Map::new(),
+            context: Map::new(),
+            timestamp: "2024-01-04T18:05:01.000Z".into(),
+            original_timestamp: "2024-01-04T18:05:01.000Z".into(),
+            integrations: Map::new(),
+            sent_at: None,
+            received_at: "2024-01-04T18:05:30.000Z".into(),
+        }
+    }
+}

@@ -90,27 +90,10 @@ mod tests {
     use super::*;
     use crate::identity::Profile;
     use crate::mapping::outcome::{IntakeSource, Rejection};
-    use crate::segment::klaviyo_context::KlaviyoContext;
     use crate::segment::track::TrackEvent;
-    use serde_json::Map;
 
     fn event(id: &str, profile: &str) -> TrackEvent {
-        TrackEvent {
-            kind: TrackEvent::KIND,
-            message_id: format!("klaviyo-{id}"),
-            event: "Email Opened".into(),
-            collection_slug: "email_opened".into(),
-            user_id: None,
-            klaviyo: Some(KlaviyoContext::for_profile(profile)),
-            anonymous_id: Some(profile.into()),
-            properties: Map::new(),
-            context: Map::new(),
-            timestamp: "2024-01-04T18:05:01.000Z".into(),
-            original_timestamp: "2024-01-04T18:05:01.000Z".into(),
-            integrations: Map::new(),
-            sent_at: None,
-            received_at: "2024-01-04T18:05:30.000Z".into(),
-        }
+        TrackEvent::klaviyo_opened_for_tests(&format!("klaviyo-{id}"), profile)
     }
 
     fn found(id: &str, external_id: Option<&str>) -> (String, Resolution) {

@@ -273,15 +273,10 @@ mod tests {
             event(json!({"dt": "x", "collection": "y"}), json!({})),
             loaded(),
         );
-        assert_eq!(row.columns().unwrap().get("dt_2"), Some(&json!("x")));
-        assert_eq!(
-            row.columns().unwrap().get("collection_2"),
-            Some(&json!("y"))
-        );
-        assert!(
-            !row.columns().unwrap().contains_key("dt")
-                && !row.columns().unwrap().contains_key("collection")
-        );
+        let columns = row.columns().unwrap();
+        assert_eq!(columns.get("dt_2"), Some(&json!("x")));
+        assert_eq!(columns.get("collection_2"), Some(&json!("y")));
+        assert!(!columns.contains_key("dt") && !columns.contains_key("collection"));
     }
 
     #[test]
@@ -299,8 +294,9 @@ mod tests {
             event(Value::Object(properties), json!({})),
             loaded(),
         );
-        assert!(row.columns().unwrap().contains_key("a"));
-        assert!(row.columns().unwrap().contains_key(&format!("a_{count}")));
+        let columns = row.columns().unwrap();
+        assert!(columns.contains_key("a"));
+        assert!(columns.contains_key(&format!("a_{count}")));
         assert!(
             !row.columns()
                 .unwrap()
@@ -356,20 +352,12 @@ mod tests {
             ),
             loaded(),
         );
-        assert_eq!(
-            row.columns().unwrap()["klaviyo_group_ids"],
-            json!("[1,\"a\"]")
-        );
-        assert_eq!(
-            row.columns().unwrap()["klaviyo_attribution_flow"],
-            json!("F1")
-        );
-        assert_eq!(row.columns().unwrap()["klaviyo_machine_open"], json!(true));
-        assert_eq!(
-            row.columns().unwrap()["context_integration_name"],
-            json!("klaviyo")
-        );
-        assert_eq!(row.columns().unwrap()["context_user_agent"], json!("UA"));
+        let columns = row.columns().unwrap();
+        assert_eq!(columns["klaviyo_group_ids"], json!("[1,\"a\"]"));
+        assert_eq!(columns["klaviyo_attribution_flow"], json!("F1"));
+        assert_eq!(columns["klaviyo_machine_open"], json!(true));
+        assert_eq!(columns["context_integration_name"], json!("klaviyo"));
+        assert_eq!(columns["context_user_agent"], json!("UA"));
     }
 
     #[test]
@@ -414,11 +402,9 @@ mod tests {
             ),
             loaded(),
         );
-        assert_eq!(row.columns().unwrap()["klaviyo_campaign_name"], json!("A"));
-        assert_eq!(
-            row.columns().unwrap()["klaviyo_campaign_name_2"],
-            json!("B")
-        );
+        let columns = row.columns().unwrap();
+        assert_eq!(columns["klaviyo_campaign_name"], json!("A"));
+        assert_eq!(columns["klaviyo_campaign_name_2"], json!("B"));
     }
 
     #[test]
@@ -428,9 +414,10 @@ mod tests {
             event(json!({"id": "evil", "timestamp": "x"}), json!({})),
             loaded(),
         );
-        assert_eq!(row.columns().unwrap()["id"], json!("klaviyo-1"));
-        assert_eq!(row.columns().unwrap()["id_2"], json!("evil"));
-        assert_eq!(row.columns().unwrap()["timestamp_2"], json!("x"));
+        let columns = row.columns().unwrap();
+        assert_eq!(columns["id"], json!("klaviyo-1"));
+        assert_eq!(columns["id_2"], json!("evil"));
+        assert_eq!(columns["timestamp_2"], json!("x"));
     }
 
     #[test]
@@ -445,13 +432,11 @@ mod tests {
             received_at: crate::time_format::parse_iso_datetime(loaded()).unwrap(),
         };
         let row = rejected_row(&mut RowWriter::default(), &rejection, loaded());
+        let columns = row.columns().unwrap();
         assert_eq!(row.partition.collection, "rejected_events");
         assert_eq!(row.partition.dt, "2023-08-10");
-        assert_eq!(
-            row.columns().unwrap()["raw_event"],
-            json!(r#"{"payload":{}}"#)
-        );
-        assert_eq!(row.columns().unwrap()["request_index"], json!(3));
+        assert_eq!(columns["raw_event"], json!(r#"{"payload":{}}"#));
+        assert_eq!(columns["request_index"], json!(3));
         assert_eq!(row.id(), "klaviyo-rejected-abc");
     }
 }
