@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(event.event_id.as_deref(), Some("4sDShKQjrdT"));
         assert_eq!(event.topic, "event:klaviyo.opened_email");
         assert_eq!(event.profile_id.as_deref(), Some("P1"));
-        assert_eq!(event.properties["Subject"], "Hi");
+        assert_eq!(
+            event.properties.get("Subject"),
+            Some(crate::decoded_object::Member::Text("Hi"))
+        );
         let broken = page.events[1].as_ref().unwrap_err();
         assert!(broken.reason.contains("neither datetime nor timestamp"));
         assert_eq!(

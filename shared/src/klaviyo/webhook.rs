@@ -8,9 +8,10 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::signature::AuthenticatedBody;
+use crate::decoded_object::DecodedObject;
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
 use crate::time_format::{parse_iso_datetime, unix_time_to_datetime};
 
@@ -73,8 +74,8 @@ pub struct WebhookEvent<'a> {
     pub datetime: Option<String>,
     /// `attributes.timestamp`, unix seconds.
     pub timestamp: Option<i64>,
-    /// `attributes.event_properties`, complete.
-    pub properties: Map<String, Value>,
+    /// `attributes.event_properties`, complete (decoded once, as a map would hold them).
+    pub properties: DecodedObject,
     /// `relationships.metric.data.id`.
     pub metric_id: Option<String>,
     /// `relationships.profile.data.id`.
@@ -185,7 +186,7 @@ struct AttributesWire {
     #[serde(default)]
     timestamp: Option<i64>,
     #[serde(default)]
-    event_properties: Option<Map<String, Value>>,
+    event_properties: Option<DecodedObject>,
 }
 
 #[derive(Deserialize, Default)]
@@ -349,6 +350,7 @@ fn event_from_resource<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decoded_object::Member;
     use crate::klaviyo::signature::{SignatureHeaders, SignatureVerifier, sign};
     use crate::secret::WriteKey;
 
@@ -395,7 +397,7 @@ mod tests {
         );
         assert_eq!(event.profile_id.as_deref(), Some("P1"));
         assert_eq!(event.metric_id.as_deref(), Some("M1"));
-        assert_eq!(event.properties["Subject"], "Hi");
+        assert_eq!(event.properties.get("Subject"), Some(Member::Text("Hi")));
     }
 
     #[test]

@@ -5,12 +5,14 @@
 
 use serde_json::{Map, Value};
 
+use crate::decoded_object::{DecodedObject, Member};
+
 /// Adds the spec properties that Klaviyo's `klaviyo` properties can fill to `properties`.
 /// Values are written as strings, as the spec types them. Nothing is invented: a property
 /// whose source key is absent is left out.
 pub fn add_email_spec_properties(
     collection_slug: &str,
-    klaviyo: &Map<String, Value>,
+    klaviyo: &DecodedObject,
     properties: &mut Map<String, Value>,
 ) {
     let message = text(klaviyo, "$message");
@@ -49,11 +51,11 @@ pub fn add_email_spec_properties(
 }
 
 /// A property as text: strings as they are, numbers and booleans printed; others absent.
-fn text(properties: &Map<String, Value>, key: &str) -> Option<String> {
+fn text(properties: &DecodedObject, key: &str) -> Option<String> {
     match properties.get(key)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Member::Text(text) if !text.is_empty() => Some(text.to_owned()),
+        Member::Number(number) => Some(number.to_owned()),
+        Member::Flag(flag) => Some(flag.to_string()),
         _ => None,
     }
 }
@@ -65,7 +67,8 @@ mod tests {
 
     fn spec(slug: &str, klaviyo: Value) -> Value {
         let mut properties = Map::new();
-        add_email_spec_properties(slug, klaviyo.as_object().unwrap(), &mut properties);
+        let klaviyo = serde_json::from_str(&klaviyo.to_string()).unwrap();
+        add_email_spec_properties(slug, &klaviyo, &mut properties);
         Value::Object(properties)
     }
 

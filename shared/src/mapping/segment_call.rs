@@ -149,6 +149,7 @@ fn map_item(
         klaviyo: None,
         anonymous_id,
         properties,
+        klaviyo_properties: None,
         context,
         integrations,
         timestamp: format_timestamp(timestamp),

@@ -7,7 +7,7 @@
 //! `context.klaviyo.identity_resolved = false` marking the row for a later fix-up.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::email_properties::add_email_spec_properties;
 use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
@@ -151,7 +151,6 @@ fn map_event(
     let klaviyo = context(&event, delivery, profile_id.clone());
     let mut properties = Map::new();
     add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
-    properties.insert("klaviyo".into(), Value::Object(event.properties));
 
     let occurred = format_timestamp(occurred_at);
     Ok(TrackEvent {
@@ -163,6 +162,7 @@ fn map_event(
         klaviyo: Some(klaviyo),
         anonymous_id: Some(profile_id),
         properties,
+        klaviyo_properties: Some(event.properties),
         context: Map::new(),
         integrations: Map::new(),
         // Klaviyo's event time comes from Klaviyo's servers, not from a device with a
@@ -228,6 +228,7 @@ fn reject_broken(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decoded_object::DecodedObject;
     use crate::time_format::parse_iso_datetime;
 
     fn meta() -> WebhookMeta {
@@ -278,7 +279,7 @@ mod tests {
             uuid: Some("UUID".into()),
             datetime: Some("2024-01-04T18:05:01+00:00".into()),
             timestamp: None,
-            properties: Map::new(),
+            properties: DecodedObject::default(),
             metric_id: None,
             profile_id: Some("PROFILE".into()),
             raw: "{}",

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::klaviyo_context::KlaviyoContext;
+use crate::decoded_object::DecodedObject;
 
 /// Segment's limit on `messageId` length: ids at or above it are not accepted.
 pub const MAX_MESSAGE_ID_LEN: usize = 100;
@@ -28,6 +29,9 @@ pub struct TrackEvent {
     pub anonymous_id: Option<String>,
     /// Event properties.
     pub properties: Map<String, Value>,
+    /// `properties.klaviyo` of an event from Klaviyo: its `event_properties`, kept decoded as
+    /// they were read (not as a `Value` map) and written out as the `klaviyo_*` columns.
+    pub klaviyo_properties: Option<DecodedObject>,
     /// The rest of the context: a Segment client's whole context, or the `traits` identity
     /// adds to a Klaviyo event.
     pub context: Map<String, Value>,
@@ -72,6 +76,7 @@ impl TrackEvent {
             klaviyo: Some(KlaviyoContext::for_profile(profile_id)),
             anonymous_id: Some(profile_id.into()),
             properties: Map::new(),
+            klaviyo_properties: None,
             context: Map::new(),
             timestamp: "2024-01-04T18:05:01.000Z".into(),
             original_timestamp: "2024-01-04T18:05:01.000Z".into(),

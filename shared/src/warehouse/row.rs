@@ -18,6 +18,7 @@ use super::column_name::push_column_name;
 use super::json_text::write_json_value;
 use super::row_writer::{Cell, RowWriter};
 use crate::collection::Collection;
+use crate::decoded_object::{Member, ObjectView};
 use crate::mapping::Rejection;
 use crate::segment::klaviyo_context::{INTEGRATION_NAME, KlaviyoContext, KlaviyoMember};
 use crate::segment::track::TrackEvent;
@@ -130,6 +131,13 @@ pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> 
     flatten_into(writer, &mut name, &event.context);
     name.clear();
     flatten_into(writer, &mut name, &event.properties);
+    if let Some(klaviyo) = &event.klaviyo_properties {
+        // `properties.klaviyo`: no other property's column starts with `klaviyo`, so writing
+        // these after the rest names every column as a single map would.
+        name.clear();
+        name.push_str("klaviyo");
+        flatten_decoded_into(writer, &mut name, klaviyo.view());
+    }
     let json = writer.finish();
     WarehouseRow {
         partition: PartitionKey {
@@ -214,6 +222,29 @@ fn flatten_into(writer: &mut RowWriter, name: &mut String, object: &Map<String, 
     name.truncate(prefix_len);
 }
 
+/// [`flatten_into`] for a decoded object.
+fn flatten_decoded_into(writer: &mut RowWriter, name: &mut String, object: ObjectView<'_>) {
+    let prefix_len = name.len();
+    for (key, member) in object.iter() {
+        name.truncate(prefix_len);
+        name.push('_');
+        push_column_name(name, key);
+        let cell = match member {
+            Member::Object(nested) => {
+                flatten_decoded_into(writer, name, nested);
+                continue;
+            }
+            Member::Null => Cell::Null,
+            Member::Flag(flag) => Cell::Flag(flag),
+            Member::Number(number) => Cell::Number(number),
+            Member::Text(text) => Cell::Text(text),
+            Member::ArrayJson(json) => Cell::JsonAsText(json),
+        };
+        writer.push_built(name, cell);
+    }
+    name.truncate(prefix_len);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +261,7 @@ mod tests {
             klaviyo: None,
             anonymous_id: Some("01PROFILE".into()),
             properties: properties.as_object().unwrap().clone(),
+            klaviyo_properties: None,
             context: context.as_object().unwrap().clone(),
             timestamp: "2023-08-10T07:21:56.000Z".into(),
             original_timestamp: "2023-08-10T07:21:56.000Z".into(),

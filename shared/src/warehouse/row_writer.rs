@@ -33,6 +33,10 @@ pub enum Cell<'a> {
     Scalar(&'a Value),
     /// An array, stored as its compact JSON text in a string column.
     ArrayAsText(&'a Value),
+    /// A number's JSON text, written as it is.
+    Number(&'a str),
+    /// Compact JSON text (an array's), stored in a string column.
+    JsonAsText(&'a str),
 }
 
 impl Cell<'_> {
@@ -50,6 +54,8 @@ impl Cell<'_> {
             Cell::Flag(false) => out.extend_from_slice(b"false"),
             Cell::Scalar(value) => write_json_value(out, value),
             Cell::ArrayAsText(value) => write_json_str(out, &value.to_string()),
+            Cell::Number(number) => out.extend_from_slice(number.as_bytes()),
+            Cell::JsonAsText(json) => write_json_str(out, json),
         }
     }
 }

@@ -1,0 +1,399 @@
+//! A JSON object decoded once into one text buffer, for objects that are read a few times and
+//! written out as columns once (Klaviyo's `event_properties`, one per event on the hot path).
+//!
+//! Decoding it into a `Map<String, Value>` costs two allocations per member and a tree to
+//! free; a [`DecodedObject`] costs three allocations in all. Its content equals what
+//! serde_json's `Map` would hold, member for member:
+//!
+//! - members are ordered by key, byte for byte, and a key sent twice keeps its last value;
+//! - strings are unescaped;
+//! - numbers are the text serde_json keeps with `arbitrary_precision` (as sent, except that an
+//!   exponent is written `e` with its sign: `1E5` becomes `1e+5`);
+//! - an array is kept as the compact JSON text serde_json writes for it (the form it is
+//!   stored in); nested objects are decoded the same way as the top level.
+//!
+//! One difference from `Map`: an escape that is not text (a lone UTF-16 surrogate, `"\ud800"`)
+//! in a member's value is still refused, but the error's position is the end of the object
+//! rather than the escape, because values are first taken as raw text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// A JSON object decoded into one buffer (see the module documentation for what it keeps).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecodedObject {
+    text: String,
+    entries: Vec<Entry>,
+}
+
+/// One member's value, borrowed from a [`DecodedObject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Flag(bool),
+    /// A number, as serde_json writes it.
+    Number(&'a str),
+    /// A string, unescaped.
+    Text(&'a str),
+    /// An array, as its compact JSON text.
+    ArrayJson(&'a str),
+    /// A nested object.
+    Object(ObjectView<'a>),
+}
+
+/// The members of a decoded object (the top level or a nested one), ordered by key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectView<'a> {
+    text: &'a str,
+    entries: &'a [Entry],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    key: Span,
+    value: Node,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Null,
+    Flag(bool),
+    Number(Span),
+    Text(Span),
+    ArrayJson(Span),
+    Object(Vec<Entry>),
+}
+
+/// A range of the text buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl DecodedObject {
+    /// The top-level members.
+    pub fn view(&self) -> ObjectView<'_> {
+        ObjectView {
+            text: &self.text,
+            entries: &self.entries,
+        }
+    }
+
+    /// The member named `key`, if present.
+    pub fn get(&self, key: &str) -> Option<Member<'_>> {
+        self.view().get(key)
+    }
+
+    /// Whether the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The object as a serde_json map (for checks and tools, not the hot path).
+    pub fn to_json(&self) -> Map<String, Value> {
+        self.view().to_json()
+    }
+}
+
+impl<'a> ObjectView<'a> {
+    /// The member named `key`, if present.
+    pub fn get(&self, key: &str) -> Option<Member<'a>> {
+        let text = self.text;
+        let found = self
+            .entries
+            .binary_search_by(|entry| slice(text, entry.key).cmp(key))
+            .ok()?;
+        self.entries.get(found).map(|entry| self.member(&entry.value))
+    }
+
+    /// Every member, ordered by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Member<'a>)> + 'a {
+        let view = *self;
+        self.entries
+            .iter()
+            .map(move |entry| (slice(view.text, entry.key), view.member(&entry.value)))
+    }
+
+    fn member(&self, node: &'a Node) -> Member<'a> {
+        match node {
+            Node::Null => Member::Null,
+            Node::Flag(flag) => Member::Flag(*flag),
+            Node::Number(span) => Member::Number(slice(self.text, *span)),
+            Node::Text(span) => Member::Text(slice(self.text, *span)),
+            Node::ArrayJson(span) => Member::ArrayJson(slice(self.text, *span)),
+            Node::Object(entries) => Member::Object(ObjectView {
+                text: self.text,
+                entries,
+            }),
+        }
+    }
+
+    fn to_json(self) -> Map<String, Value> {
+        self.iter()
+            .map(|(key, member)| {
+                let value = match member {
+                    Member::Null => Value::Null,
+                    Member::Flag(flag) => Value::Bool(flag),
+                    Member::Number(number) | Member::ArrayJson(number) => {
+                        serde_json::from_str(number).unwrap_or(Value::Null)
+                    }
+                    Member::Text(text) => Value::String(text.to_owned()),
+                    Member::Object(nested) => Value::Object(nested.to_json()),
+                };
+                (key.to_owned(), value)
+            })
+            .collect()
+    }
+}
+
+fn slice(text: &str, span: Span) -> &str {
+    text.get(span.start..span.end).unwrap_or_default()
+}
+
+impl<'de> Deserialize<'de> for DecodedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let RawObject(members) = RawObject::deserialize(deserializer)?;
+        let mut text = String::with_capacity(
+            members
+                .iter()
+                .map(|(key, value)| key.0.len() + value.get().len())
+                .sum(),
+        );
+        let entries = decode_members(members, &mut text).map_err(de::Error::custom)?;
+        Ok(Self { text, entries })
+    }
+}
+
+/// An object's members as sent: keys (borrowed unless escaped) and raw values.
+struct RawObject<'de>(Vec<(Key<'de>, &'de RawValue)>);
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawObjectVisitor)
+    }
+}
+
+struct RawObjectVisitor;
+
+impl<'de> Visitor<'de> for RawObjectVisitor {
+    type Value = RawObject<'de>;
+
+    // The words serde_json's `Map` uses, so a wrong type is reported as it always was.
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut members = Vec::with_capacity(access.size_hint().unwrap_or(16));
+        while let Some(member) = access.next_entry::<Key<'de>, &'de RawValue>()? {
+            members.push(member);
+        }
+        Ok(RawObject(members))
+    }
+}
+
+/// An object key: borrowed from the input when it has no escapes.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(key.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, key: String) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(key)))
+    }
+}
+
+/// Orders `members` by key, keeps the last value of a repeated key, and decodes each value
+/// into `text`.
+fn decode_members(
+    mut members: Vec<(Key<'_>, &RawValue)>,
+    text: &mut String,
+) -> Result<Vec<Entry>, String> {
+    // A stable sort keeps repeated keys in the order sent, so the last of a run is the last sent.
+    members.sort_by(|left, right| left.0.cmp(&right.0));
+    let mut entries = Vec::with_capacity(members.len());
+    for (position, (key, value)) in members.iter().enumerate() {
+        if members
+            .get(position + 1)
+            .is_some_and(|(next, _)| next == key)
+        {
+            continue;
+        }
+        let key = push(text, &key.0);
+        let value = decode_value(value, text)?;
+        entries.push(Entry { key, value });
+    }
+    Ok(entries)
+}
+
+fn decode_value(raw: &RawValue, text: &mut String) -> Result<Node, String> {
+    let json = raw.get();
+    Ok(match json.as_bytes().first() {
+        Some(b'"') => {
+            let inner = json.get(1..json.len() - 1).unwrap_or_default();
+            if inner.contains('\\') {
+                let unescaped: String = serde_json::from_str(json).map_err(without_position)?;
+                Node::Text(push(text, &unescaped))
+            } else {
+                Node::Text(push(text, inner))
+            }
+        }
+        Some(b'{') => {
+            let RawObject(nested) = serde_json::from_str(json).map_err(without_position)?;
+            Node::Object(decode_members(nested, text)?)
+        }
+        Some(b'[') => {
+            // Parsed and written again: the stored form is serde_json's compact text, with
+            // strings re-escaped the way it escapes them.
+            let array: Value = serde_json::from_str(json).map_err(without_position)?;
+            Node::ArrayJson(push(text, &array.to_string()))
+        }
+        Some(b't') => Node::Flag(true),
+        Some(b'f') => Node::Flag(false),
+        Some(b'n') => Node::Null,
+        _ => Node::Number(push_number(text, json)),
+    })
+}
+
+fn push(text: &mut String, part: &str) -> Span {
+    let start = text.len();
+    text.push_str(part);
+    Span {
+        start,
+        end: text.len(),
+    }
+}
+
+/// A number as serde_json keeps it with `arbitrary_precision`: the exponent letter is `e`
+/// and its sign is always written.
+fn push_number(text: &mut String, number: &str) -> Span {
+    let Some(at) = number.find(['e', 'E']) else {
+        return push(text, number);
+    };
+    let start = text.len();
+    text.push_str(&number[..at]);
+    text.push('e');
+    let exponent = &number[at + 1..];
+    if !exponent.starts_with(['+', '-']) {
+        text.push('+');
+    }
+    text.push_str(exponent);
+    Span {
+        start,
+        end: text.len(),
+    }
+}
+
+/// The reason of a nested parse error; its position is relative to the value, which would
+/// mislead next to the position serde_json adds to the custom error.
+fn without_position(error: serde_json::Error) -> String {
+    let message = error.to_string();
+    match message.rsplit_once(" at line ") {
+        Some((reason, _)) => reason.to_owned(),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(json: &str) -> DecodedObject {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// The same text, through serde_json's own map.
+    fn as_map(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn holds_what_serde_jsons_map_holds() {
+        for json in [
+            r#"{}"#,
+            r#"{"b": 1, "a": "x", "c": null, "d": true, "e": false}"#,
+            r#"{"n": [1, "two", {"z": 1, "a": [null]}], "o": {"y": {"x": "deep"}, "b": 2}}"#,
+            r#"{"k": 1, "k": 2, "j": "first", "k": "last"}"#,
+            r#"{"esc\u00e9\"": "tab\there \u00e9 \/ \ud83d\ude00", "plain": "no escapes"}"#,
+            r#"{"big": 123456789012345678901234567890, "e1": 1E5, "e2": -2.5e-3, "e3": 7e+2, "neg": -0}"#,
+            r#"{"arr": [ 1 , 2E3 , "a\u0041" ], "empty": [], "obj": {}}"#,
+            r#"{"Z": 1, "a": 2, "_": 3, "$x": 4, "é": 5, "A": 6}"#,
+        ] {
+            assert_eq!(decode(json).to_json(), as_map(json), "{json}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_the_text_serde_json_writes() {
+        let object = decode(r#"{"a": 1E5, "b": -2.5e-3, "c": 7e+2, "d": 0.1000000000000000055511151231257827, "e": 12}"#);
+        let map = as_map(r#"{"a": 1E5, "b": -2.5e-3, "c": 7e+2, "d": 0.1000000000000000055511151231257827, "e": 12}"#);
+        for (key, member) in object.view().iter() {
+            assert_eq!(member, Member::Number(&map[key].to_string()), "{key}");
+        }
+        assert_eq!(object.get("a"), Some(Member::Number("1e+5")));
+    }
+
+    #[test]
+    fn arrays_are_their_compact_text() {
+        let object = decode(r#"{"a": [ 1, "\u0041\/", {"b": 2, "a": 1, "b": 3} ]}"#);
+        assert_eq!(
+            object.get("a"),
+            Some(Member::ArrayJson(r#"[1,"A/",{"a":1,"b":3}]"#))
+        );
+    }
+
+    #[test]
+    fn members_are_ordered_by_key_and_found_by_key() {
+        let object = decode(r#"{"b": 1, "a": {"d": "x", "c": "y"}, "k": "1", "k": "2"}"#);
+        let keys: Vec<&str> = object.view().iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["a", "b", "k"]);
+        assert_eq!(object.get("k"), Some(Member::Text("2")));
+        assert_eq!(object.get("missing"), None);
+        let Some(Member::Object(nested)) = object.get("a") else {
+            panic!("a is an object");
+        };
+        assert_eq!(nested.get("c"), Some(Member::Text("y")));
+        let nested_keys: Vec<&str> = nested.iter().map(|(key, _)| key).collect();
+        assert_eq!(nested_keys, ["c", "d"]);
+    }
+
+    #[test]
+    fn refuses_what_the_map_refuses() {
+        for json in [r#"[1]"#, r#""text""#, r#"{"a": "\ud800"}"#, r#"{"a": ["\udc00"]}"#] {
+            let ours = serde_json::from_str::<DecodedObject>(json);
+            let theirs = serde_json::from_str::<Map<String, Value>>(json);
+            assert!(ours.is_err() && theirs.is_err(), "{json}");
+        }
+        let wrong_type = serde_json::from_str::<DecodedObject>("[1]").unwrap_err();
+        let map_wrong_type = serde_json::from_str::<Map<String, Value>>("[1]").unwrap_err();
+        assert_eq!(wrong_type.to_string(), map_wrong_type.to_string());
+    }
+}
