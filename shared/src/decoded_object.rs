@@ -110,7 +110,9 @@ impl<'a> ObjectView<'a> {
             .entries
             .binary_search_by(|entry| slice(text, entry.key).cmp(key))
             .ok()?;
-        self.entries.get(found).map(|entry| self.member(&entry.value))
+        self.entries
+            .get(found)
+            .map(|entry| self.member(&entry.value))
     }
 
     /// Every member, ordered by key.
@@ -353,8 +355,12 @@ mod tests {
 
     #[test]
     fn numbers_are_the_text_serde_json_writes() {
-        let object = decode(r#"{"a": 1E5, "b": -2.5e-3, "c": 7e+2, "d": 0.1000000000000000055511151231257827, "e": 12}"#);
-        let map = as_map(r#"{"a": 1E5, "b": -2.5e-3, "c": 7e+2, "d": 0.1000000000000000055511151231257827, "e": 12}"#);
+        let object = decode(
+            r#"{"a": 1E5, "b": -2.5e-3, "c": 7e+2, "d": 0.1000000000000000055511151231257827, "e": 12}"#,
+        );
+        let map = as_map(
+            r#"{"a": 1E5, "b": -2.5e-3, "c": 7e+2, "d": 0.1000000000000000055511151231257827, "e": 12}"#,
+        );
         for (key, member) in object.view().iter() {
             assert_eq!(member, Member::Number(&map[key].to_string()), "{key}");
         }
@@ -387,7 +393,12 @@ mod tests {
 
     #[test]
     fn refuses_what_the_map_refuses() {
-        for json in [r#"[1]"#, r#""text""#, r#"{"a": "\ud800"}"#, r#"{"a": ["\udc00"]}"#] {
+        for json in [
+            r#"[1]"#,
+            r#""text""#,
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": ["\udc00"]}"#,
+        ] {
             let ours = serde_json::from_str::<DecodedObject>(json);
             let theirs = serde_json::from_str::<Map<String, Value>>(json);
             assert!(ours.is_err() && theirs.is_err(), "{json}");

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::signature::AuthenticatedBody;
 use crate::decoded_object::DecodedObject;

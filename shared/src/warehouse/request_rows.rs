@@ -54,34 +54,35 @@ pub fn request_rows(
 ) -> (Vec<WarehouseRow>, IntakeOutcome) {
     let mut rows = Vec::with_capacity(mapped.len());
     let mut outcome = IntakeOutcome::default();
-    let mut writer = RowWriter::default();
     let loaded_at = format_timestamp(received_at);
-    for event in mapped {
-        match event {
-            Ok(mut event) => {
-                if let Some(profile_id) = klaviyo_profile_id(&event) {
-                    let resolution = resolutions
-                        .get(profile_id)
-                        .unwrap_or(&Resolution::Unresolved);
-                    let decision = apply_identity(&mut event, resolution, only_own_profiles);
-                    if decision == IdentityDecision::SkipNotOwnProfile {
-                        outcome.skipped += 1;
-                        continue;
+    RowWriter::with_thread_writer(|writer| {
+        for event in mapped {
+            match event {
+                Ok(mut event) => {
+                    if let Some(profile_id) = klaviyo_profile_id(&event) {
+                        let resolution = resolutions
+                            .get(profile_id)
+                            .unwrap_or(&Resolution::Unresolved);
+                        let decision = apply_identity(&mut event, resolution, only_own_profiles);
+                        if decision == IdentityDecision::SkipNotOwnProfile {
+                            outcome.skipped += 1;
+                            continue;
+                        }
                     }
+                    rows.push(track_row(writer, event, &loaded_at));
+                    outcome.accepted += 1;
                 }
-                rows.push(track_row(&mut writer, event, &loaded_at));
-                outcome.accepted += 1;
-            }
-            Err(rejection) => {
-                rows.push(rejected_row(&mut writer, &rejection, &loaded_at));
-                outcome.rejections.push(RejectionSummary {
-                    index: rejection.index,
-                    reason: rejection.reason,
-                });
-                outcome.rejected += 1;
+                Err(rejection) => {
+                    rows.push(rejected_row(writer, &rejection, &loaded_at));
+                    outcome.rejections.push(RejectionSummary {
+                        index: rejection.index,
+                        reason: rejection.reason,
+                    });
+                    outcome.rejected += 1;
+                }
             }
         }
-    }
+    });
     (rows, outcome)
 }
 

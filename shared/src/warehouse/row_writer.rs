@@ -8,6 +8,7 @@
 //! rarely collide, so the usual case is one sort; only when the sort shows a collision is the
 //! rule replayed in push order.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
@@ -115,6 +116,16 @@ struct Layout {
 /// How many layouts a writer remembers; the oldest is replaced first.
 const REMEMBERED_LAYOUTS: usize = 8;
 
+/// Above this many bytes of buffers, a thread's writer is not kept for the next request: one
+/// outsized row (a property of megabytes) must not hold its memory for the process's life.
+const KEPT_WRITER_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    /// Each thread's writer, kept between requests: its buffers and remembered layouts serve
+    /// the next request, so a request of one event does not build them again.
+    static THREAD_WRITER: RefCell<RowWriter> = RefCell::new(RowWriter::default());
+}
+
 /// Writes rows, one at a time: push a row's columns, then `finish` it.
 pub struct RowWriter {
     columns: Vec<Column>,
@@ -164,6 +175,48 @@ fn name_of(names: &str, name: Name) -> &str {
 }
 
 impl RowWriter {
+    /// Runs `write` with this thread's writer, kept from the last call (a fresh one if this
+    /// thread's is in use). What a writer remembers only saves work: every row is the same as
+    /// a new writer would write.
+    pub fn with_thread_writer<T>(write: impl FnOnce(&mut RowWriter) -> T) -> T {
+        THREAD_WRITER.with(|kept| match kept.try_borrow_mut() {
+            Ok(mut writer) => {
+                // A row left half-pushed by a panic in an earlier call must not leak into this one.
+                writer.clear_row();
+                let written = write(&mut writer);
+                if writer.held_bytes() > KEPT_WRITER_BYTES {
+                    *writer = RowWriter::default();
+                }
+                written
+            }
+            Err(_) => write(&mut RowWriter::default()),
+        })
+    }
+
+    fn clear_row(&mut self) {
+        self.columns.clear();
+        self.names.clear();
+        self.values.clear();
+    }
+
+    /// The bytes the writer's buffers and layouts hold.
+    fn held_bytes(&self) -> usize {
+        let layouts: usize = self
+            .layouts
+            .iter()
+            .map(|layout| {
+                layout.built_names.capacity()
+                    + layout.keys.capacity()
+                    + layout.pushed.capacity() * size_of::<PushedName>()
+                    + layout.columns.capacity() * size_of::<(usize, usize)>()
+            })
+            .sum();
+        layouts
+            + self.columns.capacity() * size_of::<Column>()
+            + self.names.capacity()
+            + self.values.capacity()
+    }
+
     /// Adds a column named by a constant of the schema.
     pub fn push(&mut self, name: &'static str, cell: Cell<'_>) {
         self.push_named(Name::Fixed(name), cell);
@@ -203,9 +256,7 @@ impl RowWriter {
             Some(layout) => self.write_with(layout),
             None => self.sort_and_write(),
         };
-        self.columns.clear();
-        self.names.clear();
-        self.values.clear();
+        self.clear_row();
         out
     }
 
@@ -392,6 +443,49 @@ mod tests {
             written(&mut writer),
             r#"{"a":"x\"y","b":1.50,"c":null,"d":"[1,\"a\"]","e":7}"#
         );
+    }
+
+    #[test]
+    fn the_thread_writer_writes_what_a_new_writer_writes() {
+        let row = |writer: &mut RowWriter, shape: usize| {
+            writer.push("id", Cell::Count(shape));
+            writer.push_built(if shape % 2 == 0 { "a" } else { "b" }, Cell::Text("x"));
+            writer.push_built("a", Cell::Flag(true));
+            writer.finish()
+        };
+        for shape in 0..4 {
+            let kept = RowWriter::with_thread_writer(|writer| row(writer, shape));
+            assert_eq!(kept, row(&mut RowWriter::default(), shape));
+        }
+    }
+
+    #[test]
+    fn the_thread_writer_starts_every_call_empty() {
+        // A call that stops half-way through a row (as a panic would) leaves nothing behind.
+        RowWriter::with_thread_writer(|writer| writer.push("stale", Cell::Null));
+        let row = RowWriter::with_thread_writer(|writer| {
+            writer.push("a", Cell::Count(1));
+            // A nested call gets a writer of its own.
+            let nested = RowWriter::with_thread_writer(|inner| {
+                inner.push("b", Cell::Count(2));
+                written(inner)
+            });
+            assert_eq!(nested, r#"{"b":2}"#);
+            written(writer)
+        });
+        assert_eq!(row, r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn the_thread_writer_is_not_kept_after_an_outsized_row() {
+        let large = "x".repeat(KEPT_WRITER_BYTES);
+        let row = RowWriter::with_thread_writer(|writer| {
+            writer.push("a", Cell::Text(&large));
+            writer.finish()
+        });
+        assert_eq!(row.len(), large.len() + 8);
+        let held = THREAD_WRITER.with(|kept| kept.borrow().held_bytes());
+        assert_eq!(held, RowWriter::default().held_bytes());
     }
 
     #[test]
