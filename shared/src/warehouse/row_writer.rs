@@ -449,7 +449,10 @@ mod tests {
     fn the_thread_writer_writes_what_a_new_writer_writes() {
         let row = |writer: &mut RowWriter, shape: usize| {
             writer.push("id", Cell::Count(shape));
-            writer.push_built(if shape % 2 == 0 { "a" } else { "b" }, Cell::Text("x"));
+            writer.push_built(
+                if shape.is_multiple_of(2) { "a" } else { "b" },
+                Cell::Text("x"),
+            );
             writer.push_built("a", Cell::Flag(true));
             writer.finish()
         };
