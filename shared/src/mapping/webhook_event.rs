@@ -110,7 +110,7 @@ pub fn map_klaviyo_events(
 
 /// `received_text` is `received_at` as written, formatted once for the whole batch.
 fn map_event(
-    event: WebhookEvent<'_>,
+    mut event: WebhookEvent<'_>,
     delivery: KlaviyoDelivery<'_>,
     received_at: DateTime<Utc>,
     received_text: &str,
@@ -133,7 +133,7 @@ fn map_event(
     if let Err(reason) = check_event_time(occurred_at, received_at) {
         return Err(reject(&reason));
     }
-    let Some(profile_id) = event.profile_id.clone().filter(|id| !id.is_empty()) else {
+    let Some(profile_id) = event.profile_id.take().filter(|id| !id.is_empty()) else {
         return Err(reject(
             "relationships.profile names no profile, so the event has no recipient",
         ));
@@ -148,7 +148,6 @@ fn map_event(
         None => message_id_from_content("klaviyo-c", event.raw.as_bytes()),
     };
 
-    let klaviyo = context(&event, delivery, profile_id.clone());
     let mut properties = Map::new();
     add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
 
@@ -159,7 +158,23 @@ fn map_event(
         event: collection.event_name().to_owned(),
         collection_slug: collection.slug().to_owned(),
         user_id: None,
-        klaviyo: Some(klaviyo),
+        // The event's own ids move into the context: nothing else reads them.
+        klaviyo: Some(KlaviyoContext {
+            integration_version: delivery.revision().map(str::to_owned),
+            profile_id: profile_id.clone(),
+            identity_resolved: false,
+            topic: event.topic,
+            source: delivery.source_name(),
+            webhook_id: delivery.webhook_id(),
+            event_id: event.event_id,
+            event_uuid: event.uuid,
+            external_id: event.external_id,
+            metric_id: event.metric_id,
+            account_id: match delivery {
+                KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.clone(),
+                KlaviyoDelivery::Pull { .. } => None,
+            },
+        }),
         anonymous_id: Some(profile_id),
         properties,
         klaviyo_properties: Some(event.properties),
@@ -185,29 +200,6 @@ fn batch_sent_at(meta: &WebhookMeta, receipt: Receipt) -> String {
             .and_then(parse_iso_datetime)
             .unwrap_or(receipt.signed_at),
     )
-}
-
-fn context(
-    event: &WebhookEvent<'_>,
-    delivery: KlaviyoDelivery<'_>,
-    profile_id: String,
-) -> KlaviyoContext {
-    KlaviyoContext {
-        integration_version: delivery.revision().map(str::to_owned),
-        profile_id,
-        identity_resolved: false,
-        topic: event.topic.clone(),
-        source: delivery.source_name(),
-        webhook_id: delivery.webhook_id(),
-        event_id: event.event_id.clone(),
-        event_uuid: event.uuid.clone(),
-        external_id: event.external_id.clone(),
-        metric_id: event.metric_id.clone(),
-        account_id: match delivery {
-            KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.clone(),
-            KlaviyoDelivery::Pull { .. } => None,
-        },
-    }
 }
 
 fn reject_broken(
