@@ -353,6 +353,95 @@ mod tests {
         }
     }
 
+    /// A random object as JSON text: keys drawn from a few (so some repeat), escaped and plain
+    /// strings, numbers with and without exponents, nested objects and arrays.
+    fn random_object(next: &mut impl FnMut() -> u64, depth: usize) -> String {
+        const KEYS: [&str; 8] = ["a", "A", "a b", r"\u0061", "$x", "é", r#"k\"q"#, ""];
+        const SCALARS: [&str; 14] = [
+            "\"x\"",
+            "\"\"",
+            "\"tab\\there\"",
+            "\"\\u00e9\\/\\ud83d\\ude00\"",
+            "\"é\"",
+            "1",
+            "-0",
+            "1E5",
+            "2.5e-3",
+            "7e+2",
+            "123456789012345678901234567890",
+            "true",
+            "false",
+            "null",
+        ];
+        let members = (next() % 6) as usize;
+        let mut text = String::from("{");
+        for position in 0..members {
+            if position > 0 {
+                text.push_str(if next() % 2 == 0 { "," } else { " , " });
+            }
+            text.push('"');
+            text.push_str(KEYS[(next() % KEYS.len() as u64) as usize]);
+            text.push_str("\":");
+            match next() % 5 {
+                0 if depth < 3 => text.push_str(&random_object(next, depth + 1)),
+                1 => {
+                    text.push('[');
+                    for item in 0..next() % 3 {
+                        if item > 0 {
+                            text.push(',');
+                        }
+                        text.push_str(SCALARS[(next() % SCALARS.len() as u64) as usize]);
+                    }
+                    if depth < 3 && next() % 2 == 0 {
+                        text.push_str(if text.ends_with('[') { "" } else { "," });
+                        text.push_str(&random_object(next, depth + 1));
+                    }
+                    text.push(']');
+                }
+                _ => text.push_str(SCALARS[(next() % SCALARS.len() as u64) as usize]),
+            }
+        }
+        text.push('}');
+        text
+    }
+
+    #[test]
+    fn random_objects_hold_what_the_map_holds() {
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            state >> 17
+        };
+        for _ in 0..3_000 {
+            let json = random_object(&mut next, 0);
+            let object = decode(&json);
+            assert_eq!(object.to_json(), as_map(&json), "{json}");
+            // Written out, numbers and arrays keep serde_json's exact text too.
+            let map_text = serde_json::to_string(&as_map(&json)).unwrap();
+            assert_eq!(written(object.view()), map_text, "{json}");
+        }
+    }
+
+    /// The object as compact JSON, from the texts it keeps.
+    fn written(object: ObjectView<'_>) -> String {
+        let members: Vec<String> = object
+            .iter()
+            .map(|(key, member)| {
+                let value = match member {
+                    Member::Null => "null".to_owned(),
+                    Member::Flag(flag) => flag.to_string(),
+                    Member::Number(text) | Member::ArrayJson(text) => text.to_owned(),
+                    Member::Text(text) => serde_json::to_string(text).unwrap(),
+                    Member::Object(nested) => written(nested),
+                };
+                format!("{}:{value}", serde_json::to_string(key).unwrap())
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
     #[test]
     fn numbers_are_the_text_serde_json_writes() {
         let object = decode(
