@@ -377,7 +377,7 @@ mod tests {
         let mut text = String::from("{");
         for position in 0..members {
             if position > 0 {
-                text.push_str(if next() % 2 == 0 { "," } else { " , " });
+                text.push_str(if next().is_multiple_of(2) { "," } else { " , " });
             }
             text.push('"');
             text.push_str(KEYS[(next() % KEYS.len() as u64) as usize]);
@@ -392,7 +392,7 @@ mod tests {
                         }
                         text.push_str(SCALARS[(next() % SCALARS.len() as u64) as usize]);
                     }
-                    if depth < 3 && next() % 2 == 0 {
+                    if depth < 3 && next().is_multiple_of(2) {
                         text.push_str(if text.ends_with('[') { "" } else { "," });
                         text.push_str(&random_object(next, depth + 1));
                     }
