@@ -11,3 +11,4 @@ pub mod query_string;
 pub mod signature;
 pub mod topic;
 pub mod webhook;
+mod webhook_one_pass;

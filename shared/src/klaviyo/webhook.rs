@@ -11,6 +11,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::signature::AuthenticatedBody;
+use super::webhook_one_pass::read_envelope;
 use crate::decoded_object::DecodedObject;
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
 use crate::time_format::{parse_iso_datetime, unix_time_to_datetime};
@@ -131,7 +132,7 @@ struct EnvelopeWire<'a> {
 /// text whether Klaviyo sends them as strings or numbers; any other type is ignored rather
 /// than refusing the whole batch over a field nothing depends on.
 #[derive(Deserialize)]
-struct MetaWire {
+pub(super) struct MetaWire {
     klaviyo_webhook_id: StringOrNumber,
     #[serde(default)]
     klaviyo_account_id: LenientText,
@@ -139,6 +140,17 @@ struct MetaWire {
     timestamp: LenientText,
     #[serde(default)]
     version: LenientText,
+}
+
+impl MetaWire {
+    pub(super) fn into_meta(self) -> WebhookMeta {
+        WebhookMeta {
+            webhook_id: self.klaviyo_webhook_id.into(),
+            account_id: self.klaviyo_account_id.0,
+            timestamp: self.timestamp.0,
+            version: self.version.0,
+        }
+    }
 }
 
 /// Text from a string or a number; nothing from any other JSON type.
@@ -156,7 +168,7 @@ impl<'de> Deserialize<'de> for LenientText {
 }
 
 #[derive(Deserialize)]
-struct EventWire {
+pub(super) struct EventWire {
     #[serde(default)]
     external_id: Option<StringOrNumber>,
     topic: String,
@@ -252,35 +264,49 @@ pub fn decode_webhook<'a>(
             "JSON nests deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
-    let envelope: EnvelopeWire<'a> =
-        serde_json::from_slice(authenticated.body()).map_err(|err| match err.classify() {
+    let body = authenticated.body();
+    let (meta, events) = match read_envelope(body) {
+        Some(read) => read,
+        None => read_envelope_exactly(body)?,
+    };
+    let meta = meta.into_meta();
+    if meta.webhook_id != authenticated.webhook_id() {
+        return Err(DecodeError::WebhookIdMismatch);
+    }
+    Ok(VerifiedWebhook { meta, events })
+}
+
+/// The envelope read by serde_json as a whole, then each event from its text: what every
+/// body gets when the one-pass reader (`webhook_one_pass`) gives up, and the reference that
+/// reader is held to. Its errors are the ones a request is refused with.
+pub(super) fn read_envelope_exactly(
+    body: &[u8],
+) -> Result<(MetaWire, Vec<DecodedEvent<'_>>), DecodeError> {
+    let envelope: EnvelopeWire<'_> =
+        serde_json::from_slice(body).map_err(|err| match err.classify() {
             serde_json::error::Category::Data => DecodeError::InvalidShape(err.to_string()),
             _ => DecodeError::MalformedJson(err.to_string()),
         })?;
-    let webhook_id = String::from(envelope.meta.klaviyo_webhook_id);
-    if webhook_id != authenticated.webhook_id() {
-        return Err(DecodeError::WebhookIdMismatch);
-    }
-    let meta = WebhookMeta {
-        webhook_id,
-        account_id: envelope.meta.klaviyo_account_id.0,
-        timestamp: envelope.meta.timestamp.0,
-        version: envelope.meta.version.0,
-    };
     let events = envelope
         .data
         .iter()
         .enumerate()
         .map(|(index, raw)| decode_event(index, raw))
         .collect();
-    Ok(VerifiedWebhook { meta, events })
+    Ok((envelope.meta, events))
 }
 
-fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
+/// Element `index` of `data`, decoded from its text.
+pub(super) fn decode_event<'a>(index: usize, raw: &'a RawValue) -> DecodedEvent<'a> {
     let wire: EventWire = parse_element(index, raw)?;
+    event_from_wire(index, raw.get(), wire)
+}
+
+/// The event element `index` of `data` (whose exact text is `raw`) was decoded into.
+pub(super) fn event_from_wire(index: usize, raw: &str, wire: EventWire) -> DecodedEvent<'_> {
     event_from_resource(
         index,
-        raw.get(),
+        raw,
         wire.topic,
         wire.external_id.map(String::from),
         wire.payload.data,
