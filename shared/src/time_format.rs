@@ -38,7 +38,9 @@ pub fn unix_time_to_datetime(value: i64) -> Option<DateTime<Utc>> {
 /// The one way every timestamp is written: UTC, millisecond precision, `Z` suffix.
 /// Because it is always UTC, its first ten characters are the partition date.
 pub fn format_timestamp(time: DateTime<Utc>) -> String {
-    let (year, nanosecond) = (time.year(), time.nanosecond());
+    let moment = time.naive_utc();
+    let (date, clock) = (moment.date(), moment.time());
+    let (year, nanosecond) = (date.year(), clock.nanosecond());
     let Ok(year @ 0..=9999) = u32::try_from(year) else {
         return time.to_rfc3339_opts(SecondsFormat::Millis, true);
     };
@@ -48,14 +50,15 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
     }
     // Written by hand: it runs for every event, and chrono's general formatter costs several
     // times more. What it writes equals chrono's output (tested).
+    let seconds = clock.num_seconds_from_midnight();
     let mut text = String::with_capacity(24);
     for (value, digits, after) in [
         (year, 4, '-'),
-        (time.month(), 2, '-'),
-        (time.day(), 2, 'T'),
-        (time.hour(), 2, ':'),
-        (time.minute(), 2, ':'),
-        (time.second(), 2, '.'),
+        (date.month(), 2, '-'),
+        (date.day(), 2, 'T'),
+        (seconds / 3600, 2, ':'),
+        (seconds / 60 % 60, 2, ':'),
+        (seconds % 60, 2, '.'),
         (nanosecond / 1_000_000, 3, 'Z'),
     ] {
         push_padded(&mut text, value, digits);
@@ -65,10 +68,10 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
 }
 
 /// `value` in decimal, zero-padded to `digits` (it never has more).
-fn push_padded(text: &mut String, value: u32, digits: u32) {
-    for position in (0..digits).rev() {
-        let digit = value / 10u32.pow(position) % 10;
-        text.push(char::from(b'0' + digit as u8));
+fn push_padded(text: &mut String, value: u32, digits: usize) {
+    const POWERS: [u32; 4] = [1, 10, 100, 1000];
+    for power in POWERS.iter().take(digits).rev() {
+        text.push(char::from(b'0' + (value / power % 10) as u8));
     }
 }
 

@@ -88,10 +88,21 @@ pub enum VerifierConfigError {
 }
 
 /// Checks Klaviyo signatures against the configured write keys.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignatureVerifier {
-    keys: Vec<WriteKey>,
+    /// One HMAC per key, keyed once here: each request starts from a copy instead of hashing
+    /// the padded key again.
+    keyed: Vec<Hmac<Sha256>>,
     tolerance: Duration,
+}
+
+impl std::fmt::Debug for SignatureVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureVerifier")
+            .field("keys", &self.keyed.len())
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
 }
 
 impl SignatureVerifier {
@@ -100,7 +111,10 @@ impl SignatureVerifier {
         match keys.len() {
             0 => Err(VerifierConfigError::NoKeys),
             n if n > MAX_ACTIVE_WRITE_KEYS => Err(VerifierConfigError::TooManyKeys(n)),
-            _ => Ok(Self { keys, tolerance }),
+            _ => Ok(Self {
+                keyed: keys.iter().map(keyed_mac).collect(),
+                tolerance,
+            }),
         }
     }
 
@@ -119,13 +133,18 @@ impl SignatureVerifier {
         let signed_at = parse_header_timestamp(timestamp).ok_or(AuthError::MalformedTimestamp)?;
         self.check_freshness(signed_at, now)?;
         let claimed = hex::decode(signature.trim()).map_err(|_| AuthError::InvalidSignature)?;
-        let matches_a_key = self.keys.iter().any(|key| {
-            // `verify_slice` compares in constant time; every key is tried so the time
-            // taken does not reveal which key matched.
-            signature_mac(key, body, timestamp)
-                .verify_slice(&claimed)
-                .is_ok()
-        });
+        // `verify_slice` compares in constant time; every key is tried (no early stop) so
+        // the time taken does not reveal which key matched.
+        let matches_a_key = self
+            .keyed
+            .iter()
+            .map(|keyed| {
+                let mut mac = keyed.clone();
+                mac.update(body);
+                mac.update(timestamp.as_bytes());
+                mac.verify_slice(&claimed).is_ok()
+            })
+            .fold(false, |matched, this_key| matched | this_key);
         if !matches_a_key {
             return Err(AuthError::InvalidSignature);
         }
@@ -163,6 +182,14 @@ pub fn sign(key: &WriteKey, body: &[u8], timestamp: &str) -> String {
 const HMAC_SHA256_BLOCK_BYTES: usize = 64;
 
 fn signature_mac(key: &WriteKey, body: &[u8], timestamp: &str) -> Hmac<Sha256> {
+    let mut mac = keyed_mac(key);
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    mac
+}
+
+/// HMAC-SHA256 keyed with `key`, before any message.
+fn keyed_mac(key: &WriteKey) -> Hmac<Sha256> {
     // HMAC's key schedule (RFC 2104, section 2): a key longer than the hash's 64-byte block
     // is hashed first, then the key is zero-padded to the block. Doing it here gives a
     // block-sized key, whose constructor cannot fail, instead of a fallible one with an
@@ -175,10 +202,7 @@ fn signature_mac(key: &WriteKey, body: &[u8], timestamp: &str) -> Hmac<Sha256> {
     } else {
         block[..raw.len()].copy_from_slice(raw);
     }
-    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
-    mac.update(body);
-    mac.update(timestamp.as_bytes());
-    mac
+    <Hmac<Sha256> as KeyInit>::new(&block.into())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::signature::AuthenticatedBody;
+#[cfg(fuzzing)]
+pub use super::webhook_one_pass::answers_as_the_exact_reading;
 use super::webhook_one_pass::read_envelope;
 use crate::decoded_object::DecodedObject;
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};

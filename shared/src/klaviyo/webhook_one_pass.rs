@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+#[cfg(any(test, fuzzing))]
+use super::webhook::read_envelope_exactly;
 use super::webhook::{DecodedEvent, EventWire, MetaWire, decode_event, event_from_wire};
 
 /// The envelope's meta and every element of `data`, decoded, or `None` when only the exact
@@ -137,6 +139,27 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Whether the one-pass reader answered for `body`; fails an assertion if what it answered
+/// differs from the exact reading. The tests and the webhook fuzz target check this.
+#[cfg(any(test, fuzzing))]
+pub fn answers_as_the_exact_reading(body: &[u8]) -> bool {
+    let exact = read_envelope_exactly(body);
+    let Some((one_pass_meta, one_pass_events)) = read_envelope(body) else {
+        return false;
+    };
+    let exact = exact.ok();
+    assert!(
+        exact.is_some(),
+        "the one-pass reader read a body the exact reading refuses"
+    );
+    let Some((exact_meta, exact_events)) = exact else {
+        return false;
+    };
+    assert_eq!(one_pass_meta.into_meta(), exact_meta.into_meta());
+    assert_eq!(one_pass_events, exact_events);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::webhook::read_envelope_exactly;
@@ -153,28 +176,11 @@ mod tests {
         include_str!("../../../tests/fixtures/webhooks/unknown_topics.json"),
     ];
 
-    /// Whether the one-pass reader answered; panics if its answer is not the exact reading's.
-    fn agrees_with_the_exact_reading(body: &[u8]) -> bool {
-        let exact = read_envelope_exactly(body);
-        let Some((one_pass_meta, one_pass_events)) = read_envelope(body) else {
-            return false;
-        };
-        let Ok((exact_meta, exact_events)) = exact else {
-            panic!(
-                "the one-pass reader read a body the exact reading refuses: {:?}",
-                String::from_utf8_lossy(body)
-            );
-        };
-        assert_eq!(one_pass_meta.into_meta(), exact_meta.into_meta());
-        assert_eq!(one_pass_events, exact_events);
-        true
-    }
-
     #[test]
     fn reads_every_fixture_as_the_exact_reading_does() {
         for fixture in FIXTURES {
             assert!(
-                agrees_with_the_exact_reading(fixture.as_bytes()),
+                answers_as_the_exact_reading(fixture.as_bytes()),
                 "{fixture}"
             );
         }
@@ -190,7 +196,7 @@ mod tests {
                     continue;
                 };
                 // Every strict prefix of an object is malformed.
-                assert!(!agrees_with_the_exact_reading(prefix), "{end}");
+                assert!(!answers_as_the_exact_reading(prefix), "{end}");
             }
         }
     }
@@ -204,7 +210,7 @@ mod tests {
             for replacement in *b"\"}],x\\" {
                 let mut changed = body.to_vec();
                 changed[position] = replacement;
-                answered += usize::from(agrees_with_the_exact_reading(&changed));
+                answered += usize::from(answers_as_the_exact_reading(&changed));
             }
         }
         // Most single changes land inside strings and leave a readable body.
@@ -227,7 +233,7 @@ mod tests {
             ),
         ];
         for body in &answered {
-            assert!(agrees_with_the_exact_reading(body.as_bytes()), "{body}");
+            assert!(answers_as_the_exact_reading(body.as_bytes()), "{body}");
         }
         let refused = [
             format!(r#"{{"data": [{event}], "data": [], "meta": {{"klaviyo_webhook_id": "wh"}}}}"#),
@@ -242,7 +248,7 @@ mod tests {
             "\u{feff}{\"data\": [], \"meta\": {\"klaviyo_webhook_id\": \"wh\"}}".to_owned(),
         ];
         for body in &refused {
-            assert!(!agrees_with_the_exact_reading(body.as_bytes()), "{body}");
+            assert!(!answers_as_the_exact_reading(body.as_bytes()), "{body}");
         }
         // Bytes that are not UTF-8 in a string nothing reads: the exact reading lets them
         // pass outside `data` and refuses them inside an event; the one-pass reader leaves
@@ -264,9 +270,9 @@ mod tests {
             ),
             r#", "x": ""}]}"#,
         );
-        assert!(!agrees_with_the_exact_reading(&outside));
+        assert!(!answers_as_the_exact_reading(&outside));
         assert!(read_envelope_exactly(&outside).is_ok());
-        assert!(!agrees_with_the_exact_reading(&inside));
+        assert!(!answers_as_the_exact_reading(&inside));
         assert!(read_envelope_exactly(&inside).is_err());
     }
 }
