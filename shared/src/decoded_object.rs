@@ -355,7 +355,7 @@ mod tests {
 
     /// A random object as JSON text: keys drawn from a few (so some repeat), escaped and plain
     /// strings, numbers with and without exponents, nested objects and arrays.
-    fn random_object(next: &mut impl FnMut() -> u64, depth: usize) -> String {
+    fn random_object(random: &mut fastrand::Rng, depth: usize) -> String {
         const KEYS: [&str; 8] = ["a", "A", "a b", r"\u0061", "$x", "é", r#"k\"q"#, ""];
         const SCALARS: [&str; 14] = [
             "\"x\"",
@@ -373,32 +373,32 @@ mod tests {
             "false",
             "null",
         ];
-        let members = (next() % 6) as usize;
+        let members = random.usize(..6);
         let mut text = String::from("{");
         for position in 0..members {
             if position > 0 {
-                text.push_str(if next().is_multiple_of(2) { "," } else { " , " });
+                text.push_str(if random.bool() { "," } else { " , " });
             }
             text.push('"');
-            text.push_str(KEYS[(next() % KEYS.len() as u64) as usize]);
+            text.push_str(KEYS[random.usize(..KEYS.len())]);
             text.push_str("\":");
-            match next() % 5 {
-                0 if depth < 3 => text.push_str(&random_object(next, depth + 1)),
+            match random.usize(..5) {
+                0 if depth < 3 => text.push_str(&random_object(random, depth + 1)),
                 1 => {
                     text.push('[');
-                    for item in 0..next() % 3 {
+                    for item in 0..random.usize(..3) {
                         if item > 0 {
                             text.push(',');
                         }
-                        text.push_str(SCALARS[(next() % SCALARS.len() as u64) as usize]);
+                        text.push_str(SCALARS[random.usize(..SCALARS.len())]);
                     }
-                    if depth < 3 && next().is_multiple_of(2) {
+                    if depth < 3 && random.bool() {
                         text.push_str(if text.ends_with('[') { "" } else { "," });
-                        text.push_str(&random_object(next, depth + 1));
+                        text.push_str(&random_object(random, depth + 1));
                     }
                     text.push(']');
                 }
-                _ => text.push_str(SCALARS[(next() % SCALARS.len() as u64) as usize]),
+                _ => text.push_str(SCALARS[random.usize(..SCALARS.len())]),
             }
         }
         text.push('}');
@@ -407,15 +407,9 @@ mod tests {
 
     #[test]
     fn random_objects_hold_what_the_map_holds() {
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            state >> 17
-        };
+        let mut random = fastrand::Rng::with_seed(5);
         for _ in 0..3_000 {
-            let json = random_object(&mut next, 0);
+            let json = random_object(&mut random, 0);
             let object = decode(&json);
             assert_eq!(object.to_json(), as_map(&json), "{json}");
             // Written out, numbers and arrays keep serde_json's exact text too.

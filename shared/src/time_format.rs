@@ -136,18 +136,12 @@ mod tests {
 
     #[test]
     fn the_hand_written_format_is_chronos() {
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            state >> 11
-        };
+        let mut random = fastrand::Rng::with_seed(3);
         // Random instants from year 0 to 9999, and the edges of that range.
         let mut times: Vec<DateTime<Utc>> = (0..20_000)
             .filter_map(|_| {
-                let seconds = (next() % 315_537_897_600) as i64 - 62_167_219_200;
-                let nanos = (next() % 1_000_000_000) as u32;
+                let seconds = random.i64(-62_167_219_200..253_402_300_800);
+                let nanos = random.u32(..1_000_000_000);
                 Utc.timestamp_opt(seconds, nanos).single()
             })
             .collect();
