@@ -3,59 +3,56 @@
 //! Klaviyo keys (see docs/formats.md): `$message` is the message id, `Subject`,
 //! `Campaign Name`, `$flow` for flow sends, `URL` on clicks, `List` on list unsubscribes.
 
-use serde_json::{Map, Value};
-
 use crate::decoded_object::{DecodedObject, Member};
 
-/// Adds the spec properties that Klaviyo's `klaviyo` properties can fill to `properties`.
-/// Values are written as strings, as the spec types them. Nothing is invented: a property
-/// whose source key is absent is left out.
-pub fn add_email_spec_properties(
+/// The spec properties Klaviyo's properties fill for an event of `collection_slug`, by name,
+/// each borrowed from `klaviyo` (nothing is copied). Values are strings, as the spec types
+/// them. Nothing is invented: a property whose source key is absent is not there.
+pub fn email_spec_properties<'a>(
     collection_slug: &str,
-    klaviyo: &DecodedObject,
-    properties: &mut Map<String, Value>,
-) {
-    let message = text(klaviyo, "$message");
-    if let Some(message) = &message {
-        properties.insert("email_id".into(), Value::String(message.clone()));
-    }
-    if let Some(subject) = text(klaviyo, "Subject") {
-        properties.insert("email_subject".into(), Value::String(subject));
-    }
-    // A flow send names its flow in `$flow`; a campaign send's `$message` is the campaign.
-    if let Some(campaign) = text(klaviyo, "$flow").or(message) {
-        properties.insert("campaign_id".into(), Value::String(campaign));
-    }
-    if let Some(name) = text(klaviyo, "Campaign Name") {
-        properties.insert("campaign_name".into(), Value::String(name));
-    }
-    match collection_slug {
-        "email_link_clicked" => {
-            if let Some(url) = text(klaviyo, "URL") {
-                properties.insert("link_url".into(), Value::String(url));
-            }
-            if let Some(link) = text(klaviyo, "Link ID").or_else(|| text(klaviyo, "$link_id")) {
-                properties.insert("link_id".into(), Value::String(link));
-            }
-        }
-        "email_unsubscribed" => {
-            if let Some(list) = text(klaviyo, "List") {
-                properties.insert("list_name".into(), Value::String(list));
-            }
-            if let Some(list) = text(klaviyo, "List ID").or_else(|| text(klaviyo, "$list")) {
-                properties.insert("list_id".into(), Value::String(list));
-            }
-        }
-        _ => {}
-    }
+    klaviyo: &'a DecodedObject,
+) -> impl Iterator<Item = (&'static str, &'a str)> {
+    let text = |key: &str| text(klaviyo, key);
+    let clicked = collection_slug == "email_link_clicked";
+    let unsubscribed = collection_slug == "email_unsubscribed";
+    let message = text("$message");
+    let spec: [(&'static str, Option<&'a str>); 8] = [
+        ("email_id", message),
+        ("email_subject", text("Subject")),
+        // A flow send names its flow in `$flow`; a campaign send's `$message` is the campaign.
+        ("campaign_id", text("$flow").or(message)),
+        ("campaign_name", text("Campaign Name")),
+        ("link_url", if clicked { text("URL") } else { None }),
+        (
+            "link_id",
+            if clicked {
+                text("Link ID").or_else(|| text("$link_id"))
+            } else {
+                None
+            },
+        ),
+        ("list_name", if unsubscribed { text("List") } else { None }),
+        (
+            "list_id",
+            if unsubscribed {
+                text("List ID").or_else(|| text("$list"))
+            } else {
+                None
+            },
+        ),
+    ];
+    spec.into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
 }
 
-/// A property as text: strings as they are, numbers and booleans printed; others absent.
-fn text(properties: &DecodedObject, key: &str) -> Option<String> {
+/// A property as text: strings as they are (an empty one is absent), numbers as written,
+/// booleans as `true` or `false`; other types absent.
+fn text<'a>(properties: &'a DecodedObject, key: &str) -> Option<&'a str> {
     match properties.get(key)? {
-        Member::Text(text) if !text.is_empty() => Some(text.to_owned()),
-        Member::Number(number) => Some(number.to_owned()),
-        Member::Flag(flag) => Some(flag.to_string()),
+        Member::Text(text) if !text.is_empty() => Some(text),
+        Member::Number(number) => Some(number),
+        Member::Flag(true) => Some("true"),
+        Member::Flag(false) => Some("false"),
         _ => None,
     }
 }
@@ -63,12 +60,13 @@ fn text(properties: &DecodedObject, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     fn spec(slug: &str, klaviyo: Value) -> Value {
-        let mut properties = Map::new();
-        let klaviyo = serde_json::from_str(&klaviyo.to_string()).unwrap();
-        add_email_spec_properties(slug, &klaviyo, &mut properties);
+        let klaviyo: DecodedObject = serde_json::from_str(&klaviyo.to_string()).unwrap();
+        let properties: Map<String, Value> = email_spec_properties(slug, &klaviyo)
+            .map(|(name, value)| (name.to_owned(), Value::from(value)))
+            .collect();
         Value::Object(properties)
     }
 

@@ -9,7 +9,6 @@
 use chrono::{DateTime, Utc};
 use serde_json::Map;
 
-use super::email_properties::add_email_spec_properties;
 use super::message_id::{message_id_from_content, message_id_from_klaviyo_id};
 use super::outcome::{IntakeSource, Mapped, Rejection};
 use crate::event_time::check_event_time;
@@ -148,9 +147,6 @@ fn map_event(
         None => message_id_from_content("klaviyo-c", event.raw.as_bytes()),
     };
 
-    let mut properties = Map::new();
-    add_email_spec_properties(collection.slug(), &event.properties, &mut properties);
-
     let occurred = format_timestamp(occurred_at);
     Ok(TrackEvent {
         kind: TrackEvent::KIND,
@@ -176,7 +172,8 @@ fn map_event(
             },
         }),
         anonymous_id: Some(profile_id),
-        properties,
+        // The Email spec properties are read from Klaviyo's when the row is written.
+        properties: Map::new(),
         klaviyo_properties: Some(event.properties),
         context: Map::new(),
         integrations: Map::new(),

@@ -27,10 +27,14 @@ pub struct TrackEvent {
     pub klaviyo: Option<KlaviyoContext>,
     /// The fallback identity when there is no `user_id`.
     pub anonymous_id: Option<String>,
-    /// Event properties.
+    /// Event properties: a Segment client's; empty for an event from Klaviyo, whose
+    /// properties are `klaviyo_properties` and what they fill of the Email spec.
     pub properties: Map<String, Value>,
     /// `properties.klaviyo` of an event from Klaviyo: its `event_properties`, kept decoded as
-    /// they were read (not as a `Value` map) and written out as the `klaviyo_*` columns.
+    /// they were read (not as a `Value` map) and written out as the `klaviyo_*` columns. The
+    /// event's Email spec properties (`email_id`, `campaign_id`, ...) are read from them
+    /// when the row is written (`mapping::email_properties`), borrowed, not copied into
+    /// `properties`.
     pub klaviyo_properties: Option<DecodedObject>,
     /// The rest of the context: a Segment client's whole context, or the `traits` identity
     /// adds to a Klaviyo event.

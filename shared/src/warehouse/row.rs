@@ -20,6 +20,7 @@ use super::row_writer::{Cell, RowWriter};
 use crate::collection::Collection;
 use crate::decoded_object::{Member, ObjectView};
 use crate::mapping::Rejection;
+use crate::mapping::email_properties::email_spec_properties;
 use crate::segment::klaviyo_context::{INTEGRATION_NAME, KlaviyoContext, KlaviyoMember};
 use crate::segment::track::TrackEvent;
 use crate::time_format::{format_timestamp, partition_date};
@@ -132,8 +133,12 @@ pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> 
     name.clear();
     flatten_into(writer, &mut name, &event.properties);
     if let Some(klaviyo) = &event.klaviyo_properties {
-        // `properties.klaviyo`: no other property's column starts with `klaviyo`, so writing
-        // these after the rest names every column as a single map would.
+        // The Email spec properties and `properties.klaviyo`: an event from Klaviyo has no
+        // other property, and no spec name starts with `klaviyo`, so no two names collide and
+        // the order they are pushed in changes nothing.
+        for (spec_name, value) in email_spec_properties(&event.collection_slug, klaviyo) {
+            writer.push(spec_name, Cell::Text(value));
+        }
         name.clear();
         name.push_str("klaviyo");
         flatten_decoded_into(writer, &mut name, klaviyo.view());
