@@ -145,6 +145,7 @@ pub(super) struct MetaWire {
 }
 
 impl MetaWire {
+    /// The meta as the decoded webhook holds it.
     pub(super) fn into_meta(self) -> WebhookMeta {
         WebhookMeta {
             webhook_id: self.klaviyo_webhook_id.into(),

@@ -227,7 +227,7 @@ fn flatten_into(writer: &mut RowWriter, name: &mut String, object: &Map<String, 
     name.truncate(prefix_len);
 }
 
-/// [`flatten_into`] for a decoded object.
+/// [`flatten_into`] for a decoded object, below a prefix that is never empty (`klaviyo`).
 fn flatten_decoded_into(writer: &mut RowWriter, name: &mut String, object: ObjectView<'_>) {
     let prefix_len = name.len();
     for (key, member) in object.iter() {
@@ -278,6 +278,40 @@ mod tests {
 
     fn loaded() -> &'static str {
         "2023-08-10T07:22:01.000Z"
+    }
+
+    #[test]
+    fn decoded_klaviyo_properties_write_the_row_a_map_of_them_writes() {
+        let klaviyo = r#"{"$message": "M1", "Subject": "", "URL": "https://x.test/?a=1&b=\u00e9",
+            "$link_id": 7, "Campaign Name": "Spring", "campaign name": "twice", "a b": 1,
+            "a_b": [1, "x\"y", {"z": 1E5, "a": null}], "nested": {"Deep Key": {"x": true},
+            "deep_key_x": false}, "big": 123456789012345678901234567890, "e": -2.5E-3,
+            "dt": "partition", "k": 1, "k": "last", "": "empty key"}"#;
+        let mut decoded = event(json!({}), json!({}));
+        decoded.collection_slug = "email_link_clicked".into();
+        decoded.klaviyo_properties = Some(serde_json::from_str(klaviyo).unwrap());
+        // The same event as one map: the spec properties its mapping used to copy, and the
+        // properties under `klaviyo`.
+        let mut mapped = event(
+            json!({"email_id": "M1", "campaign_id": "M1", "campaign_name": "Spring",
+                   "link_url": "https://x.test/?a=1&b=é", "link_id": "7",
+                   "klaviyo": serde_json::from_str::<Value>(klaviyo).unwrap()}),
+            json!({}),
+        );
+        mapped.collection_slug = "email_link_clicked".into();
+        let decoded_row = track_row(&mut RowWriter::default(), decoded, loaded());
+        let mapped_row = track_row(&mut RowWriter::default(), mapped, loaded());
+        assert_eq!(
+            String::from_utf8_lossy(decoded_row.json()),
+            String::from_utf8_lossy(mapped_row.json())
+        );
+        let columns = decoded_row.columns().unwrap();
+        assert_eq!(columns["klaviyo_a_b"], 1);
+        assert_eq!(
+            columns["klaviyo_a_b_2"],
+            r#"[1,"x\"y",{"a":null,"z":1e+5}]"#
+        );
+        assert_eq!(columns["klaviyo_k"], "last");
     }
 
     #[test]
