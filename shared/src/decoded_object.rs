@@ -2,8 +2,9 @@
 //! written out as columns once (Klaviyo's `event_properties`, one per event on the hot path).
 //!
 //! Decoding it into a `Map<String, Value>` costs two allocations per member and a tree to
-//! free; a [`DecodedObject`] costs three allocations in all. Its content equals what
-//! serde_json's `Map` would hold, member for member:
+//! free; a [`DecodedObject`] of flat, unescaped members costs three allocations in all (more
+//! only for escaped text, arrays and nested objects). Its content equals what serde_json's
+//! `Map` would hold, member for member:
 //!
 //! - members are ordered by key, byte for byte, and a key sent twice keeps its last value;
 //! - strings are unescaped;
@@ -11,6 +12,9 @@
 //!   exponent is written `e` with its sign: `1E5` becomes `1e+5`);
 //! - an array is kept as the compact JSON text serde_json writes for it (the form it is
 //!   stored in); nested objects are decoded the same way as the top level.
+//!
+//! A nested object is read by serde_json's map in one pass, so serde_json's nesting limit
+//! holds and no text is read more than twice, however deep the nesting.
 //!
 //! One difference from `Map`: an escape that is not text (a lone UTF-16 surrogate, `"\ud800"`)
 //! in a member's value is still refused, but the error's position is the end of the object
@@ -269,8 +273,11 @@ fn decode_value(raw: &RawValue, text: &mut String) -> Result<Node, String> {
             }
         }
         Some(b'{') => {
-            let RawObject(nested) = serde_json::from_str(json).map_err(without_position)?;
-            Node::Object(decode_members(nested, text)?)
+            // Nested objects are rare in event properties: serde_json's map reads one in a
+            // single pass (within its nesting limit), and its members are copied from there.
+            let nested: Map<String, Value> =
+                serde_json::from_str(json).map_err(without_position)?;
+            Node::Object(entries_of_map(&nested, text))
         }
         Some(b'[') => {
             // Parsed and written again: the stored form is serde_json's compact text, with
@@ -283,6 +290,23 @@ fn decode_value(raw: &RawValue, text: &mut String) -> Result<Node, String> {
         Some(b'n') => Node::Null,
         _ => Node::Number(push_number(text, json)),
     })
+}
+
+/// The entries of a map serde_json read, its values copied into `text`.
+fn entries_of_map(map: &Map<String, Value>, text: &mut String) -> Vec<Entry> {
+    map.iter()
+        .map(|(key, value)| Entry {
+            key: push(text, key),
+            value: match value {
+                Value::Null => Node::Null,
+                Value::Bool(flag) => Node::Flag(*flag),
+                Value::Number(number) => Node::Number(push(text, number.as_str())),
+                Value::String(string) => Node::Text(push(text, string)),
+                Value::Array(_) => Node::ArrayJson(push(text, &value.to_string())),
+                Value::Object(nested) => Node::Object(entries_of_map(nested, text)),
+            },
+        })
+        .collect()
 }
 
 fn push(text: &mut String, part: &str) -> Span {
@@ -472,6 +496,15 @@ mod tests {
         assert_eq!(nested.get("c"), Some(Member::Text("y")));
         let nested_keys: Vec<&str> = nested.iter().map(|(key, _)| key).collect();
         assert_eq!(nested_keys, ["c", "d"]);
+    }
+
+    #[test]
+    fn refuses_nesting_deeper_than_serde_json_reads() {
+        let nested =
+            |levels: usize| format!("{}1{}", r#"{"a":"#.repeat(levels), "}".repeat(levels));
+        assert!(serde_json::from_str::<DecodedObject>(&nested(100)).is_ok());
+        let error = serde_json::from_str::<DecodedObject>(&nested(100_000)).unwrap_err();
+        assert!(error.to_string().contains("recursion limit"), "{error}");
     }
 
     #[test]
