@@ -100,8 +100,9 @@ impl DecodedObject {
         self.entries.is_empty()
     }
 
-    /// The object as a serde_json map (for checks and tools, not the hot path).
-    pub fn to_json(&self) -> Map<String, Value> {
+    /// The object as a serde_json map, for the tests' comparisons.
+    #[cfg(test)]
+    pub(crate) fn to_json(&self) -> Map<String, Value> {
         self.view().to_json()
     }
 }
@@ -141,6 +142,7 @@ impl<'a> ObjectView<'a> {
         }
     }
 
+    #[cfg(test)]
     fn to_json(self) -> Map<String, Value> {
         self.iter()
             .map(|(key, member)| {

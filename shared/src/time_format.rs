@@ -41,13 +41,11 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
     let moment = time.naive_utc();
     let (date, clock) = (moment.date(), moment.time());
     let (year, nanosecond) = (date.year(), clock.nanosecond());
-    let Ok(year @ 0..=9999) = u32::try_from(year) else {
-        return time.to_rfc3339_opts(SecondsFormat::Millis, true);
+    // Years of other than four digits, and leap seconds (second 60): chrono writes them.
+    let year = match u32::try_from(year) {
+        Ok(year @ 0..=9999) if nanosecond < 1_000_000_000 => year,
+        _ => return time.to_rfc3339_opts(SecondsFormat::Millis, true),
     };
-    if nanosecond >= 1_000_000_000 {
-        // A leap second: chrono writes it as second 60.
-        return time.to_rfc3339_opts(SecondsFormat::Millis, true);
-    }
     // Written by hand: it runs for every event, and chrono's general formatter costs several
     // times more. What it writes equals chrono's output (tested).
     let seconds = clock.num_seconds_from_midnight();

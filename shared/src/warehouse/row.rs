@@ -220,8 +220,11 @@ fn flatten_into(writer: &mut RowWriter, name: &mut String, object: &Map<String, 
         push_column_name(name, key);
         match value {
             Value::Object(nested) => flatten_into(writer, name, nested),
-            Value::Array(_) => writer.push_built(name, Cell::ArrayAsText(value)),
-            scalar => writer.push_built(name, Cell::Scalar(scalar)),
+            Value::Array(_) => writer.push_built(name, Cell::JsonAsText(&value.to_string())),
+            Value::Null => writer.push_built(name, Cell::Null),
+            Value::Bool(flag) => writer.push_built(name, Cell::Flag(*flag)),
+            Value::Number(number) => writer.push_built(name, Cell::Number(number.as_str())),
+            Value::String(text) => writer.push_built(name, Cell::Text(text)),
         }
     }
     name.truncate(prefix_len);

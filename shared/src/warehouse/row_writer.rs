@@ -1,7 +1,8 @@
 //! Writing one row's columns as one JSON object. Columns are pushed in the order the schema
 //! defines them, each value written at once into a scratch buffer (nothing is copied into a
 //! map of values first); `finish` names them uniquely, sorts them by name and writes the row.
-//! One writer serves every row of a request, so its buffers are allocated once.
+//! One writer serves every row of a request (each thread keeps its own between requests), so
+//! its buffers are allocated once.
 //!
 //! Naming rule: columns are taken in the order they were pushed; a name already taken (or
 //! one of the tables' partition columns) gets the first free `_2`, `_3`, ... suffix. Names
@@ -11,9 +12,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
-
-use super::json_text::{write_json_str, write_json_value};
+use super::json_text::write_json_str;
 
 /// Column names the tables use for their partitions: a property of that name would be
 /// shadowed by the partition column, so it is renamed like any other taken name.
@@ -30,13 +29,9 @@ pub enum Cell<'a> {
     Count(usize),
     /// A boolean.
     Flag(bool),
-    /// A JSON scalar (string, number, boolean or null), written as it is.
-    Scalar(&'a Value),
-    /// An array, stored as its compact JSON text in a string column.
-    ArrayAsText(&'a Value),
     /// A number's JSON text, written as it is.
     Number(&'a str),
-    /// Compact JSON text (an array's), stored in a string column.
+    /// Compact JSON text (an array's), stored as text in a string column.
     JsonAsText(&'a str),
 }
 
@@ -53,8 +48,6 @@ impl Cell<'_> {
             Cell::Count(count) => out.extend_from_slice(count.to_string().as_bytes()),
             Cell::Flag(true) => out.extend_from_slice(b"true"),
             Cell::Flag(false) => out.extend_from_slice(b"false"),
-            Cell::Scalar(value) => write_json_value(out, value),
-            Cell::ArrayAsText(value) => write_json_str(out, &value.to_string()),
             Cell::Number(number) => out.extend_from_slice(number.as_bytes()),
             Cell::JsonAsText(json) => write_json_str(out, json),
         }
@@ -423,7 +416,6 @@ impl RowWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn written(writer: &mut RowWriter) -> String {
         String::from_utf8(writer.finish()).unwrap()
@@ -431,12 +423,10 @@ mod tests {
 
     #[test]
     fn writes_columns_sorted_by_name() {
-        let number: Value = serde_json::from_str("1.50").unwrap();
-        let array = json!([1, "a"]);
         let mut writer = RowWriter::default();
-        writer.push("b", Cell::Scalar(&number));
+        writer.push("b", Cell::Number("1.50"));
         writer.push("a", Cell::Text("x\"y"));
-        writer.push_built(&String::from("d"), Cell::ArrayAsText(&array));
+        writer.push_built(&String::from("d"), Cell::JsonAsText(r#"[1,"a"]"#));
         writer.push("c", Cell::Null);
         writer.push("e", Cell::Count(7));
         assert_eq!(
