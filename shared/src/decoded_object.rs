@@ -17,8 +17,8 @@
 //! holds and no text is read more than twice, however deep the nesting.
 //!
 //! One difference from `Map`: an escape that is not text (a lone UTF-16 surrogate, `"\ud800"`)
-//! in a member's value is still refused, but the error's position is the end of the object
-//! rather than the escape, because values are first taken as raw text.
+//! in a member's value is still refused, but the error's position is just after the object's
+//! end rather than at the escape, because values are first taken as raw text.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -410,6 +410,27 @@ mod tests {
                             "metric": {"data": {"type": "metric", "id": "M1"}}}}}}"#;
 
     #[test]
+    fn a_lone_surrogate_in_a_property_is_reported_at_the_end_of_the_properties() {
+        let properties = r#"{"ok": "x", "bad": "\ud800 here", "n": 1}"#;
+        let event = format!(
+            r#"{{"topic": "event:klaviyo.opened_email", "payload": {{"data": {{"id": "E1",
+            "attributes": {{"datetime": "2024-01-04T18:05:01+00:00", "event_properties": {properties}}}}}}}}}"#
+        );
+        let body = format!(r#"{{"data": [{event}], "meta": {{"klaviyo_webhook_id": "wh"}}}}"#);
+        let webhook = decode(&body, "wh").unwrap();
+        let broken = webhook.events()[0].as_ref().unwrap_err();
+        // Lines and columns count from the element's first character. The position is the
+        // character just after the properties' closing brace, on line 2.
+        let second_line = event.lines().nth(1).unwrap();
+        let after_end = second_line.find(properties).unwrap() + properties.len() + 1;
+        assert_eq!(
+            broken.reason,
+            format!("data[0]: unexpected end of hex escape at line 2 column {after_end}")
+        );
+        assert_eq!(broken.raw, event);
+    }
+
+    #[test]
     fn decodes_meta_and_events() {
         let body = format!(
             r#"{{"data": [{EVENT}], "meta": {{"klaviyo_webhook_id": "wh", "version": "2024-07-15", "extra": 1}}}}"#
