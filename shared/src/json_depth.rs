@@ -9,6 +9,12 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// Whether `bytes` nest objects and arrays deeper than `max` (brackets inside strings do
 /// not count). Malformed input is not judged here; the parser reports it.
 pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
+    // Nesting is never deeper than the count of opening brackets (in strings or not): a
+    // small body, a request of one event, has too few to matter, and counting them is
+    // several times cheaper than following the body's strings.
+    if memchr::memchr2_iter(b'[', b'{', bytes).nth(max).is_none() {
+        return false;
+    }
     let mut depth = 0usize;
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
@@ -60,6 +66,15 @@ mod tests {
         // An unterminated string, or one ending in a lone backslash, ends the scan.
         assert!(!nests_deeper_than(br#"{"a": "[[[["#, 1));
         assert!(!nests_deeper_than(br#"{"a": "\"#, 1));
+    }
+
+    #[test]
+    fn a_body_with_few_brackets_is_not_followed_through_its_strings() {
+        // Three brackets in all: no deeper than three, whatever the strings hold.
+        assert!(!nests_deeper_than(br#"{"a": [{"b": "\"#, 3));
+        assert!(nests_deeper_than(br#"{"a": [{"b": 1}]}"#, 2));
+        // Brackets in strings count towards the shortcut but not towards the depth.
+        assert!(!nests_deeper_than(br#"{"a": "[[[[", "b": [1]}"#, 3));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Parsing the several time formats Klaviyo uses, and the one format we write.
 
-use chrono::{DateTime, Datelike, SecondsFormat, TimeZone, Timelike, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 /// Unix times above this are taken as milliseconds: in seconds it is the year 5138.
 const LARGEST_PLAUSIBLE_UNIX_SECONDS: i64 = 100_000_000_000;
@@ -38,38 +38,67 @@ pub fn unix_time_to_datetime(value: i64) -> Option<DateTime<Utc>> {
 /// The one way every timestamp is written: UTC, millisecond precision, `Z` suffix.
 /// Because it is always UTC, its first ten characters are the partition date.
 pub fn format_timestamp(time: DateTime<Utc>) -> String {
-    let moment = time.naive_utc();
-    let (date, clock) = (moment.date(), moment.time());
-    let (year, nanosecond) = (date.year(), clock.nanosecond());
-    // Years of other than four digits, and leap seconds (second 60): chrono writes them.
-    let year = match u32::try_from(year) {
-        Ok(year @ 0..=9999) if nanosecond < 1_000_000_000 => year,
-        _ => return time.to_rfc3339_opts(SecondsFormat::Millis, true),
-    };
-    // Written by hand: it runs for every event, and chrono's general formatter costs several
-    // times more. What it writes equals chrono's output (tested).
-    let seconds = clock.num_seconds_from_midnight();
-    let mut text = String::with_capacity(24);
-    for (value, digits, after) in [
-        (year, 4, '-'),
-        (date.month(), 2, '-'),
-        (date.day(), 2, 'T'),
-        (seconds / 3600, 2, ':'),
-        (seconds / 60 % 60, 2, ':'),
-        (seconds % 60, 2, '.'),
-        (nanosecond / 1_000_000, 3, 'Z'),
-    ] {
-        push_padded(&mut text, value, digits);
-        text.push(after);
+    let (seconds, nanosecond) = (time.timestamp(), time.timestamp_subsec_nanos());
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_date(days);
+    // Years of other than four digits, and leap seconds (chrono keeps them as a nanosecond
+    // count of one second or more): chrono writes them.
+    if !(0..=9999).contains(&year) || nanosecond >= 1_000_000_000 {
+        return time.to_rfc3339_opts(SecondsFormat::Millis, true);
     }
-    text
+    // Written by hand into a fixed buffer: it runs several times per event, and chrono's
+    // general formatter costs several times more. What it writes equals chrono's output
+    // (tested on 20,000 random instants).
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, value, digits) in [
+        (0, year, 4),
+        (5, month, 2),
+        (8, day, 2),
+        (11, second_of_day / 3600, 2),
+        (14, second_of_day / 60 % 60, 2),
+        (17, second_of_day % 60, 2),
+        (20, i64::from(nanosecond / 1_000_000), 3),
+    ] {
+        write_padded(&mut text[at..at + digits], value);
+    }
+    // Only ASCII digits and separators were written, so this is always UTF-8; chrono's
+    // answer stands in should that ever change.
+    match std::str::from_utf8(&text) {
+        Ok(text) => text.to_owned(),
+        Err(_) => time.to_rfc3339_opts(SecondsFormat::Millis, true),
+    }
 }
 
-/// `value` in decimal, zero-padded to `digits` (it never has more).
-fn push_padded(text: &mut String, value: u32, digits: usize) {
-    const POWERS: [u32; 4] = [1, 10, 100, 1000];
-    for power in POWERS.iter().take(digits).rev() {
-        text.push(char::from(b'0' + (value / power % 10) as u8));
+/// The proleptic Gregorian (year, month, day) of the day `days` after 1970-01-01: the
+/// "days from civil" inverse of Howard Hinnant's date algorithms, over 400-year eras
+/// (146,097 days) that start on 0000-03-01, so February's leap day ends each year.
+fn civil_date(days: i64) -> (i64, i64, i64) {
+    const DAYS_PER_ERA: i64 = 146_097;
+    // 0000-03-01 is 719,468 days before 1970-01-01.
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(DAYS_PER_ERA);
+    let day_of_era = shifted - era * DAYS_PER_ERA;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March: 0 is March, 11 is February.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Writes `value` in decimal into `digits`, zero-padded (it never has more digits).
+fn write_padded(digits: &mut [u8], mut value: i64) {
+    for digit in digits.iter_mut().rev() {
+        // `value` is not negative here, so the remainder is a digit.
+        *digit = b'0' + value.rem_euclid(10) as u8;
+        value /= 10;
     }
 }
 

@@ -132,7 +132,10 @@ impl SignatureVerifier {
         };
         let signed_at = parse_header_timestamp(timestamp).ok_or(AuthError::MalformedTimestamp)?;
         self.check_freshness(signed_at, now)?;
-        let claimed = hex::decode(signature.trim()).map_err(|_| AuthError::InvalidSignature)?;
+        // An HMAC-SHA256 is 32 bytes: a signature of any other length matches no key.
+        let mut claimed = [0u8; 32];
+        hex::decode_to_slice(signature.trim(), &mut claimed)
+            .map_err(|_| AuthError::InvalidSignature)?;
         // `verify_slice` compares in constant time; every key is tried (no early stop) so
         // the time taken does not reveal which key matched.
         let matches_a_key = self
