@@ -123,15 +123,14 @@ pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> 
     writer.push("sent_at", Cell::optional(event.sent_at.as_deref()));
     writer.push("received_at", Cell::Text(&event.received_at));
     writer.push("uuid_ts", Cell::Text(loaded_at));
-    let mut name = String::with_capacity(64);
     if let Some(klaviyo) = &event.klaviyo {
-        push_klaviyo_context(writer, &mut name, klaviyo);
+        push_klaviyo_context(writer, klaviyo);
     }
-    name.clear();
-    name.push_str("context");
-    flatten_into(writer, &mut name, &event.context);
-    name.clear();
-    flatten_into(writer, &mut name, &event.properties);
+    let mut prefix = String::with_capacity(64);
+    prefix.push_str("context_");
+    flatten_into(writer, &mut prefix, &event.context);
+    prefix.clear();
+    flatten_into(writer, &mut prefix, &event.properties);
     if let Some(klaviyo) = &event.klaviyo_properties {
         // The Email spec properties and `properties.klaviyo`: an event from Klaviyo has no
         // other property, and no spec name starts with `klaviyo`, so no two names collide and
@@ -139,9 +138,9 @@ pub fn track_row(writer: &mut RowWriter, event: TrackEvent, loaded_at: &str) -> 
         for (spec_name, value) in email_spec_properties(&event.collection_slug, klaviyo) {
             writer.push(spec_name, Cell::Text(value));
         }
-        name.clear();
-        name.push_str("klaviyo");
-        flatten_decoded_into(writer, &mut name, klaviyo.view());
+        prefix.clear();
+        prefix.push_str("klaviyo_");
+        flatten_decoded_into(writer, &mut prefix, klaviyo.view());
     }
     let json = writer.finish();
     WarehouseRow {
@@ -191,55 +190,51 @@ pub fn rejected_row(
 /// Adds the columns of a Klaviyo event's `context.integration` and `context.klaviyo`, named
 /// and ordered as the flattened JSON members would be (they come before any other context
 /// member: `integration` and `klaviyo` sort before `traits`).
-fn push_klaviyo_context(writer: &mut RowWriter, name: &mut String, klaviyo: &KlaviyoContext) {
+fn push_klaviyo_context(writer: &mut RowWriter, klaviyo: &KlaviyoContext) {
     writer.push("context_integration_name", Cell::Text(INTEGRATION_NAME));
     if let Some(version) = &klaviyo.integration_version {
         writer.push("context_integration_version", Cell::Text(version));
     }
     for (key, member) in klaviyo.klaviyo_members() {
-        name.clear();
-        name.push_str("context_klaviyo_");
-        push_column_name(name, key);
         let cell = match member {
             KlaviyoMember::Text(text) => Cell::Text(text),
             KlaviyoMember::Flag(flag) => Cell::Flag(flag),
         };
-        writer.push_built(name, cell);
+        writer.push_keyed("context_klaviyo_", key, cell);
     }
 }
 
-/// Adds the columns of `object`, flattened. `name` holds the prefix (empty at the top
-/// level) and is reused as the buffer for every column name below it.
-fn flatten_into(writer: &mut RowWriter, name: &mut String, object: &Map<String, Value>) {
-    let prefix_len = name.len();
+/// Adds the columns of `object`, flattened: each named `prefix` (empty at the top level,
+/// else ending in `_`) followed by its key's column name. A nested object's members go
+/// below `prefix`, its key's name and `_`; `prefix` is the buffer that builds those.
+fn flatten_into(writer: &mut RowWriter, prefix: &mut String, object: &Map<String, Value>) {
     for (key, value) in object {
-        name.truncate(prefix_len);
-        if prefix_len > 0 {
-            name.push('_');
-        }
-        push_column_name(name, key);
-        match value {
-            Value::Object(nested) => flatten_into(writer, name, nested),
-            Value::Array(_) => writer.push_built(name, Cell::JsonAsText(&value.to_string())),
-            Value::Null => writer.push_built(name, Cell::Null),
-            Value::Bool(flag) => writer.push_built(name, Cell::Flag(*flag)),
-            Value::Number(number) => writer.push_built(name, Cell::Number(number.as_str())),
-            Value::String(text) => writer.push_built(name, Cell::Text(text)),
-        }
+        let cell = match value {
+            Value::Object(nested) => {
+                flatten_nested(prefix, key, |prefix| flatten_into(writer, prefix, nested));
+                continue;
+            }
+            Value::Array(_) => {
+                writer.push_keyed(prefix, key, Cell::JsonAsText(&value.to_string()));
+                continue;
+            }
+            Value::Null => Cell::Null,
+            Value::Bool(flag) => Cell::Flag(*flag),
+            Value::Number(number) => Cell::Number(number.as_str()),
+            Value::String(text) => Cell::Text(text),
+        };
+        writer.push_keyed(prefix, key, cell);
     }
-    name.truncate(prefix_len);
 }
 
-/// [`flatten_into`] for a decoded object, below a prefix that is never empty (`klaviyo`).
-fn flatten_decoded_into(writer: &mut RowWriter, name: &mut String, object: ObjectView<'_>) {
-    let prefix_len = name.len();
+/// [`flatten_into`] for a decoded object.
+fn flatten_decoded_into(writer: &mut RowWriter, prefix: &mut String, object: ObjectView<'_>) {
     for (key, member) in object.iter() {
-        name.truncate(prefix_len);
-        name.push('_');
-        push_column_name(name, key);
         let cell = match member {
             Member::Object(nested) => {
-                flatten_decoded_into(writer, name, nested);
+                flatten_nested(prefix, key, |prefix| {
+                    flatten_decoded_into(writer, prefix, nested)
+                });
                 continue;
             }
             Member::Null => Cell::Null,
@@ -248,9 +243,17 @@ fn flatten_decoded_into(writer: &mut RowWriter, name: &mut String, object: Objec
             Member::Text(text) => Cell::Text(text),
             Member::ArrayJson(json) => Cell::JsonAsText(json),
         };
-        writer.push_built(name, cell);
+        writer.push_keyed(prefix, key, cell);
     }
-    name.truncate(prefix_len);
+}
+
+/// Runs `flatten` with `prefix` extended by `key`'s column name and `_`, then restores it.
+fn flatten_nested(prefix: &mut String, key: &str, flatten: impl FnOnce(&mut String)) {
+    let prefix_len = prefix.len();
+    push_column_name(prefix, key);
+    prefix.push('_');
+    flatten(prefix);
+    prefix.truncate(prefix_len);
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! One writer serves every row of a request (each thread keeps its own between requests), so
 //! its buffers are allocated once.
 //!
+//! A flattened property's column is pushed as its prefix and its key as sent (`push_keyed`):
+//! the rows of a request mostly repeat a few shapes, and a row whose prefixes and keys match a
+//! remembered layout is written without converting a single key to its column name.
+//!
 //! Naming rule: columns are taken in the order they were pushed; a name already taken (or
 //! one of the tables' partition columns) gets the first free `_2`, `_3`, ... suffix. Names
 //! rarely collide, so the usual case is one sort; only when the sort shows a collision is the
@@ -12,6 +16,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
+use super::column_name::push_column_name;
 use super::json_text::write_json_str;
 
 /// Column names the tables use for their partitions: a property of that name would be
@@ -59,7 +64,18 @@ impl Cell<'_> {
 #[derive(Clone, Copy)]
 enum Name {
     Fixed(&'static str),
-    Built { start: usize, end: usize },
+    Built {
+        start: usize,
+        end: usize,
+    },
+    /// A prefix and a key whose column name is not worked out yet: `names[start..split]` is
+    /// the prefix, `names[split..end]` the key as sent. A row whose names match a remembered
+    /// layout never needs it; any other row converts it first (`convert_keyed_names`).
+    Keyed {
+        start: usize,
+        split: usize,
+        end: usize,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -75,13 +91,16 @@ struct Column {
     value_end: usize,
 }
 
-/// The pushed names of a row, one entry per column in push order: a constant, or the length
-/// of a built name. With the built names' buffer it fixes the names exactly, because built
-/// names are stored in push order, one after the other.
+/// The pushed names of a row, one entry per column in push order: a constant, the length
+/// of a built name, or the lengths of a prefix and a key. With the names' buffer it fixes
+/// the names exactly, because built names, prefixes and keys are stored in push order, one
+/// after the other, and a column name is a function of its prefix and key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum PushedName {
     Fixed(&'static str),
     Built(usize),
+    /// The lengths of the prefix and of the key.
+    Keyed(usize, usize),
 }
 
 impl PushedName {
@@ -89,6 +108,7 @@ impl PushedName {
         match name {
             Name::Fixed(name) => Self::Fixed(name),
             Name::Built { start, end } => Self::Built(end - start),
+            Name::Keyed { start, split, end } => Self::Keyed(split - start, end - split),
         }
     }
 }
@@ -160,10 +180,12 @@ fn close_object(out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
+/// The name of a column; a keyed column must have been converted (`convert_keyed_names`):
+/// until then its span holds the prefix and the key as sent, not its name.
 fn name_of(names: &str, name: Name) -> &str {
     match name {
         Name::Fixed(name) => name,
-        Name::Built { start, end } => &names[start..end],
+        Name::Built { start, end } | Name::Keyed { start, end, .. } => &names[start..end],
     }
 }
 
@@ -215,10 +237,26 @@ impl RowWriter {
         self.push_named(Name::Fixed(name), cell);
     }
 
-    /// Adds a column whose name was built (a flattened property); the name is copied.
-    pub fn push_built(&mut self, name: &str, cell: Cell<'_>) {
+    /// Adds a column whose name is given whole; the name is copied. The naming rule's tests
+    /// push names this way, free of the key conversion.
+    #[cfg(test)]
+    fn push_built(&mut self, name: &str, cell: Cell<'_>) {
         let name = self.store_name(name);
         self.push_named(name, cell);
+    }
+
+    /// Adds a column named `prefix` followed by the column name of `key`
+    /// ([`push_column_name`]), such as `klaviyo_` and `Campaign Name` for
+    /// `klaviyo_campaign_name`. Converting keys is a good part of writing a row, and the
+    /// rows of a request mostly repeat the same keys: the conversion waits until `finish`
+    /// finds no remembered layout for the row.
+    pub fn push_keyed(&mut self, prefix: &str, key: &str, cell: Cell<'_>) {
+        let start = self.names.len();
+        self.names.push_str(prefix);
+        let split = self.names.len();
+        self.names.push_str(key);
+        let end = self.names.len();
+        self.push_named(Name::Keyed { start, split, end }, cell);
     }
 
     fn store_name(&mut self, name: &str) -> Name {
@@ -288,6 +326,7 @@ impl RowWriter {
             .map(|c| PushedName::of(c.name))
             .collect();
         let built_names = self.names.clone();
+        self.convert_keyed_names();
         self.sort_by_name();
         if self.has_taken_names() {
             self.rename_taken_names();
@@ -317,6 +356,29 @@ impl RowWriter {
         close_object(&mut out);
         self.remember(layout);
         out
+    }
+
+    /// Gives every keyed column its name, built after the names already stored (the spans
+    /// already taken stay valid).
+    fn convert_keyed_names(&mut self) {
+        let Self { columns, names, .. } = self;
+        if !columns.iter().any(|c| matches!(c.name, Name::Keyed { .. })) {
+            return;
+        }
+        let mut converted = String::with_capacity(2 * names.len() + columns.len());
+        converted.push_str(names);
+        for column in columns.iter_mut() {
+            if let Name::Keyed { start, split, end } = column.name {
+                let name_start = converted.len();
+                converted.push_str(&names[start..split]);
+                push_column_name(&mut converted, &names[split..end]);
+                column.name = Name::Built {
+                    start: name_start,
+                    end: converted.len(),
+                };
+            }
+        }
+        *names = converted;
     }
 
     fn remember(&mut self, layout: Layout) {
@@ -607,6 +669,37 @@ mod tests {
                     .join(",")
             );
             assert_eq!(written(&mut writer), expected, "pushed {pushed:?}");
+        }
+    }
+
+    #[test]
+    fn a_keyed_column_is_named_by_its_prefix_and_converted_key() {
+        let mut writer = RowWriter::default();
+        let mut row = |prefix: &str, key: &str| {
+            writer.push("id", Cell::Count(1));
+            writer.push_keyed(prefix, key, Cell::Count(2));
+            writer.push_keyed("klaviyo_", "campaign_name", Cell::Count(3));
+            written(&mut writer)
+        };
+        // Twice each: the second row of a shape is written with its remembered layout.
+        for _ in 0..2 {
+            assert_eq!(
+                row("klaviyo_", "Campaign Name"),
+                r#"{"id":1,"klaviyo_campaign_name":2,"klaviyo_campaign_name_2":3}"#
+            );
+            assert_eq!(
+                row("klaviyo_", "Subject"),
+                r#"{"id":1,"klaviyo_campaign_name":3,"klaviyo_subject":2}"#
+            );
+            // The same bytes split differently between prefix and key name another column.
+            assert_eq!(
+                row("klaviyo_", "Ab"),
+                r#"{"id":1,"klaviyo_ab":2,"klaviyo_campaign_name":3}"#
+            );
+            assert_eq!(
+                row("klaviyo_A", "b"),
+                r#"{"id":1,"klaviyo_Ab":2,"klaviyo_campaign_name":3}"#
+            );
         }
     }
 
