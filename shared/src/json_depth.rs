@@ -12,7 +12,7 @@ pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
     // Nesting is never deeper than the count of opening brackets (in strings or not): a
     // small body, a request of one event, has too few to matter, and counting them is
     // several times cheaper than following the body's strings.
-    if memchr::memchr2_iter(b'[', b'{', bytes).nth(max).is_none() {
+    if opening_brackets(bytes) <= max {
         return false;
     }
     let mut depth = 0usize;
@@ -36,6 +36,21 @@ pub fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
         index += 1;
     }
     false
+}
+
+/// How many `[` and `{` `bytes` hold, strings included: a loop the compiler vectorises.
+fn opening_brackets(bytes: &[u8]) -> usize {
+    // Setting bit 0x20 turns `[` into `{`, and no other byte into it. Counting in bytes, 255
+    // at most per chunk, keeps the vector lanes narrow.
+    bytes
+        .chunks(255)
+        .map(|chunk| {
+            let in_chunk = chunk
+                .iter()
+                .fold(0u8, |count, &byte| count + u8::from(byte | 0x20 == b'{'));
+            usize::from(in_chunk)
+        })
+        .sum()
 }
 
 /// The index of the `"` closing a string whose text starts at `from`; jumps from one `"` or

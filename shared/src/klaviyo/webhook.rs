@@ -262,14 +262,16 @@ impl From<StringOrNumber> for String {
 pub fn decode_webhook<'a>(
     authenticated: &AuthenticatedBody<'a>,
 ) -> Result<VerifiedWebhook<'a>, DecodeError> {
-    if nests_deeper_than(authenticated.body(), MAX_JSON_DEPTH) {
-        return Err(DecodeError::MalformedJson(format!(
-            "JSON nests deeper than {MAX_JSON_DEPTH} levels"
-        )));
-    }
     let body = authenticated.body();
+    // The one-pass reader keeps to the nesting guard value by value; when it gives up, the
+    // guard goes over the whole body before the exact reading.
     let (meta, events) = match read_envelope(body) {
         Some(read) => read,
+        None if nests_deeper_than(body, MAX_JSON_DEPTH) => {
+            return Err(DecodeError::MalformedJson(format!(
+                "JSON nests deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
         None => read_envelope_exactly(body)?,
     };
     let meta = meta.into_meta();
@@ -408,6 +410,44 @@ mod tests {
           "attributes": {"datetime": "2024-01-04 18:05:01+00:00", "event_properties": {"Subject": "Hi"}},
           "relationships": {"profile": {"data": {"type": "profile", "id": "P1"}},
                             "metric": {"data": {"type": "metric", "id": "M1"}}}}}}"#;
+
+    #[test]
+    fn nesting_is_refused_above_the_limit_wherever_it_is() {
+        let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+        // Where a value sits and how deep it is already there: a property value (event
+        // element, payload, data, attributes, event_properties, plus the envelope and
+        // `data`), a value in `data`, a member of `meta`, a member of the envelope.
+        type BodyAround = fn(&str) -> String;
+        let bodies: [(usize, BodyAround); 4] = [
+            (7, |value| {
+                let event = EVENT.replace(r#"{"Subject": "Hi"}"#, &format!(r#"{{"x": {value}}}"#));
+                format!(r#"{{"data": [{event}], "meta": {{"klaviyo_webhook_id": "wh"}}}}"#)
+            }),
+            (2, |value| {
+                format!(r#"{{"data": [{EVENT}, {value}], "meta": {{"klaviyo_webhook_id": "wh"}}}}"#)
+            }),
+            (2, |value| {
+                format!(r#"{{"data": [], "meta": {{"klaviyo_webhook_id": "wh", "x": {value}}}}}"#)
+            }),
+            (1, |value| {
+                format!(r#"{{"data": [], "x": {value}, "meta": {{"klaviyo_webhook_id": "wh"}}}}"#)
+            }),
+        ];
+        for (depth_there, body) in bodies {
+            let deepest_accepted = body(&nested(MAX_JSON_DEPTH - depth_there));
+            assert!(
+                decode(&deepest_accepted, "wh").is_ok(),
+                "{deepest_accepted}"
+            );
+            let too_deep = body(&nested(MAX_JSON_DEPTH - depth_there + 1));
+            match decode(&too_deep, "wh") {
+                Err(DecodeError::MalformedJson(reason)) => {
+                    assert_eq!(reason, "JSON nests deeper than 64 levels");
+                }
+                other => panic!("{too_deep}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn a_lone_surrogate_in_a_property_is_reported_at_the_end_of_the_properties() {

@@ -8,7 +8,13 @@
 //!
 //! This reader only answers for bodies it can read completely: anything else (a syntax error,
 //! bytes that are not UTF-8, a missing, repeated or mistyped member of the envelope, trailing
-//! text) makes it give up, and the exact reading then decodes the body and words its error.
+//! text, nesting deeper than `MAX_JSON_DEPTH`) makes it give up, and the exact reading then
+//! decodes the body and words its error.
+//!
+//! The nesting guard is applied to each value it reads (a member of the envelope, an element
+//! of `data`) rather than to the whole body first: in a body that parses, the deepest point
+//! is inside one of them, and a value with few brackets is cleared by counting them
+//! (`json_depth`), where following the whole body's strings costs a scan of its own.
 //! An element that does not decode is handed to the exact reading's own per-event decoder, so
 //! its reason is worded as always. Either way, what comes out is what the exact reading gives:
 //! the tests check it on every fixture, every truncation of four of them, every one-byte
@@ -22,6 +28,12 @@ use serde_json::value::RawValue;
 #[cfg(any(test, fuzzing))]
 use super::webhook::read_envelope_exactly;
 use super::webhook::{DecodedEvent, EventWire, MetaWire, decode_event, event_from_wire};
+use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
+
+/// How deep a member of the envelope sits (inside its `{`), and an element of `data`
+/// (inside `{` and `[`): a value there may nest this much less than the body.
+const MEMBER_DEPTH: usize = 1;
+const ELEMENT_DEPTH: usize = 2;
 
 /// The envelope's meta and every element of `data`, decoded, or `None` when only the exact
 /// reading can say what is wrong with the body.
@@ -39,13 +51,18 @@ pub(super) fn read_envelope(body: &[u8]) -> Option<(MetaWire, Vec<DecodedEvent<'
     loop {
         let key: String = cursor.value()?.ok()?;
         cursor.eat(b':')?;
+        let value_start = cursor.at;
         match key.as_str() {
             "data" if events.is_none() => events = Some(cursor.events()?),
-            "meta" if meta.is_none() => meta = Some(cursor.value::<MetaWire>()?.ok()?),
+            "meta" if meta.is_none() => {
+                meta = Some(cursor.value::<MetaWire>()?.ok()?);
+                cursor.within_depth_since(value_start, MEMBER_DEPTH)?;
+            }
             // A repeated `data` or `meta` is an error the exact reading words.
             "data" | "meta" => return None,
             _ => {
                 cursor.value::<IgnoredAny>()?.ok()?;
+                cursor.within_depth_since(value_start, MEMBER_DEPTH)?;
             }
         }
         match cursor.next_byte()? {
@@ -93,6 +110,13 @@ impl<'a> Cursor<'a> {
         (self.next_byte()? == expected).then_some(())
     }
 
+    /// `Some` when the text from `start` to here, a value `base` levels deep in the body,
+    /// keeps the body within `MAX_JSON_DEPTH`.
+    fn within_depth_since(&self, start: usize, base: usize) -> Option<()> {
+        let value = self.text.as_bytes().get(start..self.at)?;
+        (!nests_deeper_than(value, MAX_JSON_DEPTH - base)).then_some(())
+    }
+
     /// Parses the value that starts here and moves past it; stays put if it does not parse.
     /// `None` when there is no value left at all.
     fn value<T: Deserialize<'a>>(&mut self) -> Option<Result<T, serde_json::Error>> {
@@ -131,12 +155,14 @@ impl<'a> Cursor<'a> {
         if self.peek()? == b'{' {
             let element_start = self.at;
             if let Ok(wire) = self.value::<EventWire>()? {
+                self.within_depth_since(element_start, ELEMENT_DEPTH)?;
                 let raw = self.text.get(element_start..self.at)?;
                 return Some(event_from_wire(index, raw, wire));
             }
         }
         self.at = start;
         let raw: &'a RawValue = self.value()?.ok()?;
+        self.within_depth_since(start, ELEMENT_DEPTH)?;
         Some(decode_event(index, raw))
     }
 }
