@@ -89,6 +89,11 @@ impl Collection {
     pub fn event_name(&self) -> &str {
         &self.event_name
     }
+
+    /// The event name and the slug, by value (an event takes them without copying).
+    pub fn into_parts(self) -> (String, String) {
+        (self.event_name, self.slug)
+    }
 }
 
 /// The slug of a collection named `name`, the same for webhooks and the Segment API: the

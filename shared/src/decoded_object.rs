@@ -281,6 +281,9 @@ fn decode_value(raw: &RawValue, text: &mut String) -> Result<Node, String> {
                 serde_json::from_str(json).map_err(without_position)?;
             Node::Object(entries_of_map(&nested, text))
         }
+        // Most arrays (`$group_ids`, lists of ids or names) are sent as serde_json writes
+        // them: their text is kept as it is.
+        Some(b'[') if is_written_as_serde_json_writes_it(json) => Node::ArrayJson(push(text, json)),
         Some(b'[') => {
             // Parsed and written again: the stored form is serde_json's compact text, with
             // strings re-escaped the way it escapes them.
@@ -292,6 +295,35 @@ fn decode_value(raw: &RawValue, text: &mut String) -> Result<Node, String> {
         Some(b'n') => Node::Null,
         _ => Node::Number(push_number(text, json)),
     })
+}
+
+/// Whether `json`, the text of a valid JSON value, is the compact text serde_json writes for
+/// it: no white space between tokens, no escape (it may write one differently), no object
+/// (it sorts keys and drops repeated ones), no exponent (it writes `1E5` as `1e+5`). Any
+/// other text is written as it was read.
+fn is_written_as_serde_json_writes_it(json: &str) -> bool {
+    let mut in_string = false;
+    let mut previous = 0u8;
+    for &byte in json.as_bytes() {
+        if in_string {
+            match byte {
+                b'\\' => return false,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b' ' | b'\t' | b'\n' | b'\r' | b'{' => return false,
+                // Outside strings, only an exponent follows a digit with `e` or `E` (the `e`
+                // of `true` and `false` follows a letter).
+                b'e' | b'E' if previous.is_ascii_digit() => return false,
+                _ => {}
+            }
+        }
+        previous = byte;
+    }
+    true
 }
 
 /// The entries of a map serde_json read, its values copied into `text`.
@@ -429,6 +461,34 @@ mod tests {
         }
         text.push('}');
         text
+    }
+
+    #[test]
+    fn an_array_is_kept_as_sent_only_when_serde_json_writes_it_so() {
+        let written_again = |json: &str| serde_json::from_str::<Value>(json).unwrap().to_string();
+        for json in [
+            r#"["XyZ12a"]"#,
+            r#"[1,-0,2.50,"e1","1e5 in text",true,false,null,[],[["é",7]]]"#,
+            "[]",
+        ] {
+            assert!(is_written_as_serde_json_writes_it(json), "{json}");
+            assert_eq!(json, written_again(json));
+        }
+        // Each of these serde_json writes otherwise.
+        for json in [
+            r#"[ "a"]"#,
+            "[1,\n2]",
+            r#"["a\/b"]"#,
+            r#"["\u00e9"]"#,
+            "[1E5]",
+            "[7e2]",
+            r#"[{"b":1,"a":2}]"#,
+        ] {
+            assert!(!is_written_as_serde_json_writes_it(json), "{json}");
+            assert_ne!(json, written_again(json));
+        }
+        // Every exponent goes the exact way, even one serde_json writes back unchanged.
+        assert!(!is_written_as_serde_json_writes_it("[2.5e-3]"));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! `email_delivered`) and show white-space variants, so ids are normalised before matching:
 //! white space removed, lower case, the `event:` and `klaviyo.` prefixes dropped.
 
+use std::borrow::Cow;
+
 use crate::collection::Collection;
 use crate::warehouse::column_name::to_column_name;
 
@@ -44,13 +46,18 @@ pub fn collection_for_topic(topic: &str) -> Collection {
 /// (`EmailOpened` → `email_opened`), so a topic and a Segment event of the same name land
 /// in the same collection.
 pub fn normalise_topic(topic: &str) -> String {
-    let compact: String = topic.chars().filter(|c| !c.is_whitespace()).collect();
+    // Topics as Klaviyo sends them hold no white space: copy only one that does.
+    let compact: Cow<'_, str> = if topic.chars().any(char::is_whitespace) {
+        Cow::Owned(topic.chars().filter(|c| !c.is_whitespace()).collect())
+    } else {
+        Cow::Borrowed(topic)
+    };
     let strip = |text: &str, prefix: &str| -> Option<usize> {
         text.get(..prefix.len())
             .filter(|head| head.eq_ignore_ascii_case(prefix))
             .map(|_| prefix.len())
     };
-    let mut rest = compact.as_str();
+    let mut rest: &str = &compact;
     if let Some(cut) = strip(rest, "event:") {
         rest = &rest[cut..];
     }

@@ -139,12 +139,12 @@ fn map_item(
             message_id_from_content("api", Value::Object(identity).to_string().as_bytes())
         }
     };
-    let collection = Collection::for_event_name(&event);
+    let (event_name, collection_slug) = Collection::for_event_name(&event).into_parts();
     Ok(TrackEvent {
         kind: TrackEvent::KIND,
         message_id,
-        event: collection.event_name().to_owned(),
-        collection_slug: collection.slug().to_owned(),
+        event: event_name,
+        collection_slug,
         user_id,
         klaviyo: None,
         anonymous_id,

@@ -137,7 +137,7 @@ fn map_event(
             "relationships.profile names no profile, so the event has no recipient",
         ));
     };
-    let collection = collection_for_topic(&event.topic);
+    let (event_name, collection_slug) = collection_for_topic(&event.topic).into_parts();
     let message_id = match [&event.event_id, &event.external_id, &event.uuid]
         .into_iter()
         .flatten()
@@ -151,8 +151,8 @@ fn map_event(
     Ok(TrackEvent {
         kind: TrackEvent::KIND,
         message_id,
-        event: collection.event_name().to_owned(),
-        collection_slug: collection.slug().to_owned(),
+        event: event_name,
+        collection_slug,
         user_id: None,
         // The event's own ids move into the context: nothing else reads them.
         klaviyo: Some(KlaviyoContext {
