@@ -12,43 +12,74 @@ pub fn email_spec_properties<'a>(
     collection_slug: &str,
     klaviyo: &'a DecodedObject,
 ) -> impl Iterator<Item = (&'static str, &'a str)> {
-    let text = |key: &str| text(klaviyo, key);
+    let sources = Sources::of(klaviyo);
     let clicked = collection_slug == "email_link_clicked";
     let unsubscribed = collection_slug == "email_unsubscribed";
-    let message = text("$message");
     let spec: [(&'static str, Option<&'a str>); 8] = [
-        ("email_id", message),
-        ("email_subject", text("Subject")),
+        ("email_id", sources.message),
+        ("email_subject", sources.subject),
         // A flow send names its flow in `$flow`; a campaign send's `$message` is the campaign.
-        ("campaign_id", text("$flow").or(message)),
-        ("campaign_name", text("Campaign Name")),
-        ("link_url", if clicked { text("URL") } else { None }),
+        ("campaign_id", sources.flow.or(sources.message)),
+        ("campaign_name", sources.campaign_name),
+        ("link_url", sources.url.filter(|_| clicked)),
         (
             "link_id",
-            if clicked {
-                text("Link ID").or_else(|| text("$link_id"))
-            } else {
-                None
-            },
+            sources.link_id.or(sources.dollar_link_id).filter(|_| clicked),
         ),
-        ("list_name", if unsubscribed { text("List") } else { None }),
+        ("list_name", sources.list.filter(|_| unsubscribed)),
         (
             "list_id",
-            if unsubscribed {
-                text("List ID").or_else(|| text("$list"))
-            } else {
-                None
-            },
+            sources.list_id.or(sources.dollar_list).filter(|_| unsubscribed),
         ),
     ];
     spec.into_iter()
         .filter_map(|(name, value)| value.map(|value| (name, value)))
 }
 
-/// A property as text: strings as they are (an empty one is absent), numbers as written,
-/// booleans as `true` or `false`; other types absent.
-fn text<'a>(properties: &'a DecodedObject, key: &str) -> Option<&'a str> {
-    match properties.get(key)? {
+/// The text of each Klaviyo key a spec property is read from, if present and usable.
+#[derive(Default)]
+struct Sources<'a> {
+    message: Option<&'a str>,
+    subject: Option<&'a str>,
+    flow: Option<&'a str>,
+    campaign_name: Option<&'a str>,
+    url: Option<&'a str>,
+    link_id: Option<&'a str>,
+    dollar_link_id: Option<&'a str>,
+    list: Option<&'a str>,
+    list_id: Option<&'a str>,
+    dollar_list: Option<&'a str>,
+}
+
+impl<'a> Sources<'a> {
+    /// One pass over the properties: a key is matched on its length first, so most keys
+    /// cost no comparison of their bytes (a binary search per source key cost several).
+    fn of(klaviyo: &'a DecodedObject) -> Self {
+        let mut sources = Self::default();
+        for (key, member) in klaviyo.view().iter() {
+            let slot = match key {
+                "$message" => &mut sources.message,
+                "Subject" => &mut sources.subject,
+                "$flow" => &mut sources.flow,
+                "Campaign Name" => &mut sources.campaign_name,
+                "URL" => &mut sources.url,
+                "Link ID" => &mut sources.link_id,
+                "$link_id" => &mut sources.dollar_link_id,
+                "List" => &mut sources.list,
+                "List ID" => &mut sources.list_id,
+                "$list" => &mut sources.dollar_list,
+                _ => continue,
+            };
+            *slot = text(member);
+        }
+        sources
+    }
+}
+
+/// A property's value as the spec's string: text that is not empty, a number's text, or
+/// `true`/`false`.
+fn text(member: Member<'_>) -> Option<&str> {
+    match member {
         Member::Text(text) if !text.is_empty() => Some(text),
         Member::Number(number) => Some(number),
         Member::Flag(true) => Some("true"),
