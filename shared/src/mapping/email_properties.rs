@@ -24,12 +24,18 @@ pub fn email_spec_properties<'a>(
         ("link_url", sources.url.filter(|_| clicked)),
         (
             "link_id",
-            sources.link_id.or(sources.dollar_link_id).filter(|_| clicked),
+            sources
+                .link_id
+                .or(sources.dollar_link_id)
+                .filter(|_| clicked),
         ),
         ("list_name", sources.list.filter(|_| unsubscribed)),
         (
             "list_id",
-            sources.list_id.or(sources.dollar_list).filter(|_| unsubscribed),
+            sources
+                .list_id
+                .or(sources.dollar_list)
+                .filter(|_| unsubscribed),
         ),
     ];
     spec.into_iter()

@@ -47,7 +47,7 @@ fn is_zero(n: &usize) -> bool {
 /// The rows of `mapped` (in order), with `resolutions` applied to the events that name a
 /// Klaviyo profile (an id missing from the map counts as unresolved), and the outcome.
 pub fn request_rows(
-    mapped: Vec<Mapped>,
+    mut mapped: Vec<Mapped>,
     resolutions: &HashMap<String, Resolution>,
     only_own_profiles: bool,
     received_at: DateTime<Utc>,
@@ -56,14 +56,16 @@ pub fn request_rows(
     let mut outcome = IntakeOutcome::default();
     let loaded_at = format_timestamp(received_at);
     RowWriter::with_thread_writer(|writer| {
-        for event in mapped {
+        // Each event is worked on where it lies: an event is a large struct, and moving it
+        // out of the vector and into `track_row` cost two copies of it.
+        for event in &mut mapped {
             match event {
-                Ok(mut event) => {
-                    if let Some(profile_id) = klaviyo_profile_id(&event) {
+                Ok(event) => {
+                    if let Some(profile_id) = klaviyo_profile_id(event) {
                         let resolution = resolutions
                             .get(profile_id)
                             .unwrap_or(&Resolution::Unresolved);
-                        let decision = apply_identity(&mut event, resolution, only_own_profiles);
+                        let decision = apply_identity(event, resolution, only_own_profiles);
                         if decision == IdentityDecision::SkipNotOwnProfile {
                             outcome.skipped += 1;
                             continue;
@@ -73,10 +75,10 @@ pub fn request_rows(
                     outcome.accepted += 1;
                 }
                 Err(rejection) => {
-                    rows.push(rejected_row(writer, &rejection, &loaded_at));
+                    rows.push(rejected_row(writer, rejection, &loaded_at));
                     outcome.rejections.push(RejectionSummary {
                         index: rejection.index,
-                        reason: rejection.reason,
+                        reason: std::mem::take(&mut rejection.reason),
                     });
                     outcome.rejected += 1;
                 }
