@@ -11,6 +11,8 @@
 //!   the explicit one if given, else corrected for the sender's clock skew when `sentAt` is
 //!   known: `receivedAt - (sentAt - originalTimestamp)`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -24,10 +26,12 @@ use crate::time_format::{format_timestamp, parse_iso_datetime};
 
 /// Maps every event of `call`, in order: a track event or a rejection each.
 pub fn map_segment_call(call: &AuthenticatedCall, received_at: DateTime<Utc>) -> Vec<Mapped> {
+    // The same for every event of the call: written once, shared by them.
+    let received_text: Arc<str> = format_timestamp(received_at).into();
     call.items()
         .iter()
         .map(|item| {
-            map_item(item, call, received_at).map_err(|reason| {
+            map_item(item, call, received_at, &received_text).map_err(|reason| {
                 Box::new(Rejection::new(
                     IntakeSource::SegmentApi,
                     item.index,
@@ -56,10 +60,12 @@ fn redact_write_key(raw: &str) -> String {
     }
 }
 
+/// `received_text` is `received_at` as written.
 fn map_item(
     item: &RawItem,
     call: &AuthenticatedCall,
     received_at: DateTime<Utc>,
+    received_text: &Arc<str>,
 ) -> Result<TrackEvent, String> {
     if item.raw.len() > MAX_EVENT_BYTES {
         return Err(format!(
@@ -154,8 +160,8 @@ fn map_item(
         integrations,
         timestamp: format_timestamp(timestamp),
         original_timestamp: format_timestamp(original_timestamp),
-        sent_at: sent_at.map(format_timestamp),
-        received_at: format_timestamp(received_at),
+        sent_at: sent_at.map(|sent_at| format_timestamp(sent_at).into()),
+        received_at: Arc::clone(received_text),
     })
 }
 
@@ -279,7 +285,7 @@ mod tests {
         assert_eq!(event.timestamp, "2024-01-04T18:04:30.000Z");
         assert_eq!(event.original_timestamp, "2024-01-04T18:14:00.000Z");
         assert_eq!(event.sent_at.as_deref(), Some("2024-01-04T18:15:00.000Z"));
-        assert_eq!(event.received_at, "2024-01-04T18:05:30.000Z");
+        assert_eq!(&*event.received_at, "2024-01-04T18:05:30.000Z");
     }
 
     #[test]

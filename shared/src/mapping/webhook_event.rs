@@ -6,6 +6,8 @@
 //! id becomes the `anonymousId`, and `context.klaviyo.profile_id` keeps it queryable with
 //! `context.klaviyo.identity_resolved = false` marking the row for a later fix-up.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Map;
 
@@ -97,22 +99,50 @@ pub fn map_klaviyo_events(
     delivery: KlaviyoDelivery<'_>,
     received_at: DateTime<Utc>,
 ) -> Vec<Mapped> {
-    let received_text = format_timestamp(received_at);
+    let shared = BatchShared::of(delivery, received_at);
     events
         .into_iter()
         .map(|decoded| match decoded {
-            Ok(event) => map_event(event, delivery, received_at, &received_text),
+            Ok(event) => map_event(event, delivery, received_at, &shared),
             Err(broken) => Err(Box::new(reject_broken(&broken, delivery, received_at))),
         })
         .collect()
 }
 
-/// `received_text` is `received_at` as written, formatted once for the whole batch.
+/// What every event of a batch carries alike, made once and shared by the events (a
+/// reference count each, not a copy each).
+struct BatchShared {
+    /// `received_at` as written.
+    received_text: Arc<str>,
+    sent_at: Option<Arc<str>>,
+    revision: Option<Arc<str>>,
+    webhook_id: Option<Arc<str>>,
+    account_id: Option<Arc<str>>,
+}
+
+impl BatchShared {
+    fn of(delivery: KlaviyoDelivery<'_>, received_at: DateTime<Utc>) -> Self {
+        let (sent_at, account_id) = match delivery {
+            KlaviyoDelivery::Webhook { meta, sent_at } => {
+                (Some(sent_at.into()), meta.account_id.as_deref().map(Arc::from))
+            }
+            KlaviyoDelivery::Pull { .. } => (None, None),
+        };
+        Self {
+            received_text: format_timestamp(received_at).into(),
+            sent_at,
+            revision: delivery.revision().map(Arc::from),
+            webhook_id: delivery.webhook_id().map(Arc::from),
+            account_id,
+        }
+    }
+}
+
 fn map_event(
     mut event: WebhookEvent<'_>,
     delivery: KlaviyoDelivery<'_>,
     received_at: DateTime<Utc>,
-    received_text: &str,
+    shared: &BatchShared,
 ) -> Mapped {
     let reject = |reason: &str| {
         Box::new(Rejection::new(
@@ -156,20 +186,17 @@ fn map_event(
         user_id: None,
         // The event's own ids move into the context: nothing else reads them.
         klaviyo: Some(KlaviyoContext {
-            integration_version: delivery.revision().map(str::to_owned),
+            integration_version: shared.revision.clone(),
             profile_id: profile_id.clone(),
             identity_resolved: false,
             topic: event.topic,
             source: delivery.source_name(),
-            webhook_id: delivery.webhook_id(),
+            webhook_id: shared.webhook_id.clone(),
             event_id: event.event_id,
             event_uuid: event.uuid,
             external_id: event.external_id,
             metric_id: event.metric_id,
-            account_id: match delivery {
-                KlaviyoDelivery::Webhook { meta, .. } => meta.account_id.clone(),
-                KlaviyoDelivery::Pull { .. } => None,
-            },
+            account_id: shared.account_id.clone(),
         }),
         anonymous_id: Some(profile_id),
         // The Email spec properties are read from Klaviyo's when the row is written.
@@ -181,11 +208,8 @@ fn map_event(
         // drifting clock, so Segment's skew correction would only subtract network delay.
         timestamp: occurred.clone(),
         original_timestamp: occurred,
-        sent_at: match delivery {
-            KlaviyoDelivery::Webhook { sent_at, .. } => Some(sent_at.to_owned()),
-            KlaviyoDelivery::Pull { .. } => None,
-        },
-        received_at: received_text.to_owned(),
+        sent_at: shared.sent_at.clone(),
+        received_at: shared.received_text.clone(),
     })
 }
 
@@ -251,11 +275,13 @@ mod tests {
 
     /// `map_event` for a webhook event received at `received()`.
     fn map_received(event: WebhookEvent<'_>) -> Mapped {
+        let meta = meta();
+        let delivery = delivered(&meta);
         map_event(
             event,
-            delivered(&meta()),
+            delivery,
             received(),
-            &format_timestamp(received()),
+            &BatchShared::of(delivery, received()),
         )
     }
 

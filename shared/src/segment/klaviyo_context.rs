@@ -4,7 +4,10 @@
 //! `context.klaviyo`. Held as fields instead of a JSON map, they cost no map and no key
 //! allocations per event; the row writer writes their columns directly
 //! (`context_integration_*`, `context_klaviyo_*`), exactly as a map of these members would
-//! flatten.
+//! flatten. What every event of one request shares (the revision, the webhook and account
+//! ids) is shared, not copied per event.
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -12,7 +15,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KlaviyoContext {
     /// `context.integration.version`: the API revision of the payload, when known.
-    pub integration_version: Option<String>,
+    pub integration_version: Option<Arc<str>>,
     /// `context.klaviyo.profile_id`: the Klaviyo profile the event is about.
     pub profile_id: String,
     /// `context.klaviyo.identity_resolved`: whether the profile was looked up.
@@ -22,7 +25,7 @@ pub struct KlaviyoContext {
     /// `context.klaviyo.source`: `webhook` or `pull`.
     pub source: &'static str,
     /// `context.klaviyo.webhook_id`, for a pushed event.
-    pub webhook_id: Option<String>,
+    pub webhook_id: Option<Arc<str>>,
     /// `context.klaviyo.event_id`: Klaviyo's event id.
     pub event_id: Option<String>,
     /// `context.klaviyo.event_uuid`.
@@ -32,7 +35,7 @@ pub struct KlaviyoContext {
     /// `context.klaviyo.metric_id`.
     pub metric_id: Option<String>,
     /// `context.klaviyo.account_id`, when the webhook names it.
-    pub account_id: Option<String>,
+    pub account_id: Option<Arc<str>>,
 }
 
 /// `context.integration.name` of every Klaviyo event.
@@ -42,8 +45,8 @@ impl KlaviyoContext {
     /// The members of `context.klaviyo` that are present, in key order (as a JSON map would
     /// hold them).
     pub fn klaviyo_members(&self) -> impl Iterator<Item = (&'static str, KlaviyoMember<'_>)> {
-        fn text(value: &Option<String>) -> Option<KlaviyoMember<'_>> {
-            value.as_deref().map(KlaviyoMember::Text)
+        fn text<T: AsRef<str>>(value: &Option<T>) -> Option<KlaviyoMember<'_>> {
+            value.as_ref().map(|text| KlaviyoMember::Text(text.as_ref()))
         }
         [
             ("account_id", text(&self.account_id)),
@@ -69,7 +72,7 @@ impl KlaviyoContext {
         let mut integration = Map::new();
         integration.insert("name".into(), Value::from(INTEGRATION_NAME));
         if let Some(version) = &self.integration_version {
-            integration.insert("version".into(), Value::from(version.as_str()));
+            integration.insert("version".into(), Value::from(&**version));
         }
         let klaviyo: Map<String, Value> = self
             .klaviyo_members()

@@ -1,5 +1,7 @@
 //! A Segment-spec `track` event.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::klaviyo_context::KlaviyoContext;
@@ -46,10 +48,11 @@ pub struct TrackEvent {
     pub timestamp: String,
     /// When the event happened according to its source, RFC 3339 UTC.
     pub original_timestamp: String,
-    /// When the sender sent the request carrying it, if known.
-    pub sent_at: Option<String>,
-    /// When this receiver got it.
-    pub received_at: String,
+    /// When the sender sent the request carrying it, if known. Shared, not copied, by the
+    /// events of one request that share it.
+    pub sent_at: Option<Arc<str>>,
+    /// When this receiver got it; shared by the events of one request.
+    pub received_at: Arc<str>,
 }
 
 impl TrackEvent {
