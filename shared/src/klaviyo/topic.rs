@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::collection::Collection;
-use crate::warehouse::column_name::to_column_name;
+use crate::warehouse::column_name::column_name;
 
 /// Topic names (after normalisation) of each of the six email collections.
 const EMAIL_TOPICS: [(&str, &[&str]); 6] = [
@@ -36,7 +36,7 @@ pub fn collection_for_topic(topic: &str) -> Collection {
     let name = normalise_topic(topic);
     EMAIL_TOPICS
         .iter()
-        .find(|(slug, topics)| *slug == name || topics.contains(&name.as_str()))
+        .find(|(slug, topics)| *slug == name || topics.contains(&&*name))
         .and_then(|(slug, _)| Collection::email(slug))
         .unwrap_or_else(|| Collection::named(&event_name_for_topic(&name)))
 }
@@ -44,27 +44,31 @@ pub fn collection_for_topic(topic: &str) -> Collection {
 /// Strips white space and the `event:` / `klaviyo.` prefixes (in any case) from a topic
 /// id and turns the rest into snake_case with the same rule as event names and columns
 /// (`EmailOpened` → `email_opened`), so a topic and a Segment event of the same name land
-/// in the same collection.
-pub fn normalise_topic(topic: &str) -> String {
-    // Topics as Klaviyo sends them hold no white space: copy only one that does.
-    let compact: Cow<'_, str> = if topic.chars().any(char::is_whitespace) {
-        Cow::Owned(topic.chars().filter(|c| !c.is_whitespace()).collect())
-    } else {
-        Cow::Borrowed(topic)
-    };
+/// in the same collection. A topic as Klaviyo sends it (`event:klaviyo.opened_email`)
+/// needs no copy: its normal form is part of it.
+pub fn normalise_topic(topic: &str) -> Cow<'_, str> {
+    if topic.chars().any(char::is_whitespace) {
+        let compact: String = topic.chars().filter(|c| !c.is_whitespace()).collect();
+        return Cow::Owned(column_name(without_prefixes(&compact)).into_owned());
+    }
+    column_name(without_prefixes(topic))
+}
+
+/// `topic` without a leading `event:`, then without a leading `klaviyo.`, in any case.
+fn without_prefixes(topic: &str) -> &str {
     let strip = |text: &str, prefix: &str| -> Option<usize> {
         text.get(..prefix.len())
             .filter(|head| head.eq_ignore_ascii_case(prefix))
             .map(|_| prefix.len())
     };
-    let mut rest: &str = &compact;
+    let mut rest = topic;
     if let Some(cut) = strip(rest, "event:") {
         rest = &rest[cut..];
     }
     if let Some(cut) = strip(rest, "klaviyo.") {
         rest = &rest[cut..];
     }
-    to_column_name(rest)
+    rest
 }
 
 fn event_name_for_topic(normalised: &str) -> String {

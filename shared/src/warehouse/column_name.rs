@@ -1,5 +1,7 @@
 //! Column naming: how Segment's warehouses turn property keys into column names.
 
+use std::borrow::Cow;
+
 /// Turns any key into a snake_case column name: camelCase words split (`userAgent` →
 /// `user_agent`), every run of other characters becomes one `_` (`Campaign Name` →
 /// `campaign_name`, `$event_id` → `event_id`), lower case, no leading or trailing `_`.
@@ -8,6 +10,15 @@ pub fn to_column_name(key: &str) -> String {
     let mut name = String::with_capacity(key.len() + 4);
     push_column_name(&mut name, key);
     name
+}
+
+/// The column name of `key`, borrowed when `key` is one already (no allocation).
+pub fn column_name(key: &str) -> Cow<'_, str> {
+    if is_column_name_already(key) {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(to_column_name(key))
+    }
 }
 
 /// Appends the column name of `key` to `out` (see [`to_column_name`]); lets a caller build

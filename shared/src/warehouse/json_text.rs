@@ -4,16 +4,39 @@
 
 use serde_json::Value;
 
-/// Appends `text` as a JSON string: `"` and `\` escaped, control characters as `\b`, `\t`,
+/// Appends `text` as a JSON string: `"` and `\\` escaped, control characters as `\b`, `\t`,
 /// `\n`, `\f`, `\r` or `\u00XX` (lower-case hex), everything else (non-ASCII included) as is.
 pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    out.reserve(text.len() + 2);
-    out.push(b'"');
     let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // Most text needs no escape at all: it is found so eight bytes at a time and copied whole.
+    if needs_no_escape(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        write_escaped(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// Whether no byte of `bytes` needs an escape; the last few bytes are tested as a word too,
+/// padded with a byte that needs none.
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    let whole_words_clean = words
+        .by_ref()
+        .all(|word| !any_byte_needs_escape(word_at(word, 0)));
+    let mut tail = [b'a'; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    whole_words_clean && !any_byte_needs_escape(u64::from_le_bytes(tail))
+}
+
+/// `bytes` with every byte that needs one escaped (without the quotes).
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     let mut index = 0;
     while index < bytes.len() {
-        // Most text needs no escape at all: step over it eight bytes at a time.
+        // Long text with few escapes: step over it eight bytes at a time.
         if index + 8 <= bytes.len() && !any_byte_needs_escape(word_at(bytes, index)) {
             index += 8;
             continue;
@@ -35,7 +58,6 @@ pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
         index += 1;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 fn word_at(bytes: &[u8], index: usize) -> u64 {
