@@ -17,6 +17,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 mod work;
 use work::{baseline, full_path, signed_body, verifier};
 
+/// The allocator the deployed functions use, so the figures are the ones they get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn pipeline(c: &mut Criterion) {
     let now = Utc::now();
     let Some(verifier) = verifier() else {

@@ -14,6 +14,10 @@ use chrono::Utc;
 mod work;
 use work::{baseline, full_path, signed_body, verifier};
 
+/// The allocator the deployed functions use, so the figures are the ones they get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(mode), Some(Ok(events)), Some(Ok(repetitions))) = (

@@ -123,9 +123,10 @@ struct BatchShared {
 impl BatchShared {
     fn of(delivery: KlaviyoDelivery<'_>, received_at: DateTime<Utc>) -> Self {
         let (sent_at, account_id) = match delivery {
-            KlaviyoDelivery::Webhook { meta, sent_at } => {
-                (Some(sent_at.into()), meta.account_id.as_deref().map(Arc::from))
-            }
+            KlaviyoDelivery::Webhook { meta, sent_at } => (
+                Some(sent_at.into()),
+                meta.account_id.as_deref().map(Arc::from),
+            ),
             KlaviyoDelivery::Pull { .. } => (None, None),
         };
         Self {

@@ -46,7 +46,9 @@ impl KlaviyoContext {
     /// hold them).
     pub fn klaviyo_members(&self) -> impl Iterator<Item = (&'static str, KlaviyoMember<'_>)> {
         fn text<T: AsRef<str>>(value: &Option<T>) -> Option<KlaviyoMember<'_>> {
-            value.as_ref().map(|text| KlaviyoMember::Text(text.as_ref()))
+            value
+                .as_ref()
+                .map(|text| KlaviyoMember::Text(text.as_ref()))
         }
         [
             ("account_id", text(&self.account_id)),

@@ -19,16 +19,17 @@ pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
-/// Whether no byte of `bytes` needs an escape; the last few bytes are tested as a word too,
-/// padded with a byte that needs none.
+/// Whether no byte of `bytes` needs an escape: whole words by the word test, the last few
+/// bytes one by one (copying them into a padded word costs a stall on the store).
 fn needs_no_escape(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(8);
-    let whole_words_clean = words
+    words
         .by_ref()
-        .all(|word| !any_byte_needs_escape(word_at(word, 0)));
-    let mut tail = [b'a'; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    whole_words_clean && !any_byte_needs_escape(u64::from_le_bytes(tail))
+        .all(|word| !any_byte_needs_escape(word_at(word, 0)))
+        && words
+            .remainder()
+            .iter()
+            .all(|&byte| ESCAPE[usize::from(byte)] == 0)
 }
 
 /// `bytes` with every byte that needs one escaped (without the quotes).

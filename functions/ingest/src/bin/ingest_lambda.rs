@@ -11,6 +11,10 @@ use ingest::config::Config;
 use ingest::startup::{Mode, StartError, build_state};
 use ingest::telemetry::{init_logging, json_logs};
 
+/// The deployed functions' allocator (see the workspace's Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
