@@ -6,10 +6,6 @@ use std::process::ExitCode;
 
 use ingest::telemetry::{init_logging, json_logs};
 
-/// The deployed functions' allocator (see the workspace's Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {

@@ -13,10 +13,6 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-/// The deployed functions' allocator (see the workspace's Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The longest a Lambda invocation can last; a local run gets the same.
 const LAMBDA_MAX_RUN: Duration = Duration::from_secs(15 * 60);
 

@@ -11,7 +11,8 @@ use ingest::config::Config;
 use ingest::startup::{Mode, StartError, build_state};
 use ingest::telemetry::{init_logging, json_logs};
 
-/// The deployed functions' allocator (see the workspace's Cargo.toml).
+/// The deployed functions' allocator (see the workspace's Cargo.toml): a Lambda instance
+/// serves one request at a time, so one heap's worth of memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
