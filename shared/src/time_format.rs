@@ -50,17 +50,19 @@ pub fn format_timestamp(time: DateTime<Utc>) -> String {
     // general formatter costs several times more. What it writes equals chrono's output
     // (tested on 20,000 random instants).
     let mut text = *b"0000-00-00T00:00:00.000Z";
-    for (at, value, digits) in [
-        (0, year, 4),
-        (5, month, 2),
-        (8, day, 2),
-        (11, second_of_day / 3600, 2),
-        (14, second_of_day / 60 % 60, 2),
-        (17, second_of_day % 60, 2),
-        (20, i64::from(nanosecond / 1_000_000), 3),
-    ] {
-        write_padded(&mut text[at..at + digits], value);
-    }
+    // In range, each of these fits a u32 (the year has four digits, the day's second < 86,400).
+    let (year, month, day, second_of_day) =
+        (year as u32, month as u32, day as u32, second_of_day as u32);
+    let millisecond = nanosecond / 1_000_000;
+    put_two_digits(&mut text, 0, year / 100);
+    put_two_digits(&mut text, 2, year % 100);
+    put_two_digits(&mut text, 5, month);
+    put_two_digits(&mut text, 8, day);
+    put_two_digits(&mut text, 11, second_of_day / 3600);
+    put_two_digits(&mut text, 14, second_of_day / 60 % 60);
+    put_two_digits(&mut text, 17, second_of_day % 60);
+    put_two_digits(&mut text, 20, millisecond / 10);
+    text[22] = b'0' + (millisecond % 10) as u8;
     // Only ASCII digits and separators were written, so this is always UTF-8; chrono's
     // answer stands in should that ever change.
     match std::str::from_utf8(&text) {
@@ -93,13 +95,11 @@ fn civil_date(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-/// Writes `value` in decimal into `digits`, zero-padded (it never has more digits).
-fn write_padded(digits: &mut [u8], mut value: i64) {
-    for digit in digits.iter_mut().rev() {
-        // `value` is not negative here, so the remainder is a digit.
-        *digit = b'0' + value.rem_euclid(10) as u8;
-        value /= 10;
-    }
+/// Writes `value` (below 100) as two decimal digits at `at`.
+fn put_two_digits(text: &mut [u8; 24], at: usize, value: u32) {
+    // Both are single digits: `value` is below 100.
+    text[at] = b'0' + (value / 10 % 10) as u8;
+    text[at + 1] = b'0' + (value % 10) as u8;
 }
 
 /// The `dt=` partition value for a time: its UTC date.
