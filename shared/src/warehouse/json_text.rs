@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-/// Appends `text` as a JSON string: `"` and `\\` escaped, control characters as `\b`, `\t`,
+/// Appends `text` as a JSON string: `"` and `\` escaped, control characters as `\b`, `\t`,
 /// `\n`, `\f`, `\r` or `\u00XX` (lower-case hex), everything else (non-ASCII included) as is.
 pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();

@@ -724,28 +724,29 @@ mod tests {
         let mut row = |prefix: &str, key: &str| {
             writer.push("id", Cell::Count(1));
             writer.push_keyed(prefix, key, Cell::Count(2));
-            writer.push_keyed("klaviyo_", "campaign_name", Cell::Count(3));
+            writer.push_keyed("k_", "campaign_name", Cell::Count(3));
             written(&mut writer)
         };
+        let expected = [
+            (
+                "k_",
+                "Campaign Name",
+                r#"{"id":1,"k_campaign_name":2,"k_campaign_name_2":3}"#,
+            ),
+            (
+                "k_",
+                "Subject",
+                r#"{"id":1,"k_campaign_name":3,"k_subject":2}"#,
+            ),
+            // The same bytes split differently between prefix and key name another column.
+            ("k_", "Ab", r#"{"id":1,"k_ab":2,"k_campaign_name":3}"#),
+            ("k_A", "b", r#"{"id":1,"k_Ab":2,"k_campaign_name":3}"#),
+        ];
         // Twice each: the second row of a shape is written with its remembered layout.
         for _ in 0..2 {
-            assert_eq!(
-                row("klaviyo_", "Campaign Name"),
-                r#"{"id":1,"klaviyo_campaign_name":2,"klaviyo_campaign_name_2":3}"#
-            );
-            assert_eq!(
-                row("klaviyo_", "Subject"),
-                r#"{"id":1,"klaviyo_campaign_name":3,"klaviyo_subject":2}"#
-            );
-            // The same bytes split differently between prefix and key name another column.
-            assert_eq!(
-                row("klaviyo_", "Ab"),
-                r#"{"id":1,"klaviyo_ab":2,"klaviyo_campaign_name":3}"#
-            );
-            assert_eq!(
-                row("klaviyo_A", "b"),
-                r#"{"id":1,"klaviyo_Ab":2,"klaviyo_campaign_name":3}"#
-            );
+            for (prefix, key, row_json) in expected {
+                assert_eq!(row(prefix, key), row_json, "{prefix:?} {key:?}");
+            }
         }
     }
 
