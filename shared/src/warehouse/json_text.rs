@@ -10,32 +10,43 @@ pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    // Most text needs no escape at all: it is found so eight bytes at a time and copied whole.
-    if needs_no_escape(bytes) {
+    // Most text needs no escape at all: that is found eight bytes at a time, and it is copied
+    // whole. Other text is escaped from the first word that needs it, not read again from
+    // its start.
+    let clean = clean_prefix_len(bytes);
+    if clean == bytes.len() {
         out.extend_from_slice(bytes);
     } else {
-        write_escaped(out, bytes);
+        write_escaped(out, bytes, clean);
     }
     out.push(b'"');
 }
 
-/// Whether no byte of `bytes` needs an escape: whole words by the word test, the last few
-/// bytes one by one (copying them into a padded word costs a stall on the store).
-fn needs_no_escape(bytes: &[u8]) -> bool {
+/// How many leading bytes of `bytes` surely need no escape: its words up to the first that
+/// holds such a byte, by the word test; when there is none, also the last few bytes, one by
+/// one (copying them into a padded word costs a stall on the store).
+fn clean_prefix_len(bytes: &[u8]) -> usize {
     let mut words = bytes.chunks_exact(8);
-    words
-        .by_ref()
-        .all(|word| !any_byte_needs_escape(word_at(word, 0)))
-        && words
+    let mut clean = 0;
+    for word in words.by_ref() {
+        if any_byte_needs_escape(word_at(word, 0)) {
+            return clean;
+        }
+        clean += 8;
+    }
+    clean
+        + words
             .remainder()
             .iter()
-            .all(|&byte| ESCAPE[usize::from(byte)] == 0)
+            .take_while(|&&byte| ESCAPE[usize::from(byte)] == 0)
+            .count()
 }
 
-/// `bytes` with every byte that needs one escaped (without the quotes).
-fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+/// `bytes` with every byte that needs one escaped (without the quotes); the first `clean`
+/// bytes are known to need none.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], clean: usize) {
     let mut start = 0;
-    let mut index = 0;
+    let mut index = clean;
     while index < bytes.len() {
         // Long text with few escapes: step over it eight bytes at a time.
         if index + 8 <= bytes.len() && !any_byte_needs_escape(word_at(bytes, index)) {
