@@ -17,7 +17,10 @@ pub fn column_name(key: &str) -> Cow<'_, str> {
     if is_column_name_already(key) {
         Cow::Borrowed(key)
     } else {
-        Cow::Owned(to_column_name(key))
+        // Converted at once: `to_column_name` would ask again whether it is one already.
+        let mut name = String::with_capacity(key.len() + 4);
+        push_converted_column_name(&mut name, key);
+        Cow::Owned(name)
     }
 }
 
@@ -204,6 +207,14 @@ mod tests {
             ("9", "9"),
         ] {
             assert_eq!(to_column_name(key), column, "key {key:?}");
+            let borrowed_or_not = column_name(key);
+            assert_eq!(borrowed_or_not, column, "key {key:?}");
+            // Borrowed exactly when the key is its own column name.
+            assert_eq!(
+                matches!(borrowed_or_not, Cow::Borrowed(_)),
+                key == column,
+                "key {key:?}"
+            );
         }
     }
 }
