@@ -7,7 +7,7 @@ the function reaches at start (Secrets Manager, Firehose's DescribeDeliveryStrea
 stack emulator's (moto), on loopback, so the figures leave out network latency to AWS.
 A benchmark that prints figures, not a test.
 
-    .venv/bin/python bench/init_time.py --binary target/release/ingest-lambda --runs 10
+    .venv/bin/python bench/init_time.py --binary target/release/endpoint --runs 10
 
 The Runtime API stand-in and its contract table: tests/lambda_runtime/runtime_api.py.
 """
@@ -73,7 +73,7 @@ def one_run(binary, env, event, init_only):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", default=str(ROOT / "target/release/bootstrap"))
+    parser.add_argument("--binary", default=str(ROOT / "target/release/klaviyo-source"))
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--pull", action="store_true",
                         help="the scheduled pull's binary: init only (its invocation would call Klaviyo)")

@@ -104,7 +104,7 @@ end
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--binary", type=Path, default=ROOT / "target/release/bootstrap")
+    parser.add_argument("--binary", type=Path, default=ROOT / "target/release/klaviyo-source")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--port", type=int, default=3911)
     parser.add_argument("--json", type=Path, help="also write the figures here")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Peak memory of one request by body size: starts `bootstrap serve` (the binary in
-INGEST_BIN, default target/release/bootstrap) for each size, posts one signed webhook of small
+"""Peak memory of one request by body size: starts `klaviyo-source serve` (the binary in
+INGEST_BIN, default target/release/klaviyo-source) for each size, posts one signed webhook of small
 events of that size, and reads the process's peak resident set (VmHWM) after the answer.
 A benchmark that prints figures, not a test.
 
@@ -71,7 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes-mib", type=float, nargs="+", default=[0.5, 1, 2, 4])
     args = parser.parse_args()
-    binary = os.environ.get("INGEST_BIN", str(ROOT / "target/release/bootstrap"))
+    binary = os.environ.get("INGEST_BIN", str(ROOT / "target/release/klaviyo-source"))
     print(f"binary: {binary}")
     print("| body bytes | events | RSS before (MiB) | peak RSS (MiB) |")
     print("|---|---|---|---|")

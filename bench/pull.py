@@ -4,7 +4,7 @@ latency like Klaviyo's: events per second against the ceiling the request budget
 (page size x requests per second), and the pull's peak resident memory, for two history
 lengths (it must not grow with the history).
 
-    .venv/bin/python bench/pull.py --binary target/release/bootstrap
+    .venv/bin/python bench/pull.py --binary target/release/klaviyo-source
 """
 
 import argparse
@@ -89,7 +89,7 @@ def requests(summary):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", default=str(ROOT / "target/release/bootstrap"))
+    parser.add_argument("--binary", default=str(ROOT / "target/release/klaviyo-source"))
     parser.add_argument("--latency", type=float, default=0.3, help="seconds per page at the double")
     parser.add_argument("--budget", type=int, default=700, help="requests per minute (the default budget)")
     parser.add_argument("--sizes", default="100000,1000000")

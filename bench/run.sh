@@ -14,7 +14,7 @@ if ! command -v jq >/dev/null; then apt-get update -qq && apt-get install -y -qq
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-cargo build --release --locked -p ingest -p pull
+cargo build --release --locked -p klaviyo-source -p endpoint -p pull
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y-%m-%d)-$(hostname).md"
 work=$(mktemp -d)
@@ -30,7 +30,7 @@ work=$(mktemp -d)
   echo
   echo "## Mapping throughput (criterion, one core)"
   echo
-  cargo bench --locked -p klaviyo-source --bench pipeline -- --warm-up-time 1 --measurement-time 4 >"$work/criterion.log" 2>&1
+  cargo bench --locked -p source-core --bench pipeline -- --warm-up-time 1 --measurement-time 4 >"$work/criterion.log" 2>&1
   .venv/bin/python bench/report_criterion.py
   echo
   echo "## Instructions per event (valgrind callgrind, bench/instructions.sh)"
@@ -45,21 +45,21 @@ work=$(mktemp -d)
   echo
   echo "## Memory per request (bench/memory.py, release binary)"
   echo
-  INGEST_BIN=target/release/bootstrap .venv/bin/python bench/memory.py
+  INGEST_BIN=target/release/klaviyo-source .venv/bin/python bench/memory.py
   echo
   echo "## Cold start through a Lambda Runtime API stand-in (bench/init_time.py, 10 runs each)"
   echo
-  .venv/bin/python bench/init_time.py --binary target/release/ingest-lambda --runs 10
-  .venv/bin/python bench/init_time.py --binary target/release/klaviyo-pull --runs 10 --pull
+  .venv/bin/python bench/init_time.py --binary target/release/endpoint --runs 10
+  .venv/bin/python bench/init_time.py --binary target/release/pull --runs 10 --pull
   echo
   echo "## Pull backfill from the Events API double (bench/pull.py, 0.3 s per page, budget 700/min)"
   echo
-  .venv/bin/python bench/pull.py --binary target/release/bootstrap
+  .venv/bin/python bench/pull.py --binary target/release/klaviyo-source
   echo
-  echo "## Firehose billing (cargo run --release -p klaviyo-source --example firehose_billing)"
+  echo "## Firehose billing (cargo run --release -p source-core --example firehose_billing)"
   echo
   echo '```'
-  cargo run --release --locked -q -p klaviyo-source --example firehose_billing | tee "$work/billing.txt"
+  cargo run --release --locked -q -p source-core --example firehose_billing | tee "$work/billing.txt"
   echo '```'
   echo
   echo "## Cost model"
@@ -72,7 +72,7 @@ work=$(mktemp -d)
   echo "## Fault-injection soak (bench/soak.py, 10,000 events)"
   echo
   echo '```'
-  .venv/bin/python bench/soak.py --events 10000 --binary target/release/bootstrap
+  .venv/bin/python bench/soak.py --events 10000 --binary target/release/klaviyo-source
   echo '```'
 } | tee "$out"
 echo "written: $out"

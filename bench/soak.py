@@ -103,7 +103,7 @@ def body(first: int, count: int) -> bytes:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--binary", type=Path, default=ROOT / "target/release/bootstrap")
+    parser.add_argument("--binary", type=Path, default=ROOT / "target/release/klaviyo-source")
     parser.add_argument("--max-seconds", type=int, default=900)
     args = parser.parse_args()
     started = time.time()

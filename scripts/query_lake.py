@@ -19,7 +19,7 @@ TRACKS_COLUMNS = ["id", "anonymous_id", "user_id", "event", "event_text", "times
                   "original_timestamp", "sent_at", "received_at", "uuid_ts"]
 REJECTED = "rejected_events"
 SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# Collection slugs are ASCII letters, digits and _ (shared/src/collection.rs); they may start
+# Collection slugs are ASCII letters, digits and _ (shared/core/src/collection.rs); they may start
 # with a digit or be an SQL keyword (`group`, `order`), so every name is quoted.
 COLLECTION = re.compile(r"^[a-z0-9_]+$")
 

@@ -125,7 +125,7 @@ def date_projection(template_sub):
     return {
         "projection.dt.type": "date",
         "projection.dt.format": "yyyy-MM-dd",
-        # The range the function stores (shared/src/event_time.rs): from 2000-01-01 to a year
+        # The range the function stores (shared/core/src/event_time.rs): from 2000-01-01 to a year
         # past the receipt; NOW is the query time, never earlier than any receipt.
         "projection.dt.range": "2000-01-01,NOW+1YEARS",
         "projection.dt.interval": "1",

@@ -3,11 +3,11 @@
 #![no_main]
 
 use chrono::{TimeZone, Utc};
-use klaviyo_source::mapping::segment_call::map_segment_call;
-use klaviyo_source::secret::WriteKey;
-use klaviyo_source::segment::write_keys::SegmentWriteKeys;
-use klaviyo_source::segment::tracking_api::{CallKind, SegmentCall};
-use klaviyo_source::warehouse::request_rows::request_rows;
+use source_core::mapping::segment_call::map_segment_call;
+use source_core::secret::WriteKey;
+use source_core::segment::write_keys::SegmentWriteKeys;
+use source_core::segment::tracking_api::{CallKind, SegmentCall};
+use source_core::warehouse::request_rows::request_rows;
 use libfuzzer_sys::fuzz_target;
 
 mod row_oracle;

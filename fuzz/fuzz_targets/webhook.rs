@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use klaviyo_source::firehose::MAX_RECORD_BYTES;
-use klaviyo_source::firehose::packing::pack_rows;
-use klaviyo_source::klaviyo::signature::{SignatureHeaders, SignatureVerifier, sign};
-use klaviyo_source::klaviyo::webhook::decode_webhook;
-use klaviyo_source::mapping::{Receipt, map_webhook};
-use klaviyo_source::secret::WriteKey;
-use klaviyo_source::warehouse::request_rows::request_rows;
+use source_core::firehose::MAX_RECORD_BYTES;
+use source_core::firehose::packing::pack_rows;
+use source_core::klaviyo::signature::{SignatureHeaders, SignatureVerifier, sign};
+use source_core::klaviyo::webhook_decode::decode_webhook;
+use source_core::mapping::{Receipt, map_webhook};
+use source_core::secret::WriteKey;
+use source_core::warehouse::request_rows::request_rows;
 use libfuzzer_sys::fuzz_target;
 
 mod row_oracle;
@@ -33,7 +33,7 @@ fuzz_target!(|body: &[u8]| {
     let headers = SignatureHeaders { signature: Some(&signature), timestamp: Some(TIMESTAMP), webhook_id: Some(webhook_id) };
     let Ok(authenticated) = verifier.verify(headers, body, now) else { return };
     // The one-pass envelope reader answers only as the exact reading would.
-    klaviyo_source::klaviyo::webhook::answers_as_the_exact_reading(body);
+    source_core::klaviyo::webhook_one_pass::answers_as_the_exact_reading(body);
     let Ok(webhook) = decode_webhook(&authenticated) else { return };
     let receipt = Receipt { signed_at: now, received_at: now };
     let (rows, _) = request_rows(map_webhook(webhook, receipt), &Default::default(), false, now);

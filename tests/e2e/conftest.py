@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: the real `bootstrap` binary in local mode."""
+"""Fixtures of the end-to-end tests: the real `klaviyo-source` binary in local mode."""
 
 import copy
 import json
@@ -26,12 +26,12 @@ def ingest_binary() -> Path:
     """The binary under test; tests/run.sh builds it and names it in INGEST_BIN."""
     path = os.environ.get("INGEST_BIN")
     if not path or not Path(path).is_file():
-        pytest.fail("INGEST_BIN must name the built bootstrap binary (tests/run.sh sets it)")
+        pytest.fail("INGEST_BIN must name the built klaviyo-source binary (tests/run.sh sets it)")
     return Path(path)
 
 
 class LocalEndpoint:
-    """A running `bootstrap serve` and its lake."""
+    """A running `klaviyo-source serve` and its lake."""
 
     def __init__(self, lake, extra_args=(), env=None):
         self.lake = lake

@@ -1,8 +1,8 @@
-"""The binary the stack deploys (`ingest-lambda`), run as Lambda runs it: started with
+"""The binary the stack deploys (`endpoint`), run as Lambda runs it: started with
 `AWS_LAMBDA_RUNTIME_API` pointing at a stand-in of the Runtime API
 (tests/lambda_runtime/runtime_api.py), its region and credentials only in the variables the
 Lambda runtime sets, and the emulated stack (moto) behind `AWS_ENDPOINT_URL`. The other
-tests run the same router through `bootstrap serve`; these hold the Lambda start-up and its
+tests run the same router through `klaviyo-source serve`; these hold the Lambda start-up and its
 own AWS configuration to what AWS documents."""
 
 import json
@@ -21,8 +21,8 @@ from runtime_api import RuntimeApi  # noqa: E402
 
 
 def lambda_binary() -> Path:
-    """`ingest-lambda`, built beside the `bootstrap` that INGEST_BIN names."""
-    return ingest_binary().parent / "ingest-lambda"
+    """`endpoint`, built beside the `klaviyo-source` that INGEST_BIN names."""
+    return ingest_binary().parent / "endpoint"
 
 
 def invoke(env: dict, event: dict, timeout: float = 60):

@@ -156,12 +156,12 @@ def test_every_collection_is_queryable_whatever_its_name(endpoint):
 
 
 def test_the_readme_commands_run_the_command_line_binary():
-    """`cargo run -p ingest -- ...` (the README's quick start and pull commands) must pick the
-    command line, although the crate also builds the Lambda's binary."""
+    """`cargo run -p klaviyo-source -- ...` (the README's quick start and pull commands) runs the
+    command line, with every subcommand the README names."""
     import subprocess
     readme = (ROOT / "README.md").read_text()
-    assert "cargo run --release -p ingest -- serve" in readme and "cargo run --release -p ingest -- pull" in readme
-    result = subprocess.run(["cargo", "run", "-q", "--locked", "-p", "ingest", "--", "--help"],
+    assert "cargo run --release -p klaviyo-source -- serve" in readme and "cargo run --release -p klaviyo-source -- pull" in readme
+    result = subprocess.run(["cargo", "run", "-q", "--locked", "-p", "klaviyo-source", "--", "--help"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     for command in ["serve", "pull", "backfill", "reconcile", "redrive"]:

@@ -7,8 +7,8 @@ import socket
 import urllib.request
 
 
-HEADER_READ_TIMEOUT_S = 5   # functions/ingest/src/local_server.rs, as the README states
-BODY_READ_TIMEOUT_S = 15    # functions/ingest/src/request_body.rs, as the README states
+HEADER_READ_TIMEOUT_S = 5   # functions/cli/src/local_server.rs, as the README states
+BODY_READ_TIMEOUT_S = 15    # functions/endpoint/src/request_body.rs, as the README states
 
 
 def address(endpoint):

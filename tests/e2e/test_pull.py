@@ -1,4 +1,4 @@
-"""The pull from Klaviyo's Events API, end to end: the real `bootstrap pull` against the
+"""The pull from Klaviyo's Events API, end to end: the real `klaviyo-source pull` against the
 Events API double (tests/doubles/klaviyo_events_api.py), writing the local lake, read back
 with DuckDB through the README's SQL."""
 

@@ -1,4 +1,4 @@
-"""The scheduled pull as deployed: the `klaviyo-pull` binary (what the PullFunction runs)
+"""The scheduled pull as deployed: the `pull` binary (what the PullFunction runs)
 against the Events API double, delivering through the emulated Firehose stream into S3 and
 keeping its state in an S3 object written with conditional writes (moto)."""
 
@@ -17,7 +17,7 @@ STATE_KEY = "pull-state/klaviyo-pull.json"
 def pull_binary() -> Path:
     path = os.environ.get("PULL_BIN")
     if not path or not Path(path).is_file():
-        pytest.fail("PULL_BIN must name the built klaviyo-pull binary (tests/run.sh sets it)")
+        pytest.fail("PULL_BIN must name the built pull binary (tests/run.sh sets it)")
     return Path(path)
 
 
@@ -91,7 +91,7 @@ def test_when_neither_firehose_nor_the_spill_can_store_the_cursor_stays(emulator
     assert sorted(set(stored_ids(emulator, tmp_path))) == sorted(f"klaviyo-f{i}" for i in range(5))
 
 
-def bootstrap(emulator, double, *args):
+def cli(emulator, double, *args):
     from conftest import ingest_binary
     env = {**os.environ, **emulator.env(KLAVIYO_API_KEY=double.API_KEY, KLAVIYO_API_BASE_URL=double.url)}
     return subprocess.run([str(ingest_binary()), *args], capture_output=True, text=True, env=env, timeout=300)
@@ -103,7 +103,7 @@ def test_a_backfill_into_the_bucket_replaces_its_own_objects_and_reconciles_to_z
     seed(events_api, [event(f"h{i:04d}", "OPn3d1", start + dt.timedelta(seconds=60 * i)) for i in range(2_500)])
     bucket = emulator.info["bucket"]
     window = ["--from", start.isoformat(), "--to", (start + dt.timedelta(days=3)).isoformat()]
-    first = bootstrap(emulator, events_api, "backfill", "--bucket", bucket, *window)
+    first = cli(emulator, events_api, "backfill", "--bucket", bucket, *window)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"into s3://{bucket}/klaviyo/" in first.stdout
     keys = [k for k in emulator.keys("klaviyo/collection=email_opened/")]
@@ -113,12 +113,12 @@ def test_a_backfill_into_the_bucket_replaces_its_own_objects_and_reconciles_to_z
 
     # The same backfill from scratch: the same objects, replaced, none added.
     emulator.s3.delete_object(Bucket=bucket, Key="pull-state/backfill.json")
-    again = bootstrap(emulator, events_api, "backfill", "--bucket", bucket, *window)
+    again = cli(emulator, events_api, "backfill", "--bucket", bucket, *window)
     assert again.returncode == 0, again.stdout + again.stderr
     assert emulator.keys("klaviyo/collection=email_opened/") == keys
     assert len(stored_ids(emulator, tmp_path)) == 2_500
 
-    report = bootstrap(emulator, events_api, "reconcile", "--bucket", bucket, *window)
+    report = cli(emulator, events_api, "reconcile", "--bucket", bucket, *window)
     assert report.returncode == 0, report.stderr
     opened = [line.split() for line in report.stdout.splitlines() if line.startswith("Opened Email")]
     assert len(opened) == 3 and sum(int(cols[-3]) for cols in opened) == 2_500

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::Request;
-use klaviyo_source::klaviyo::signature::sign;
+use source_core::klaviyo::signature::sign;
 
 use crate::support::*;
 

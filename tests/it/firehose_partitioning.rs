@@ -59,7 +59,7 @@ async fn jq_extracts_the_partition_the_rust_code_computes() {
         sent += fixture_json(&name)["data"].as_array().unwrap().len();
         let mut ndjson = Vec::new();
         for row in &rows {
-            klaviyo_source::warehouse::ndjson::write_ndjson_line(&mut ndjson, row);
+            source_core::warehouse::ndjson::write_ndjson_line(&mut ndjson, row);
         }
         let extracted = jq(&query, &ndjson);
         assert_eq!(extracted.len(), rows.len(), "{name}");

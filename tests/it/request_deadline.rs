@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use klaviyo_source::firehose::delivery::{CallFuture, RecordBatchApi};
-use klaviyo_source::sink::dead_letter::{DeadLetterStore, StoreFuture};
-use klaviyo_source::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
+use source_io::firehose::delivery::{CallFuture, RecordBatchApi};
+use source_io::sink::dead_letter::{DeadLetterStore, StoreFuture};
+use source_io::sink::firehose::{FirehoseSink, FirehoseSinkSettings};
 use tokio::time::Instant;
 
 use crate::support::*;
@@ -50,7 +50,7 @@ async fn post_with_deadline(store: Arc<Store>, seconds_left: u64) -> (u16, Durat
         store,
         FirehoseSinkSettings::default(),
     ));
-    let app = app_with(sink, ingest::config::LARGEST_MAX_BODY_BYTES);
+    let app = app_with(sink, source_io::config::LARGEST_MAX_BODY_BYTES);
     let mut request = signed_request(&fixture("all_six_collections.json"), CURRENT_KEY);
     request
         .extensions_mut()

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use klaviyo_source::klaviyo::signature::sign;
-use klaviyo_source::sink::local_lake::LocalLakeSink;
+use source_core::klaviyo::signature::sign;
+use source_io::sink::local_lake::LocalLakeSink;
 
 use crate::support::*;
 
@@ -142,7 +142,7 @@ async fn a_body_of_the_wrong_shape_is_refused() {
 #[tokio::test]
 async fn an_oversized_body_is_refused_before_anything_else() {
     let (app, sink) = {
-        let sink = Arc::new(klaviyo_source::sink::memory::MemorySink::default());
+        let sink = Arc::new(source_io::sink::memory::MemorySink::default());
         (app_with(sink.clone(), 1024), sink)
     };
     let body = fixture("all_six_collections.json");

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use flate2::read::GzDecoder;
-use ingest::config::LARGEST_MAX_BODY_BYTES;
-use klaviyo_source::sink::local_lake::LocalLakeSink;
-use klaviyo_source::warehouse::column_name::to_column_name;
-use klaviyo_source::warehouse::row::WarehouseRow;
 use serde_json::{Value, json};
+use source_core::warehouse::column_name::to_column_name;
+use source_core::warehouse::row::WarehouseRow;
+use source_io::config::LARGEST_MAX_BODY_BYTES;
+use source_io::sink::local_lake::LocalLakeSink;
 use std::io::Read;
 
 use crate::support::*;

@@ -146,7 +146,7 @@ def test_the_function_fits_inside_api_gateways_timeout(template):
     delivery = int(function["Environment"]["Variables"]["DELIVERY_TIMEOUT_SECS"])
     spill_operation_timeout = 8  # aws_clients.rs OPERATION_TIMEOUT
     assert delivery + spill_operation_timeout <= function["Timeout"] < 30
-    source = (ROOT / "functions/ingest/src/aws_clients.rs").read_text()
+    source = (ROOT / "shared/io/src/aws_clients.rs").read_text()
     assert re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\(8\)", source)
 
 
@@ -239,7 +239,7 @@ def test_sam_build_opts_in_to_the_cargo_lambda_beta():
 
 
 def test_each_function_deploys_a_binary_its_crate_builds(template):
-    for name, crate in [("IngestFunction", "functions/ingest"), ("PullFunction", "functions/pull")]:
+    for name, crate in [("IngestFunction", "functions/endpoint"), ("PullFunction", "functions/pull")]:
         binary = template["Resources"][name]["Metadata"]["BuildProperties"]["Binary"]
         assert f'name = "{binary}"' in (ROOT / crate / "Cargo.toml").read_text(), (name, binary)
 
@@ -264,7 +264,7 @@ def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(temp
     assert by_sid["TellAMissingStateFromADeniedOne"]["Condition"]["StringEquals"]["s3:prefix"] == state_key
     assert sub_text(by_sid["SpillUndeliverableRows"]["Resource"]) == "${DataBucket.Arn}/dead-letter/*"
     # The alarms read the metric names the function writes.
-    code = (ROOT / "functions/ingest/src/metrics.rs").read_text()
+    code = (ROOT / "shared/io/src/metrics.rs").read_text()
     for alarm, metric in [("PullKeyRefusedAlarm", "PullKeyRefused"), ("PullCursorLagAlarm", "PullCursorLagSeconds")]:
         properties = template["Resources"][alarm]["Properties"]
         assert properties["MetricName"] == metric and f'"{metric}"' in code

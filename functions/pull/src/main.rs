@@ -3,14 +3,16 @@
 //! deadline); otherwise one run from the command line against the configured Firehose stream
 //! and state bucket, for trying the deployed configuration locally.
 
+mod scheduled;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ingest::config::Config;
-use ingest::pull::scheduled::ScheduledPull;
-use ingest::telemetry::{init_logging, json_logs};
+use crate::scheduled::ScheduledPull;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
+use source_io::config::Config;
+use source_io::telemetry::{init_logging, json_logs};
 use tokio::time::Instant;
 
 /// The longest a Lambda invocation can last; a local run gets the same.
@@ -73,7 +75,7 @@ fn deadline_of(deadline_ms: u64) -> Instant {
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
-fn summary(report: &ingest::pull::run::PullReport) -> Value {
+fn summary(report: &source_io::pull::run::PullReport) -> Value {
     json!({
         "events": report.events,
         "rejected": report.rejected,

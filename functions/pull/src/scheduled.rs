@@ -1,0 +1,119 @@
+//! The scheduled pull in AWS: one incremental run per invocation (EventBridge Scheduler,
+//! reserved concurrency 1), rows through the Firehose sink (spilling to the dead-letter
+//! prefix like the webhook path), state in S3 with conditional writes, and a metrics line
+//! for the alarms (refused key, cursor lag).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use chrono::Utc;
+use source_core::secret::ApiKey;
+use tokio::time::Instant;
+
+use source_io::aws_clients::sdk_config_from_lambda_environment;
+use source_io::config::{Config, SinkConfig};
+use source_io::metrics::{PullRunFigures, pull_run_document};
+use source_io::pull::events_api::{EventsApi, EventsApiError};
+use source_io::pull::metric_selection::MetricChoice;
+use source_io::pull::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
+use source_io::pull::s3_state::S3StateObject;
+use source_io::s3_objects::S3Objects;
+use source_io::startup::{StartError, firehose_sink};
+use source_io::write_key_secret::fetch_source_secret;
+
+/// Everything a scheduled run needs, built once per cold start.
+pub struct ScheduledPull {
+    run: PullRun,
+}
+
+impl ScheduledPull {
+    /// Builds the run from `config`: the API key from the secret (or KLAVIYO_API_KEY), the
+    /// Firehose sink, the S3 state object, with AWS clients configured from the Lambda
+    /// runtime's variables. Missing pieces fail the cold start, naming them.
+    pub async fn start(config: &Config) -> Result<Self, StartError> {
+        let sdk = sdk_config_from_lambda_environment(|key| std::env::var(key).ok())?;
+        let from_secret = match &config.write_key_secret_arn {
+            Some(arn) => {
+                fetch_source_secret(&aws_sdk_secretsmanager::Client::new(&sdk), arn)
+                    .await?
+                    .klaviyo_api_key
+            }
+            None => None,
+        };
+        let api_key: ApiKey = from_secret
+            .or_else(|| config.identity.api_key.clone())
+            .ok_or(StartError::Misconfigured("the pull needs a Klaviyo private API key: klaviyo_api_key in the secret (stack parameter KlaviyoApiKey) or KLAVIYO_API_KEY"))?;
+        let Some(SinkConfig::Firehose(firehose)) = &config.sink else {
+            return Err(StartError::Misconfigured(
+                "the scheduled pull writes to Firehose: set DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET",
+            ));
+        };
+        let (Some(bucket), key) = (
+            config.pull_state_bucket.clone(),
+            config.pull_state_key.clone(),
+        ) else {
+            return Err(StartError::Misconfigured(
+                "the scheduled pull keeps its state in S3: set PULL_STATE_BUCKET",
+            ));
+        };
+        let s3 = Arc::new(S3Objects::new(&sdk));
+        let holder = format!(
+            "lambda-{}",
+            std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into())
+        );
+        Ok(Self {
+            run: PullRun {
+                api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
+                    .map_err(StartError::klaviyo_client)?,
+                store: Arc::new(S3StateObject::new(s3.clone(), bucket, key)),
+                sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk, s3)),
+                settings: PullSettings {
+                    choice: MetricChoice {
+                        channels: config.pull_channels.clone(),
+                        names: Vec::new(),
+                    },
+                    only_own_profiles: config.identity.only_own_profiles,
+                    // Longer than any invocation (at most 15 minutes): a crashed run's
+                    // lease lapses before the schedule's next-but-one run.
+                    lease: chrono::TimeDelta::minutes(16),
+                    ..PullSettings::default()
+                },
+                clock: Arc::new(Utc::now),
+                holder,
+                on_progress: Arc::new(|_| {}),
+                stop: Arc::new(AtomicBool::new(false)),
+            },
+        })
+    }
+
+    /// One incremental run that stops in time to checkpoint before `deadline`; writes its
+    /// metrics line and answers the report (an error fails the invocation, which the
+    /// function-errors alarm sees).
+    pub async fn invoke(&self, deadline: Instant) -> Result<PullReport, PullError> {
+        let result = self.run.run(&PullPlan::Incremental, deadline).await;
+        let counts = self.run.api.counts();
+        let now = Utc::now();
+        let (report, refused) = match &result {
+            Ok(report) => (Some(report), false),
+            Err(PullError::Klaviyo(EventsApiError::Unauthorized { .. })) => (None, true),
+            Err(_) => (None, false),
+        };
+        let figures = PullRunFigures {
+            events_stored: report.map_or(0, |r| r.events),
+            requests: counts.requests,
+            rate_limited: counts.rate_limited,
+            key_refused: refused,
+            cursor_lag_secs: report
+                .and_then(|r| r.oldest_cursor)
+                .map(|cursor| (now - cursor).num_seconds().max(0)),
+        };
+        let line = pull_run_document(&figures, now.timestamp_millis());
+        println!("{line}");
+        if let Ok(report) = &result {
+            for warning in &report.warnings {
+                tracing::warn!(warning = %warning, "metric check");
+            }
+        }
+        result
+    }
+}

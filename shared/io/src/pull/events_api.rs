@@ -1,0 +1,324 @@
+//! Klaviyo's Metrics and Events APIs as the pull uses them: every request waits for the
+//! rate budget; 429s wait for `Retry-After`; 5xx, timeouts and broken connections back off
+//! and retry; 401/403 stop the run at once (a key without `events:read` or revoked will not
+//! heal by retrying); a 400 is told apart as an expired cursor, a page size the revision
+//! refuses, or a bad request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde::Deserialize;
+use source_core::klaviyo::metrics_page::{AccountMetric, parse_metrics_page};
+use source_core::pull::rate_budget::RateBudget;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use source_core::secret::ApiKey;
+
+use crate::config::Config;
+use crate::klaviyo_http::{Answer, ExchangeError, KlaviyoHttp};
+
+/// The longest one exchange (a page of up to 1,000 events) may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Wait after a 429 that carries no `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Backoff after a 5xx or a failed exchange: doubled each time from here...
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// ...up to here.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Failed attempts (5xx, timeouts, transport) in a row before the run gives up; its state
+/// is saved, so the next run continues from the last stored page.
+const MAX_FAILED_ATTEMPTS: u32 = 6;
+
+/// Why a request to Klaviyo failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsApiError {
+    /// 401 or 403: the key is wrong, revoked or lacks a scope.
+    #[error(
+        "Klaviyo refused the API key (HTTP {status}): check KLAVIYO_API_KEY and that it has the events:read and metrics:read scopes"
+    )]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// Klaviyo does not accept the cursor of `links.next` any more.
+    #[error("Klaviyo called the page cursor invalid")]
+    InvalidCursor,
+    /// A 400 other than an invalid cursor, with Klaviyo's `detail`.
+    #[error("Klaviyo refused the request (HTTP 400): {0}")]
+    BadRequest(String),
+    /// Another status that retrying cannot fix.
+    #[error("Klaviyo answered HTTP {status}: {detail}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// Klaviyo's `detail`, if any.
+        detail: String,
+    },
+    /// 5xx, timeouts or broken connections, [`MAX_FAILED_ATTEMPTS`] times in a row.
+    #[error("Klaviyo kept failing ({0}); the run stops and the next one continues")]
+    Unavailable(String),
+    /// The run's deadline came while waiting (for the budget, a `Retry-After`, a backoff).
+    #[error("the run's deadline came before Klaviyo could be asked again")]
+    Deadline,
+    /// `links.next` points at another host.
+    #[error("links.next points to another host; not followed")]
+    ForeignLink,
+    /// The answer is not the JSON:API document expected.
+    #[error("Klaviyo's answer is not readable: {0}")]
+    Unreadable(String),
+}
+
+/// What happened on the wire, for progress and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Requests sent.
+    pub requests: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// 5xx answers, timeouts and broken connections.
+    pub failed: u64,
+}
+
+/// The account's Events and Metrics APIs, within a request budget.
+pub struct EventsApi {
+    http: KlaviyoHttp,
+    requests_per_minute: u32,
+    budget: Mutex<(RateBudget, Instant)>,
+    counts: std::sync::Mutex<RequestCounts>,
+}
+
+impl EventsApi {
+    /// The APIs over `http`, sending at most `requests_per_minute`.
+    pub fn new(http: KlaviyoHttp, requests_per_minute: u32) -> Arc<Self> {
+        Arc::new(Self {
+            http,
+            requests_per_minute,
+            budget: Mutex::new((RateBudget::per_minute(requests_per_minute), Instant::now())),
+            counts: std::sync::Mutex::new(RequestCounts::default()),
+        })
+    }
+
+    /// The APIs of the account `config` names (base URL, revision) with `api_key`, sending
+    /// at most `requests_per_minute`; each exchange limited to [`EXCHANGE_TIMEOUT`].
+    pub fn for_account(
+        config: &Config,
+        api_key: ApiKey,
+        requests_per_minute: u32,
+    ) -> Result<Arc<Self>, std::io::Error> {
+        let http = KlaviyoHttp::new(
+            &config.identity.base_url,
+            api_key,
+            &config.identity.revision,
+            EXCHANGE_TIMEOUT,
+        )?;
+        Ok(Self::new(http, requests_per_minute))
+    }
+
+    /// The HTTP client (base URL, revision).
+    pub fn http(&self) -> &KlaviyoHttp {
+        &self.http
+    }
+
+    /// The request budget, per minute.
+    pub fn requests_per_minute(&self) -> u32 {
+        self.requests_per_minute
+    }
+
+    /// Requests, 429s and failures so far.
+    pub fn counts(&self) -> RequestCounts {
+        self.counts.lock().map(|c| *c).unwrap_or_default()
+    }
+
+    /// Every metric of the account (`GET /api/metrics`, all pages).
+    pub async fn metrics(&self, deadline: Instant) -> Result<Vec<AccountMetric>, EventsApiError> {
+        let mut url = format!("{}/api/metrics", self.http.base_url());
+        let mut metrics = Vec::new();
+        loop {
+            let body = self.get(&url, deadline).await?;
+            let page = parse_metrics_page(&body)
+                .map_err(|err| EventsApiError::Unreadable(err.to_string()))?;
+            metrics.extend(page.metrics);
+            match page.next {
+                Some(next) if self.http.may_follow(&next) => url = next,
+                Some(_) => return Err(EventsApiError::ForeignLink),
+                None => return Ok(metrics),
+            }
+        }
+    }
+
+    /// One page of events: `url` is a query built by the pull or a `links.next`.
+    pub async fn events_page(
+        &self,
+        url: &str,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, EventsApiError> {
+        if !self.http.may_follow(url) {
+            return Err(EventsApiError::ForeignLink);
+        }
+        self.get(url, deadline).await
+    }
+
+    /// `POST /api/metric-aggregates` with `body`; the answer's bytes.
+    pub async fn metric_aggregates(
+        &self,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, EventsApiError> {
+        let url = format!("{}/api/metric-aggregates", self.http.base_url());
+        self.send(deadline, || self.http.post_json(&url, body.clone()))
+            .await
+    }
+
+    async fn get(&self, url: &str, deadline: Instant) -> Result<Vec<u8>, EventsApiError> {
+        self.send(deadline, || self.http.get(url)).await
+    }
+
+    async fn send<F, Fut>(&self, deadline: Instant, exchange: F) -> Result<Vec<u8>, EventsApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Answer, ExchangeError>>,
+    {
+        let mut failures = 0u32;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            self.wait_for_budget(deadline).await?;
+            self.count(|c| c.requests += 1);
+            let wait = match exchange().await {
+                Ok(answer) if answer.status.is_success() => return Ok(answer.body.to_vec()),
+                Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
+                    self.count(|c| c.rate_limited += 1);
+                    answer
+                        .retry_after
+                        .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
+                }
+                Ok(answer) if answer.status.is_server_error() => {
+                    self.count(|c| c.failed += 1);
+                    failures += 1;
+                    if failures >= MAX_FAILED_ATTEMPTS {
+                        return Err(EventsApiError::Unavailable(format!(
+                            "HTTP {}",
+                            answer.status.as_u16()
+                        )));
+                    }
+                    next_backoff(&mut backoff)
+                }
+                Ok(answer) => return Err(refusal(&answer)),
+                Err(err) => {
+                    self.count(|c| c.failed += 1);
+                    failures += 1;
+                    if failures >= MAX_FAILED_ATTEMPTS {
+                        return Err(EventsApiError::Unavailable(err.to_string()));
+                    }
+                    next_backoff(&mut backoff)
+                }
+            };
+            if Instant::now() + wait > deadline {
+                return Err(EventsApiError::Deadline);
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn wait_for_budget(&self, deadline: Instant) -> Result<(), EventsApiError> {
+        let wait = {
+            let mut guard = self.budget.lock().await;
+            let (budget, origin) = &mut *guard;
+            budget.reserve(Instant::now().saturating_duration_since(*origin))
+        };
+        if Instant::now() + wait > deadline {
+            return Err(EventsApiError::Deadline);
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    fn count(&self, change: impl FnOnce(&mut RequestCounts)) {
+        if let Ok(mut counts) = self.counts.lock() {
+            change(&mut counts);
+        }
+    }
+}
+
+fn next_backoff(backoff: &mut Duration) -> Duration {
+    let wait = *backoff;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    wait
+}
+
+#[derive(Deserialize)]
+struct ErrorsWire {
+    #[serde(default)]
+    errors: Vec<ErrorWire>,
+}
+
+#[derive(Deserialize)]
+struct ErrorWire {
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// The error of a 4xx other than 429.
+fn refusal(answer: &Answer) -> EventsApiError {
+    let status = answer.status.as_u16();
+    if matches!(status, 401 | 403) {
+        return EventsApiError::Unauthorized { status };
+    }
+    let detail = serde_json::from_slice::<ErrorsWire>(&answer.body)
+        .ok()
+        .and_then(|wire| wire.errors.into_iter().find_map(|e| e.detail))
+        .unwrap_or_default();
+    if status == 400 && detail.to_ascii_lowercase().contains("cursor") {
+        return EventsApiError::InvalidCursor;
+    }
+    if status == 400 {
+        return EventsApiError::BadRequest(detail);
+    }
+    EventsApiError::Status { status, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after: None,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn tells_an_expired_cursor_from_other_bad_requests() {
+        let cursor = r#"{"errors": [{"status": 400, "code": "invalid", "title": "Invalid input.",
+            "detail": "Invalid cursor provided.", "source": {"pointer": "/data/"}}]}"#;
+        assert!(matches!(
+            refusal(&answer(400, cursor)),
+            EventsApiError::InvalidCursor
+        ));
+        let size = r#"{"errors": [{"detail": "page[size] must be at most 200"}]}"#;
+        assert!(
+            matches!(refusal(&answer(400, size)), EventsApiError::BadRequest(d) if d.contains("page[size]"))
+        );
+        assert!(matches!(
+            refusal(&answer(403, "")),
+            EventsApiError::Unauthorized { status: 403 }
+        ));
+        assert!(matches!(
+            refusal(&answer(404, "not json")),
+            EventsApiError::Status { status: 404, .. }
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let mut backoff = FIRST_BACKOFF;
+        let waits: Vec<u64> = (0..7)
+            .map(|_| next_backoff(&mut backoff).as_secs())
+            .collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30]);
+    }
+}

@@ -1,0 +1,622 @@
+//! One run of the pull: take the lease, choose the metrics, read each stream window by
+//! window and page by page, store every page through the same rows-and-delivery step as the
+//! webhook path, and save the stream's position after each stored page (never before).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::sink::EventSink;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use source_core::identity::resolution::Resolution;
+use source_core::klaviyo::events_page::decode_events_page;
+use source_core::klaviyo::events_query::{
+    DEFAULT_EVENTS_PAGE_SIZE, MAX_EVENTS_PAGE_SIZE, events_query,
+};
+use source_core::klaviyo::metric_alias::topic_for_metric_name;
+use source_core::klaviyo::metrics_page::AccountMetric;
+use source_core::mapping::Mapped;
+use source_core::mapping::pulled_event::map_events_page;
+use source_core::pull::page_position::{drop_already_stored, stored_page};
+use source_core::pull::state::StoredPage;
+use source_core::pull::state::{Lease, OpenWindow, Order, PullState, StreamState, Sweep};
+use source_core::pull::windows::{dense_split_point, settled_limit};
+use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
+
+use super::events_api::{EventsApi, EventsApiError};
+use super::metric_selection::{MetricChoice, select_metrics};
+use super::state_store::{PullStateStore, StateError, StateVersion};
+use crate::app_state::Clock;
+use crate::pipeline::{StoreError, WorkSize, cpu_work, store_resolved};
+
+/// How a run behaves; defaults in [`PullSettings::default`].
+#[derive(Debug, Clone)]
+pub struct PullSettings {
+    /// Which metrics to read.
+    pub choice: MetricChoice,
+    /// How far behind now a read stays (Klaviyo is eventually consistent and refuses
+    /// filters in the future).
+    pub settle: TimeDelta,
+    /// How far back the trailing re-read goes behind the realtime cursor.
+    pub trailing_window: TimeDelta,
+    /// How often the trailing window is re-read.
+    pub reread_every: TimeDelta,
+    /// Where a stream without saved state starts, behind now.
+    pub first_run_lookback: TimeDelta,
+    /// How long a lease holds without renewal (each stored page renews it).
+    pub lease: TimeDelta,
+    /// Store only events of profiles with an `external_id`.
+    pub only_own_profiles: bool,
+    /// How long before the run's deadline it stops fetching, to store and checkpoint.
+    pub stop_margin: std::time::Duration,
+    /// Windows read at once per metric. Cursor pages of one window come one after the
+    /// other, so with a page taking a few hundred milliseconds only several windows at once
+    /// can use the request budget.
+    pub parallel_windows: usize,
+}
+
+impl Default for PullSettings {
+    fn default() -> Self {
+        Self {
+            choice: MetricChoice::default(),
+            settle: TimeDelta::seconds(60),
+            trailing_window: TimeDelta::days(7),
+            reread_every: TimeDelta::hours(6),
+            first_run_lookback: TimeDelta::days(7),
+            lease: TimeDelta::seconds(120),
+            only_own_profiles: false,
+            stop_margin: std::time::Duration::from_secs(20),
+            parallel_windows: 8,
+        }
+    }
+}
+
+/// What a run is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullPlan {
+    /// Continue every stream from its saved cursor to now (less the settle time), then
+    /// re-read the trailing window when one is due.
+    Incremental,
+    /// Read `[from, to)` of every chosen metric (a named job, resumable on its own).
+    Window {
+        /// Start (inclusive).
+        from: DateTime<Utc>,
+        /// End (exclusive); clipped to now less the settle time.
+        to: DateTime<Utc>,
+        /// Oldest or newest window first.
+        order: Order,
+    },
+}
+
+/// Why a run stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// Another run holds the lease.
+    #[error("another pull run ({holder}) holds the lease until {until}; not starting")]
+    LeaseHeld {
+        /// The other run.
+        holder: String,
+        /// When its lease lapses.
+        until: DateTime<Utc>,
+    },
+    /// Klaviyo failed in a way the run cannot get past.
+    #[error(transparent)]
+    Klaviyo(#[from] EventsApiError),
+    /// The state could not be read or saved.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Rows could not be stored; the cursor stayed before them.
+    #[error("rows could not be stored, the cursor stays before them: {0}")]
+    Store(#[from] StoreError),
+    /// A page of Klaviyo's could not be read.
+    #[error("{0}")]
+    Page(String),
+    /// Klaviyo expired the cursor again and again without the window moving on.
+    #[error(
+        "Klaviyo keeps calling the cursor invalid at {at} (more than a page of events in that second?); the run stops, the next one continues from there"
+    )]
+    CursorKeepsExpiring {
+        /// The second the window cannot get past.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Restarts of a window from one and the same second before the run gives up.
+const MAX_RESTARTS_WITHOUT_PROGRESS: u32 = 3;
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullReport {
+    /// Pages stored.
+    pub pages: u64,
+    /// Events stored as track events.
+    pub events: u64,
+    /// Events stored in the rejected collection.
+    pub rejected: u64,
+    /// Events skipped by "only own profiles".
+    pub skipped: u64,
+    /// Whether everything asked for is stored (false: the deadline came first).
+    pub complete: bool,
+    /// Metrics read.
+    pub metrics: Vec<String>,
+    /// Things the user should know (missing, vanished or renamed metrics).
+    pub warnings: Vec<String>,
+    /// The oldest realtime cursor of the metrics read (incremental runs): everything before
+    /// it is stored; now minus it is the lag.
+    pub oldest_cursor: Option<DateTime<Utc>>,
+}
+
+/// Progress after each stored page, for a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events stored so far in this run.
+    pub events: u64,
+    /// Pages stored so far.
+    pub pages: u64,
+    /// Time still to read in the current sweep.
+    pub remaining: TimeDelta,
+}
+
+/// The parts of a run.
+pub struct PullRun {
+    /// Klaviyo's Events and Metrics APIs.
+    pub api: Arc<EventsApi>,
+    /// Where the state lives.
+    pub store: Arc<dyn PullStateStore>,
+    /// Where rows go.
+    pub sink: Arc<dyn EventSink>,
+    /// Behaviour.
+    pub settings: PullSettings,
+    /// The current time.
+    pub clock: Clock,
+    /// This run's id (the lease holder).
+    pub holder: String,
+    /// Called after every stored page.
+    pub on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    /// Set (by Ctrl-C) to stop after the page being stored, checkpoint and release.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Which sweep of the state a read works on.
+#[derive(Debug, Clone)]
+enum SweepSlot {
+    Realtime(String),
+    Reread(String),
+    Job(String, String),
+}
+
+impl SweepSlot {
+    fn get<'s>(&self, state: &'s mut PullState) -> Option<&'s mut Sweep> {
+        match self {
+            Self::Realtime(id) => state.streams.get_mut(id).map(|s| &mut s.realtime),
+            Self::Reread(id) => state.streams.get_mut(id).and_then(|s| s.reread.as_mut()),
+            Self::Job(job, id) => state.jobs.get_mut(job).and_then(|j| j.get_mut(id)),
+        }
+    }
+}
+
+/// The mutable part of a run: the state as last saved and its version.
+struct Session {
+    state: PullState,
+    version: StateVersion,
+    report: PullReport,
+    page_size: u32,
+}
+
+impl PullRun {
+    /// Runs `plan` until done or until `deadline` (less the stop margin).
+    pub async fn run(&self, plan: &PullPlan, deadline: Instant) -> Result<PullReport, PullError> {
+        let session = Mutex::new(self.take_lease().await?);
+        let split = Notify::new();
+        let result = self.run_leased(plan, deadline, &session, &split).await;
+        let mut session = session.into_inner();
+        // Let the next run start at once, whatever happened; a conflict means the lease is
+        // no longer ours to release.
+        session.state.lease = None;
+        if let Err(err) = self.store.save(&session.state, &session.version).await {
+            tracing::warn!(error = %err, "could not release the pull lease; it lapses by itself");
+        }
+        result.map(|()| session.report)
+    }
+
+    async fn take_lease(&self) -> Result<Session, PullError> {
+        let (mut state, version) = self.store.load().await?;
+        let now = (self.clock)();
+        if let Some(lease) = state.leased_to_another(&self.holder, now) {
+            return Err(PullError::LeaseHeld {
+                holder: lease.holder.clone(),
+                until: lease.expires_at,
+            });
+        }
+        state.lease = Some(self.lease_from(now));
+        let version = self.store.save(&state, &version).await?;
+        Ok(Session {
+            state,
+            version,
+            report: PullReport::default(),
+            page_size: MAX_EVENTS_PAGE_SIZE,
+        })
+    }
+
+    fn lease_from(&self, now: DateTime<Utc>) -> Lease {
+        Lease {
+            holder: self.holder.clone(),
+            expires_at: now + self.settings.lease,
+        }
+    }
+
+    /// Saves the state (renewing the lease) if nobody else wrote it since.
+    async fn checkpoint(&self, session: &mut Session) -> Result<(), PullError> {
+        session.state.lease = Some(self.lease_from((self.clock)()));
+        session.version = self.store.save(&session.state, &session.version).await?;
+        Ok(())
+    }
+
+    fn should_stop(&self, stop_at: Instant) -> bool {
+        Instant::now() >= stop_at || self.stop.load(Ordering::Relaxed)
+    }
+
+    async fn run_leased(
+        &self,
+        plan: &PullPlan,
+        deadline: Instant,
+        session: &Mutex<Session>,
+        split: &Notify,
+    ) -> Result<(), PullError> {
+        let stop_at = deadline
+            .checked_sub(self.settings.stop_margin)
+            .unwrap_or(deadline);
+        let account = self.api.metrics(stop_at).await?;
+        let selection = {
+            let mut guard = session.lock().await;
+            let selection = select_metrics(&account, &self.settings.choice, &guard.state.streams);
+            guard.report.warnings = selection.warnings.clone();
+            guard.report.metrics = selection.metrics.iter().map(|m| m.name.clone()).collect();
+            selection
+        };
+        for warning in &selection.warnings {
+            tracing::warn!(warning = %warning, "metric check");
+        }
+        let limit = settled_limit((self.clock)(), self.settings.settle);
+        let mut complete = true;
+        for metric in &selection.metrics {
+            let done = match plan {
+                PullPlan::Incremental => {
+                    self.incremental(metric, limit, stop_at, session, split)
+                        .await?
+                }
+                PullPlan::Window { from, to, order } => {
+                    let job = format!("{}/{}/{:?}", from.to_rfc3339(), to.to_rfc3339(), order);
+                    {
+                        let mut guard = session.lock().await;
+                        let sweep = guard
+                            .state
+                            .jobs
+                            .entry(job.clone())
+                            .or_default()
+                            .entry(metric.id.clone())
+                            .or_insert_with(|| Sweep::new(*from, (*to).min(limit), *order));
+                        // A job asked again later may reach further, up to its own end.
+                        sweep.to = (*to).min(limit).max(sweep.to);
+                    }
+                    let topic = topic_for_metric_name(&metric.name);
+                    let slot = SweepSlot::Job(job, metric.id.clone());
+                    self.read_sweep(&slot, metric, &topic, stop_at, session, split)
+                        .await?
+                }
+            };
+            complete &= done;
+        }
+        let mut guard = session.lock().await;
+        guard.report.complete = complete && plan_reaches(plan, limit);
+        if *plan == PullPlan::Incremental {
+            guard.report.oldest_cursor = selection
+                .metrics
+                .iter()
+                .filter_map(|m| guard.state.streams.get(&m.id))
+                .map(|stream| stream.realtime.done)
+                .min();
+        }
+        Ok(())
+    }
+
+    /// The realtime sweep to the settled limit, then the trailing re-read when due.
+    async fn incremental(
+        &self,
+        metric: &AccountMetric,
+        limit: DateTime<Utc>,
+        stop_at: Instant,
+        session: &Mutex<Session>,
+        split: &Notify,
+    ) -> Result<bool, PullError> {
+        let start = limit - self.settings.first_run_lookback;
+        let now = (self.clock)();
+        let topic = {
+            let mut guard = session.lock().await;
+            let stream = guard
+                .state
+                .streams
+                .entry(metric.id.clone())
+                .or_insert_with(|| StreamState {
+                    metric_name: metric.name.clone(),
+                    topic: topic_for_metric_name(&metric.name),
+                    realtime: Sweep::new(start, limit, Order::OldestFirst),
+                    reread: None,
+                    // The first realtime sweep reads the whole lookback now: the first
+                    // re-read of it is due one interval later, not at once.
+                    last_reread_started: Some(now),
+                });
+            stream.metric_name = metric.name.clone();
+            stream.realtime.to = stream.realtime.to.max(limit);
+            stream.topic.clone()
+        };
+        let realtime = SweepSlot::Realtime(metric.id.clone());
+        if !self
+            .read_sweep(&realtime, metric, &topic, stop_at, session, split)
+            .await?
+        {
+            return Ok(false);
+        }
+        let has_reread = {
+            let mut guard = session.lock().await;
+            let trailing = self.settings.trailing_window;
+            let every = self.settings.reread_every;
+            match guard.state.streams.get_mut(&metric.id) {
+                Some(stream) => {
+                    let due = stream
+                        .last_reread_started
+                        .is_none_or(|started| now - started >= every);
+                    if stream.reread.is_none() && due && trailing > TimeDelta::zero() {
+                        let end = stream.realtime.done;
+                        stream.reread = Some(Sweep::new(end - trailing, end, Order::OldestFirst));
+                        stream.last_reread_started = Some(now);
+                    }
+                    stream.reread.is_some()
+                }
+                None => false,
+            }
+        };
+        if !has_reread {
+            return Ok(true);
+        }
+        let reread = SweepSlot::Reread(metric.id.clone());
+        let done = self
+            .read_sweep(&reread, metric, &topic, stop_at, session, split)
+            .await?;
+        if done {
+            let mut guard = session.lock().await;
+            if let Some(stream) = guard.state.streams.get_mut(&metric.id) {
+                stream.reread = None;
+            }
+            self.checkpoint(&mut guard).await?;
+        }
+        Ok(done)
+    }
+
+    /// Reads the sweep in `slot` to its end or until `stop_at`, up to
+    /// [`PullSettings::parallel_windows`] windows at once; whether it is complete.
+    async fn read_sweep(
+        &self,
+        slot: &SweepSlot,
+        metric: &AccountMetric,
+        topic: &str,
+        stop_at: Instant,
+        session: &Mutex<Session>,
+        split: &Notify,
+    ) -> Result<bool, PullError> {
+        let mut in_flight = FuturesUnordered::new();
+        let mut busy: Vec<DateTime<Utc>> = Vec::new();
+        let mut exhausted = false;
+        loop {
+            let may_start = !exhausted
+                && in_flight.len() < self.settings.parallel_windows.max(1)
+                && !self.should_stop(stop_at);
+            if !may_start && in_flight.is_empty() {
+                break;
+            }
+            // Waiting for the state's lock and driving the windows in flight at once: a
+            // window may hold the lock across its checkpoint's await, and only polling it
+            // lets it finish and release the lock.
+            tokio::select! {
+                biased;
+                finished = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some((from, result)) = finished {
+                        busy.retain(|started| *started != from);
+                        // On an error the other windows stop where they are: each saved its
+                        // state after its last stored page, so nothing stored is forgotten.
+                        result?;
+                    }
+                }
+                mut guard = session.lock(), if may_start => {
+                    let window = slot
+                        .get(&mut guard.state)
+                        .and_then(|sweep| sweep.next_window(&busy));
+                    drop(guard);
+                    match window {
+                        Some(window) => {
+                            busy.push(window.from);
+                            in_flight.push(async move {
+                                let from = window.from;
+                                let result = self
+                                    .read_window(
+                                        slot, metric, topic, window, stop_at, session, split,
+                                    )
+                                    .await;
+                                (from, result)
+                            });
+                        }
+                        None => exhausted = true,
+                    }
+                }
+                // A window split in two: its second half is a window to start.
+                () = split.notified(), if exhausted => exhausted = false,
+            }
+        }
+        let mut guard = session.lock().await;
+        Ok(slot
+            .get(&mut guard.state)
+            .is_none_or(|sweep| sweep.is_complete()))
+    }
+
+    /// Reads one window page by page until its last page is stored or the run must stop.
+    /// A window whose first page shows it is dense is split, and its second half announced
+    /// on `split` for another reader.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_window(
+        &self,
+        slot: &SweepSlot,
+        metric: &AccountMetric,
+        topic: &str,
+        mut window: OpenWindow,
+        stop_at: Instant,
+        session: &Mutex<Session>,
+        split: &Notify,
+    ) -> Result<(), PullError> {
+        let mut restarts: Option<(DateTime<Utc>, u32)> = None;
+        loop {
+            if self.should_stop(stop_at) {
+                return Ok(());
+            }
+            let page_size = session.lock().await.page_size;
+            let fresh_query_from = window.next_link.is_none().then_some(window.resume_at);
+            let url = match &window.next_link {
+                Some(next) => next.clone(),
+                None => format!(
+                    "{}/api/events?{}",
+                    self.api.http().base_url(),
+                    events_query(&metric.id, window.resume_at, window.to, page_size)
+                ),
+            };
+            let body = match self.api.events_page(&url, stop_at).await {
+                Ok(body) => body,
+                Err(EventsApiError::InvalidCursor) if window.next_link.is_some() => {
+                    let count = match restarts {
+                        Some((at, count)) if at == window.resume_at => count + 1,
+                        _ => 1,
+                    };
+                    if count > MAX_RESTARTS_WITHOUT_PROGRESS {
+                        return Err(PullError::CursorKeepsExpiring {
+                            at: window.resume_at,
+                        });
+                    }
+                    restarts = Some((window.resume_at, count));
+                    tracing::warn!(metric = %metric.name, "cursor expired; reading the window again from the last stored second");
+                    window.next_link = None;
+                    let mut guard = session.lock().await;
+                    if let Some(sweep) = slot.get(&mut guard.state) {
+                        sweep.restart_window(window.from);
+                    }
+                    self.checkpoint(&mut guard).await?;
+                    continue;
+                }
+                Err(EventsApiError::BadRequest(detail))
+                    if window.next_link.is_none() && page_size > DEFAULT_EVENTS_PAGE_SIZE =>
+                {
+                    tracing::warn!(detail = %detail, "Klaviyo refused page[size]={page_size}; using {DEFAULT_EVENTS_PAGE_SIZE}");
+                    session.lock().await.page_size = DEFAULT_EVENTS_PAGE_SIZE;
+                    continue;
+                }
+                Err(EventsApiError::Deadline) => return Ok(()),
+                Err(err) => return Err(err.into()),
+            };
+            let received_at = (self.clock)();
+            let revision = self.api.http().revision().to_owned();
+            let topic_owned = topic.to_owned();
+            let reading = window.clone();
+            let page = cpu_work(WorkSize::Large, move || {
+                read_page(&body, &topic_owned, &revision, received_at, &reading)
+            })
+            .await
+            .map_err(|_| PullError::Page("the page-reading task failed".into()))?
+            .map_err(PullError::Page)?;
+            let (outcome, _) = store_resolved(
+                self.sink.as_ref(),
+                self.settings.only_own_profiles,
+                WorkSize::Large,
+                page.mapped,
+                page.resolutions,
+                received_at,
+                stop_at.max(Instant::now() + std::time::Duration::from_secs(30)),
+            )
+            .await?;
+            let mut guard = session.lock().await;
+            let last_second = page.position.last_second;
+            let still_open = slot.get(&mut guard.state).and_then(|sweep| {
+                sweep.page_stored(window.from, page.position);
+                sweep.open.iter().find(|w| w.from == window.from).cloned()
+            });
+            self.checkpoint(&mut guard).await?;
+            guard.report.pages += 1;
+            guard.report.events += outcome.accepted as u64;
+            guard.report.rejected += outcome.rejected as u64;
+            guard.report.skipped += outcome.skipped as u64;
+            let remaining = slot
+                .get(&mut guard.state)
+                .map_or(TimeDelta::zero(), |s| s.remaining());
+            (self.on_progress)(Progress {
+                events: guard.report.events,
+                pages: guard.report.pages,
+                remaining,
+            });
+            // The sweep's copy is the truth: position, ids of the resume second, cursor.
+            let Some(open) = still_open else {
+                return Ok(());
+            };
+            window = open;
+            let split_at = fresh_query_from.zip(last_second).and_then(|(start, last)| {
+                dense_split_point(start, window.to, last, page.events == page_size as usize)
+            });
+            if let Some(at) = split_at
+                && slot
+                    .get(&mut guard.state)
+                    .is_some_and(|sweep| sweep.split_window(window.from, at))
+            {
+                self.checkpoint(&mut guard).await?;
+                window.to = at;
+                window.next_link = None;
+                split.notify_one();
+            }
+        }
+    }
+}
+
+/// Whether a plan's end lies within the settled limit (a window reaching into the last
+/// seconds is never complete in this run).
+fn plan_reaches(plan: &PullPlan, limit: DateTime<Utc>) -> bool {
+    match plan {
+        PullPlan::Window { to, .. } => *to <= limit,
+        PullPlan::Incremental => true,
+    }
+}
+
+/// A page read and mapped.
+struct ReadPage {
+    /// Elements of the page's `data`.
+    events: usize,
+    mapped: Vec<Mapped>,
+    resolutions: HashMap<String, Resolution>,
+    /// Where the page leaves its window.
+    position: StoredPage,
+}
+
+fn read_page(
+    body: &[u8],
+    topic: &str,
+    revision: &str,
+    received_at: DateTime<Utc>,
+    window: &OpenWindow,
+) -> Result<ReadPage, String> {
+    let mut page = decode_events_page(body, topic).map_err(|err| err.to_string())?;
+    let events = page.events.len();
+    drop_already_stored(&mut page.events, window);
+    let position = stored_page(&page.events, page.next.clone());
+    let mapped = map_events_page(page, revision, received_at);
+    Ok(ReadPage {
+        events,
+        mapped: mapped.mapped,
+        resolutions: mapped.resolutions,
+        position,
+    })
+}
