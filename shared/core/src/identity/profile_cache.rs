@@ -105,7 +105,20 @@ mod tests {
         for i in 0..(MAX_CACHED_PROFILES + 10) {
             cache.put(i.to_string(), Cached::Missing, start);
         }
-        assert!(cache.len() <= MAX_CACHED_PROFILES);
-        assert!(!cache.is_empty());
+        // Full of fresh entries at the 50,001st: nothing has expired, so the cache starts
+        // over with that one; the nine after it join it.
+        assert_eq!(cache.len(), 10);
+        assert!(cache.get(&MAX_CACHED_PROFILES.to_string(), start).is_some());
+        assert!(
+            cache
+                .get(&(MAX_CACHED_PROFILES + 9).to_string(), start)
+                .is_some()
+        );
+        assert!(cache.get("0", start).is_none());
+        assert!(
+            cache
+                .get(&(MAX_CACHED_PROFILES - 1).to_string(), start)
+                .is_none()
+        );
     }
 }

@@ -110,7 +110,9 @@ mod tests {
 
     #[test]
     fn keeps_own_profiles_skips_others_and_rows_rejections_in_order() {
-        let now = DateTime::parse_from_rfc3339("2024-01-04T18:05:00Z").unwrap().to_utc();
+        let now = DateTime::parse_from_rfc3339("2024-01-04T18:05:00Z")
+            .unwrap()
+            .to_utc();
         let rejection = Rejection::new(
             IntakeSource::KlaviyoWebhook,
             2,
