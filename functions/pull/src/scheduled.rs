@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use source_io::aws_clients::sdk_config_from_lambda_environment;
 use source_io::config::{Config, SinkConfig};
-use source_io::metrics::{PullRunFigures, pull_run_document};
+use source_io::metrics::{MetricsEmitter, PullRunFigures, pull_run_document};
 use source_io::pull::events_api::{EventsApi, EventsApiError};
 use source_io::pull::metric_selection::MetricChoice;
 use source_io::pull::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
@@ -107,8 +107,8 @@ impl ScheduledPull {
                 .and_then(|r| r.oldest_cursor)
                 .map(|cursor| (now - cursor).num_seconds().max(0)),
         };
-        let line = pull_run_document(&figures, now.timestamp_millis());
-        println!("{line}");
+        // Every run writes its metric line, in Lambda and out of it (the stack's alarms read it).
+        MetricsEmitter::new(true).emit(&pull_run_document(&figures, now.timestamp_millis()));
         if let Ok(report) = &result {
             for warning in &report.warnings {
                 tracing::warn!(warning = %warning, "metric check");

@@ -20,6 +20,7 @@ pub mod json_depth;
 pub mod klaviyo;
 pub mod mapping;
 pub mod pull;
+pub mod retry;
 pub mod secret;
 pub mod segment;
 pub mod time_format;

@@ -1,7 +1,6 @@
 //! Amazon Data Firehose delivery: the documented limits, packing rows into records,
 //! chunking records into calls, and resending only what failed.
 
-pub mod backoff;
 pub mod batching;
 pub mod packing;
 

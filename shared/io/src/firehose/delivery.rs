@@ -11,7 +11,7 @@ use std::pin::Pin;
 
 use tokio::time::Instant;
 
-use source_core::firehose::backoff::RetryPolicy;
+use source_core::retry::RetryPolicy;
 
 /// Firehose's answer for one record: `None` if accepted, else its error code.
 pub type RecordResult = Option<String>;

@@ -11,6 +11,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use source_core::klaviyo::metrics_page::{AccountMetric, parse_metrics_page};
 use source_core::pull::rate_budget::RateBudget;
+use source_core::retry::RetryPolicy;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -23,13 +24,17 @@ use crate::klaviyo_http::{Answer, ExchangeError, KlaviyoHttp};
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait after a 429 that carries no `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Backoff after a 5xx or a failed exchange: doubled each time from here...
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// ...up to here.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Failed attempts (5xx, timeouts, transport) in a row before the run gives up; its state
-/// is saved, so the next run continues from the last stored page.
-const MAX_FAILED_ATTEMPTS: u32 = 6;
+/// Backoff after a 5xx or a failed exchange: 1 s, doubled each time up to 30 s; six failed
+/// attempts (5xx, timeouts, transport) in a row and the run gives up (its state is saved, so
+/// the next run continues from the last stored page). The pull waits each backoff's ceiling:
+/// it is one client per account, with no herd of callers to spread.
+const RETRIES: RetryPolicy = RetryPolicy {
+    max_attempts: 6,
+    base_delay: Duration::from_secs(1),
+    max_delay: Duration::from_secs(30),
+};
+/// The jitter unit that makes [`RetryPolicy::backoff`] its ceiling.
+const NO_JITTER: f64 = 1.0;
 
 /// Why a request to Klaviyo failed for good.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +61,7 @@ pub enum EventsApiError {
         /// Klaviyo's `detail`, if any.
         detail: String,
     },
-    /// 5xx, timeouts or broken connections, [`MAX_FAILED_ATTEMPTS`] times in a row.
+    /// 5xx, timeouts or broken connections, six times in a row ([`RETRIES`]).
     #[error("Klaviyo kept failing ({0}); the run stops and the next one continues")]
     Unavailable(String),
     /// The run's deadline came while waiting (for the budget, a `Retry-After`, a backoff).
@@ -181,7 +186,6 @@ impl EventsApi {
         Fut: std::future::Future<Output = Result<Answer, ExchangeError>>,
     {
         let mut failures = 0u32;
-        let mut backoff = FIRST_BACKOFF;
         loop {
             self.wait_for_budget(deadline).await?;
             self.count(|c| c.requests += 1);
@@ -196,22 +200,22 @@ impl EventsApi {
                 Ok(answer) if answer.status.is_server_error() => {
                     self.count(|c| c.failed += 1);
                     failures += 1;
-                    if failures >= MAX_FAILED_ATTEMPTS {
+                    if failures >= RETRIES.max_attempts {
                         return Err(EventsApiError::Unavailable(format!(
                             "HTTP {}",
                             answer.status.as_u16()
                         )));
                     }
-                    next_backoff(&mut backoff)
+                    RETRIES.backoff(failures, NO_JITTER)
                 }
                 Ok(answer) => return Err(refusal(&answer)),
                 Err(err) => {
                     self.count(|c| c.failed += 1);
                     failures += 1;
-                    if failures >= MAX_FAILED_ATTEMPTS {
+                    if failures >= RETRIES.max_attempts {
                         return Err(EventsApiError::Unavailable(err.to_string()));
                     }
-                    next_backoff(&mut backoff)
+                    RETRIES.backoff(failures, NO_JITTER)
                 }
             };
             if Instant::now() + wait > deadline {
@@ -239,12 +243,6 @@ impl EventsApi {
             change(&mut counts);
         }
     }
-}
-
-fn next_backoff(backoff: &mut Duration) -> Duration {
-    let wait = *backoff;
-    *backoff = (*backoff * 2).min(MAX_BACKOFF);
-    wait
 }
 
 #[derive(Deserialize)]
@@ -315,9 +313,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_ceiling() {
-        let mut backoff = FIRST_BACKOFF;
-        let waits: Vec<u64> = (0..7)
-            .map(|_| next_backoff(&mut backoff).as_secs())
+        let waits: Vec<u64> = (1..=7)
+            .map(|failure| RETRIES.backoff(failure, NO_JITTER).as_secs())
             .collect();
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30]);
     }

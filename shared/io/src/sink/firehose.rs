@@ -13,9 +13,9 @@ use super::dead_letter::{DeadLetterError, DeadLetterStore, dead_letter_key, enco
 use super::{DeliveryFuture, DeliveryReport, EventSink, SinkError};
 use crate::firehose::delivery::{RecordBatchApi, put_with_retries};
 use source_core::firehose::MAX_RECORD_BYTES;
-use source_core::firehose::backoff::RetryPolicy;
 use source_core::firehose::batching::batch_ranges;
 use source_core::firehose::packing::pack_rows;
+use source_core::retry::RetryPolicy;
 use source_core::warehouse::row::WarehouseRow;
 
 /// How the Firehose sink behaves.

@@ -1,4 +1,5 @@
-//! Bounded, jittered backoff between resends of failed records.
+//! Bounded backoff between attempts: the one retry policy of every retry loop (Firehose
+//! resends, the pull's Klaviyo requests). The caller draws the jitter and sleeps.
 
 use std::time::Duration;
 
