@@ -1,6 +1,8 @@
 """The pull from Klaviyo's Events API, end to end: the real `klaviyo-source pull` against the
 Events API double (tests/doubles/klaviyo_events_api.py), writing the local lake, read back
-with DuckDB through the README's SQL."""
+with DuckDB through the README's SQL. The interleavings of the run itself (overlapping runs,
+expired cursors, dense windows split, a failing store, a stopped run resumed) are tested in
+process in `tests/it/pull_run.rs`; these keep what needs the binary and the HTTP double."""
 
 import datetime as dt
 import gzip
@@ -240,25 +242,6 @@ def test_a_run_killed_at_a_random_page_resumes_with_no_gap_and_no_duplicate(even
     assert set(ids) == {f"klaviyo-gen-{i:010d}" for i in range(12_000)}
 
 
-def test_two_overlapping_runs_never_both_advance(events_api, tmp_path):
-    start = hours_ago(10).replace(minute=0, second=0)
-    series(events_api, 3_000, start, 3_000_000)
-    events_api.post("/__control", {"delay": 0.3})
-    lake = tmp_path / "lake"
-    window = ["--from", iso(start), "--to", iso(start + dt.timedelta(hours=4))]
-    first = start_pull(events_api, lake, *window)
-    while not (lake / "_state/klaviyo-pull.json").exists():
-        time.sleep(0.02)
-    second = pull(events_api, lake, *window, check=False)
-    assert second.returncode != 0
-    assert "holds the lease" in second.stderr
-    out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, out + err
-    ids = [row["id"] for row in rows(lake)]
-    assert len(ids) == len(set(ids)) == 3_000
-    assert state(lake)["lease"] is None
-
-
 def test_late_events_behind_the_cursor_are_caught_by_the_trailing_window(events_api, tmp_path):
     # An event dated two hours ahead (a client clock): never asked for before its time.
     seed(events_api, [event("on-time", "OPn3d1", hours_ago(2)), event("future", "OPn3d1", hours_ago(-2))])
@@ -309,23 +292,6 @@ def test_a_429_waits_for_retry_after_and_a_refused_page_size_falls_back(events_a
     opened_pages = [r for r in requests if r["status"] == 200 and "/api/events" in r["path"] and "OPn3d1" in r["path"]]
     assert len(opened_pages) == 3  # 200 + 200 + 50 events
     assert len(rows(lake)) == 450
-
-
-def test_an_expired_cursor_restarts_the_window_from_the_last_stored_second(events_api, tmp_path):
-    at = hours_ago(3).replace(minute=0, second=0)
-    # 2,500 events in one second: the restart re-reads that second, ids keep it one row each.
-    seed(events_api, [event(f"dense-{i:05d}", "OPn3d1", at) for i in range(2_500)])
-    events_api.post("/__control", {"cursor_ttl": 0.0})
-    lake = tmp_path / "lake"
-    result = pull(events_api, lake, "--from", iso(at), "--to", iso(at + dt.timedelta(hours=1)), check=False)
-    # Every cursor expires at once: the run can never get past the first page of the dense
-    # second, and says so instead of looping forever or claiming success.
-    assert result.returncode != 0
-    events_api.post("/__control", {"cursor_ttl": None})
-    events_api.post("/__control", {"expire_cursors": True})
-    pull(events_api, lake, "--from", iso(at), "--to", iso(at + dt.timedelta(hours=1)))
-    ids = [r["id"] for r in rows(lake)]
-    assert len(set(ids)) == 2_500
 
 
 def test_the_cursor_never_moves_past_rows_that_were_not_stored(events_api, tmp_path):
@@ -412,25 +378,6 @@ def test_a_renamed_metric_keeps_its_stream_and_collection_and_is_reported(events
     assert 'renamed from "Opened Email" to "Opened Email (legacy)"' in result.stdout, result.stdout
     assert "expected Klaviyo email metric (opened_email) is not in the account" in result.stdout
     assert {r["id"] for r in rows(lake, "email_opened")} == {"klaviyo-before-rename", "klaviyo-after-rename"}
-
-
-def test_a_dense_window_is_split_and_read_in_parallel_without_losing_or_repeating_an_event(events_api, tmp_path):
-    import urllib.parse
-    day = hours_ago(48).replace(hour=0, minute=0, second=0)
-    # 6,000 events within ten minutes of one day: the day's first full page covers a sliver.
-    series(events_api, 6_000, day + dt.timedelta(hours=1), 100_000)
-    events_api.post("/__control", {"delay": 0.2})
-    lake = tmp_path / "lake"
-    pull(events_api, lake, "--from", iso(day), "--to", iso(day + dt.timedelta(days=1)))
-    ids = [row["id"] for row in rows(lake)]
-    assert len(ids) == len(set(ids)) == 6_000
-    ends = set()
-    for request in events_api.stats()["requests"]:
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request["path"]).query)
-        if "page[cursor]" not in query and "filter" in query:
-            ends.update(re.findall(r"less-than\(datetime,([^)]+)\)", query["filter"][0]))
-    # Windows that end inside the day: the day was split.
-    assert len(ends - {iso(day + dt.timedelta(days=1))}) >= 1, ends
 
 
 def test_newest_first_reads_the_latest_day_first_and_channels_add_sms(events_api, tmp_path):

@@ -24,6 +24,8 @@ use source_io::write_key_secret::fetch_source_secret;
 /// Everything a scheduled run needs, built once per cold start.
 pub struct ScheduledPull {
     run: PullRun,
+    /// The run's Klaviyo client, kept for its request counts.
+    api: Arc<EventsApi>,
 }
 
 impl ScheduledPull {
@@ -61,10 +63,12 @@ impl ScheduledPull {
             "lambda-{}",
             std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into())
         );
+        let api = EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
+            .map_err(StartError::klaviyo_client)?;
         Ok(Self {
+            api: api.clone(),
             run: PullRun {
-                api: EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
-                    .map_err(StartError::klaviyo_client)?,
+                api,
                 store: Arc::new(S3StateObject::new(s3.clone(), bucket, key)),
                 sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk, s3)),
                 settings: PullSettings {
@@ -91,7 +95,7 @@ impl ScheduledPull {
     /// function-errors alarm sees).
     pub async fn invoke(&self, deadline: Instant) -> Result<PullReport, PullError> {
         let result = self.run.run(&PullPlan::Incremental, deadline).await;
-        let counts = self.run.api.counts();
+        let counts = self.api.counts();
         let now = Utc::now();
         let (report, refused) = match &result {
             Ok(report) => (Some(report), false),

@@ -20,6 +20,9 @@ use source_core::secret::ApiKey;
 use crate::config::Config;
 use crate::klaviyo_http::{Answer, ExchangeError, KlaviyoHttp};
 
+pub use super::events_source::EventsApiError;
+use super::events_source::{EventsSource, SourceFuture};
+
 /// The longest one exchange (a page of up to 1,000 events) may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait after a 429 that carries no `Retry-After`.
@@ -35,45 +38,6 @@ const RETRIES: RetryPolicy = RetryPolicy {
 };
 /// The jitter unit that makes [`RetryPolicy::backoff`] its ceiling.
 const NO_JITTER: f64 = 1.0;
-
-/// Why a request to Klaviyo failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum EventsApiError {
-    /// 401 or 403: the key is wrong, revoked or lacks a scope.
-    #[error(
-        "Klaviyo refused the API key (HTTP {status}): check KLAVIYO_API_KEY and that it has the events:read and metrics:read scopes"
-    )]
-    Unauthorized {
-        /// 401 or 403.
-        status: u16,
-    },
-    /// Klaviyo does not accept the cursor of `links.next` any more.
-    #[error("Klaviyo called the page cursor invalid")]
-    InvalidCursor,
-    /// A 400 other than an invalid cursor, with Klaviyo's `detail`.
-    #[error("Klaviyo refused the request (HTTP 400): {0}")]
-    BadRequest(String),
-    /// Another status that retrying cannot fix.
-    #[error("Klaviyo answered HTTP {status}: {detail}")]
-    Status {
-        /// The status.
-        status: u16,
-        /// Klaviyo's `detail`, if any.
-        detail: String,
-    },
-    /// 5xx, timeouts or broken connections, six times in a row ([`RETRIES`]).
-    #[error("Klaviyo kept failing ({0}); the run stops and the next one continues")]
-    Unavailable(String),
-    /// The run's deadline came while waiting (for the budget, a `Retry-After`, a backoff).
-    #[error("the run's deadline came before Klaviyo could be asked again")]
-    Deadline,
-    /// `links.next` points at another host.
-    #[error("links.next points to another host; not followed")]
-    ForeignLink,
-    /// The answer is not the JSON:API document expected.
-    #[error("Klaviyo's answer is not readable: {0}")]
-    Unreadable(String),
-}
 
 /// What happened on the wire, for progress and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -242,6 +206,24 @@ impl EventsApi {
         if let Ok(mut counts) = self.counts.lock() {
             change(&mut counts);
         }
+    }
+}
+
+impl EventsSource for EventsApi {
+    fn base_url(&self) -> &str {
+        self.http.base_url()
+    }
+
+    fn revision(&self) -> &str {
+        self.http.revision()
+    }
+
+    fn metrics(&self, deadline: Instant) -> SourceFuture<'_, Vec<AccountMetric>> {
+        Box::pin(EventsApi::metrics(self, deadline))
+    }
+
+    fn events_page<'a>(&'a self, url: &'a str, deadline: Instant) -> SourceFuture<'a, Vec<u8>> {
+        Box::pin(EventsApi::events_page(self, url, deadline))
     }
 }
 

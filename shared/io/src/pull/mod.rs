@@ -2,6 +2,7 @@
 //! webhook path's mapping, and stores them through the same rows-and-delivery step.
 
 pub mod events_api;
+pub mod events_source;
 pub mod metric_selection;
 pub mod run;
 pub mod s3_state;

@@ -25,7 +25,7 @@ use source_core::pull::windows::{dense_split_point, settled_limit};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
-use super::events_api::{EventsApi, EventsApiError};
+use super::events_source::{EventsApiError, EventsSource};
 use super::metric_selection::{MetricChoice, select_metrics};
 use super::state_store::{PullStateStore, StateError, StateVersion};
 use crate::app_state::Clock;
@@ -162,7 +162,7 @@ pub struct Progress {
 /// The parts of a run.
 pub struct PullRun {
     /// Klaviyo's Events and Metrics APIs.
-    pub api: Arc<EventsApi>,
+    pub api: Arc<dyn EventsSource>,
     /// Where the state lives.
     pub store: Arc<dyn PullStateStore>,
     /// Where rows go.
@@ -485,7 +485,7 @@ impl PullRun {
                 Some(next) => next.clone(),
                 None => format!(
                     "{}/api/events?{}",
-                    self.api.http().base_url(),
+                    self.api.base_url(),
                     events_query(&metric.id, window.resume_at, window.to, page_size)
                 ),
             };
@@ -522,7 +522,7 @@ impl PullRun {
                 Err(err) => return Err(err.into()),
             };
             let received_at = (self.clock)();
-            let revision = self.api.http().revision().to_owned();
+            let revision = self.api.revision().to_owned();
             let topic_owned = topic.to_owned();
             let reading = window.clone();
             let page = cpu_work(WorkSize::Large, move || {
