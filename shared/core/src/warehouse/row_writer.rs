@@ -172,27 +172,6 @@ fn sort_key(name: &str) -> u128 {
     u128::from_be_bytes(bytes)
 }
 
-/// How many bytes a buffer holds past its last span, for `append_span`.
-const SPAN_PADDING: usize = 32;
-
-/// Appends `source[start..end]` to `out`. Most keys and values are short, and a copy of any
-/// length is a call to `memcpy`, about as costly as the copy itself: a span of at most
-/// [`SPAN_PADDING`] bytes is copied as that many fixed bytes (a few vector moves, inlined),
-/// and the excess cut off again. A source not padded past the span is copied the plain way.
-#[inline]
-fn append_span(out: &mut Vec<u8>, source: &[u8], start: usize, end: usize) {
-    let length = end - start;
-    if length <= SPAN_PADDING
-        && let Some(fixed) = source.get(start..start + SPAN_PADDING)
-    {
-        let kept = out.len() + length;
-        out.extend_from_slice(fixed);
-        out.truncate(kept);
-    } else {
-        out.extend_from_slice(&source[start..end]);
-    }
-}
-
 /// Ends a row's object: `}`, or `{}` when it has no column at all.
 fn close_object(out: &mut Vec<u8>) {
     if out.is_empty() {
@@ -305,11 +284,7 @@ impl RowWriter {
     /// empty, ready for the next row.
     pub fn finish(&mut self) -> Vec<u8> {
         let out = match self.remembered_layout() {
-            Some(layout) => {
-                // Room for `append_span`'s fixed-size copies past the last value.
-                self.values.extend_from_slice(&[0; SPAN_PADDING]);
-                self.write_with(layout)
-            }
+            Some(layout) => self.write_with(layout),
             None => self.sort_and_write(),
         };
         self.clear_row();
@@ -331,14 +306,13 @@ impl RowWriter {
 
     fn write_with(&self, layout: usize) -> Vec<u8> {
         let layout = &self.layouts[layout];
-        // The keys and the values (both padded), the closing brace, and room for the last
-        // fixed-size copy to overshoot before it is cut back.
+        // The keys, the values and the closing brace.
         let mut out = Vec::with_capacity(layout.keys.len() + self.values.len() + 2);
         let mut key_start = 0;
         for &(pushed, key_end) in &layout.columns {
             let column = &self.columns[pushed];
-            append_span(&mut out, &layout.keys, key_start, key_end);
-            append_span(&mut out, &self.values, column.value_start, column.value_end);
+            out.extend_from_slice(&layout.keys[key_start..key_end]);
+            out.extend_from_slice(&self.values[column.value_start..column.value_end]);
             key_start = key_end;
         }
         close_object(&mut out);
@@ -381,8 +355,6 @@ impl RowWriter {
             out.extend_from_slice(&self.values[column.value_start..column.value_end]);
         }
         close_object(&mut out);
-        // Room for `append_span`'s fixed-size copies past the last key.
-        layout.keys.extend_from_slice(&[0; SPAN_PADDING]);
         self.remember(layout);
         out
     }
@@ -698,23 +670,6 @@ mod tests {
                     .join(",")
             );
             assert_eq!(written(&mut writer), expected, "pushed {pushed:?}");
-        }
-    }
-
-    #[test]
-    fn a_span_is_appended_exactly_whether_or_not_its_source_is_padded() {
-        let text: Vec<u8> = (0..100u8).collect();
-        let mut padded = text.clone();
-        padded.extend_from_slice(&[0; SPAN_PADDING]);
-        for start in 0..text.len() {
-            for end in start..=text.len() {
-                for source in [&text, &padded] {
-                    let mut out = b"head".to_vec();
-                    append_span(&mut out, source, start, end);
-                    assert_eq!(out[4..], text[start..end], "{start}..{end}");
-                    assert_eq!(out[..4], *b"head");
-                }
-            }
         }
     }
 
