@@ -19,7 +19,7 @@ pub fn column_name(key: &str) -> Cow<'_, str> {
     } else {
         // Converted at once: `to_column_name` would ask again whether it is one already.
         let mut name = String::with_capacity(key.len() + 4);
-        push_converted_column_name(&mut name, key);
+        push_converted(&mut name, key);
         Cow::Owned(name)
     }
 }
@@ -32,46 +32,12 @@ pub fn push_column_name(out: &mut String, key: &str) {
         // change at all: copy them whole.
         out.push_str(key);
     } else {
-        push_converted_column_name(out, key);
+        push_converted(out, key);
     }
 }
 
-fn push_converted_column_name(out: &mut String, key: &str) {
-    if key.is_ascii() {
-        push_converted_ascii(out, key.as_bytes());
-    } else {
-        push_converted_chars(out, key);
-    }
-}
-
-/// [`push_converted_chars`] for an ASCII key, byte by byte: Klaviyo's keys (`Campaign Name`,
-/// `$flow`) are ASCII, and the same keys are converted again for every event.
-fn push_converted_ascii(out: &mut String, key: &[u8]) {
-    out.reserve(2 * key.len() + 1);
-    let start = out.len();
-    // 0 is neither lower case nor a digit, like the missing character before the first.
-    let mut previous = 0u8;
-    let mut pending_separator = false;
-    for &byte in key {
-        if byte.is_ascii_alphanumeric() {
-            let starts_camel_word = byte.is_ascii_uppercase()
-                && (previous.is_ascii_lowercase() || previous.is_ascii_digit());
-            if (pending_separator || starts_camel_word) && out.len() > start {
-                out.push('_');
-            }
-            pending_separator = false;
-            out.push(char::from(byte.to_ascii_lowercase()));
-        } else {
-            pending_separator = true;
-        }
-        previous = byte;
-    }
-    if out.len() == start {
-        out.push('_');
-    }
-}
-
-fn push_converted_chars(out: &mut String, key: &str) {
+/// The rule of [`to_column_name`] for a key that is not a column name already.
+fn push_converted(out: &mut String, key: &str) {
     // At most one separator per character, plus the `_` of an empty name.
     out.reserve(2 * key.len() + 1);
     let start = out.len();
@@ -132,7 +98,7 @@ mod tests {
                 for key in [format!("{a}{b}"), format!("{a}_{b}"), format!("{a}{b}x")] {
                     if is_column_name_already(&key) {
                         let mut converted = String::new();
-                        push_converted_column_name(&mut converted, &key);
+                        push_converted(&mut converted, &key);
                         assert_eq!(converted, key);
                         copied += 1;
                     }
@@ -142,42 +108,6 @@ mod tests {
         // 36 word characters: 36² pairs, 36² joined by `_`, 36² followed by `x`, and the 36
         // `<word>_x`.
         assert_eq!(copied, 3 * 36 * 36 + 36);
-    }
-
-    #[test]
-    fn the_ascii_conversion_is_the_general_one() {
-        let printable: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
-        let mut keys: Vec<String> = Vec::new();
-        for &a in &printable {
-            for &b in &printable {
-                keys.push(format!("{a}{b}"));
-            }
-        }
-        // Every three-character key over characters of each kind that matters.
-        let kinds = ['a', 'Z', '7', '_', ' ', '$'];
-        for a in kinds {
-            for b in kinds {
-                for c in kinds {
-                    keys.push(format!("{a}{b}{c}"));
-                    keys.push(format!("x{a}{b}{c}Y"));
-                }
-            }
-        }
-        keys.extend(
-            [
-                "",
-                "Campaign Name",
-                "$_cohort$message_send_cohort",
-                "userAgentID2x",
-            ]
-            .map(String::from),
-        );
-        for key in keys {
-            let (mut ascii, mut general) = (String::from("p_"), String::from("p_"));
-            push_converted_ascii(&mut ascii, key.as_bytes());
-            push_converted_chars(&mut general, &key);
-            assert_eq!(ascii, general, "key {key:?}");
-        }
     }
 
     #[test]
