@@ -114,7 +114,7 @@ impl WarehouseRow {
 /// The row for a track event, written by `writer`. Its columns are written straight from the
 /// event's fields and property values. `loaded_at` is the load time as rows store it
 /// ([`format_timestamp`]), formatted once per request.
-pub fn track_row(writer: &mut RowWriter, event: &mut TrackEvent, loaded_at: &str) -> WarehouseRow {
+pub fn track_row(writer: &mut RowWriter, event: &TrackEvent, loaded_at: &str) -> WarehouseRow {
     writer.push("id", Cell::Text(&event.message_id));
     writer.push("event", Cell::Text(&event.collection_slug));
     writer.push("event_text", Cell::Text(&event.event));
@@ -152,9 +152,9 @@ pub fn track_row(writer: &mut RowWriter, event: &mut TrackEvent, loaded_at: &str
         partition: PartitionKey {
             // Timestamps are always written in UTC, so the first ten characters are the date.
             dt: event.timestamp.get(..10).unwrap_or_default().to_owned(),
-            collection: std::mem::take(&mut event.collection_slug),
+            collection: event.collection_slug.clone(),
         },
-        id: std::mem::take(&mut event.message_id),
+        id: event.message_id.clone(),
         json,
     }
 }
@@ -310,8 +310,8 @@ mod tests {
             json!({}),
         );
         mapped.collection_slug = "email_link_clicked".into();
-        let decoded_row = track_row(&mut RowWriter::default(), &mut decoded, loaded());
-        let mapped_row = track_row(&mut RowWriter::default(), &mut mapped, loaded());
+        let decoded_row = track_row(&mut RowWriter::default(), &decoded, loaded());
+        let mapped_row = track_row(&mut RowWriter::default(), &mapped, loaded());
         assert_eq!(
             String::from_utf8_lossy(decoded_row.json()),
             String::from_utf8_lossy(mapped_row.json())
@@ -333,7 +333,7 @@ mod tests {
         .unwrap();
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(properties, json!({})),
+            &event(properties, json!({})),
             loaded(),
         );
         let line = String::from_utf8(row.json().to_vec()).unwrap();
@@ -352,7 +352,7 @@ mod tests {
     fn properties_named_like_partition_columns_are_renamed() {
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(json!({"dt": "x", "collection": "y"}), json!({})),
+            &event(json!({"dt": "x", "collection": "y"}), json!({})),
             loaded(),
         );
         let columns = row.columns().unwrap();
@@ -373,7 +373,7 @@ mod tests {
         let count = properties.len();
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(Value::Object(properties), json!({})),
+            &event(Value::Object(properties), json!({})),
             loaded(),
         );
         let columns = row.columns().unwrap();
@@ -390,7 +390,7 @@ mod tests {
     fn a_row_read_back_has_the_same_partition() {
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(json!({}), json!({})),
+            &event(json!({}), json!({})),
             loaded(),
         );
         assert_eq!(
@@ -404,7 +404,7 @@ mod tests {
     fn writes_segment_common_columns_and_partition() {
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(json!({}), json!({})),
+            &event(json!({}), json!({})),
             loaded(),
         );
         assert_eq!(
@@ -428,7 +428,7 @@ mod tests {
     fn flattens_nested_objects_and_stores_arrays_as_json() {
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(
+            &event(
                 json!({"klaviyo": {"$group_ids": [1, "a"], "$attribution": {"$flow": "F1"}, "machine_open": true}}),
                 json!({"integration": {"name": "klaviyo"}, "userAgent": "UA"}),
             ),
@@ -464,8 +464,8 @@ mod tests {
         let mut as_json = typed.clone();
         as_json.context = typed.context_json();
         as_json.klaviyo = None;
-        let typed_row = track_row(&mut RowWriter::default(), &mut typed, loaded());
-        let json_row = track_row(&mut RowWriter::default(), &mut as_json, loaded());
+        let typed_row = track_row(&mut RowWriter::default(), &typed, loaded());
+        let json_row = track_row(&mut RowWriter::default(), &as_json, loaded());
         assert_eq!(typed_row, json_row);
         let columns = typed_row.columns().unwrap();
         assert_eq!(columns["context_klaviyo_identity_resolved"], json!(true));
@@ -478,7 +478,7 @@ mod tests {
     fn keeps_both_values_when_keys_collide() {
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(
+            &event(
                 json!({"klaviyo": {"Campaign Name": "A", "campaign_name": "B"}}),
                 json!({}),
             ),
@@ -493,7 +493,7 @@ mod tests {
     fn properties_never_overwrite_common_columns() {
         let row = track_row(
             &mut RowWriter::default(),
-            &mut event(json!({"id": "evil", "timestamp": "x"}), json!({})),
+            &event(json!({"id": "evil", "timestamp": "x"}), json!({})),
             loaded(),
         );
         let columns = row.columns().unwrap();
