@@ -64,7 +64,7 @@ class LocalEndpoint:
 
 @pytest.fixture
 def endpoint(tmp_path):
-    server = LocalEndpoint(tmp_path / "lake", ["--write-key", WRITE_KEY, "--write-key", PREVIOUS_KEY,
+    server = LocalEndpoint(tmp_path / "lake", ["--write-key", WRITE_KEY, "--previous-write-key", PREVIOUS_KEY,
                                                "--segment-write-key", SEGMENT_KEY])
     yield server
     if server.process.poll() is None:

@@ -143,11 +143,33 @@ def test_rendered_glue_section_is_up_to_date():
 
 def test_the_function_fits_inside_api_gateways_timeout(template):
     function = template["Resources"]["IngestFunction"]["Properties"]
-    delivery = int(function["Environment"]["Variables"]["DELIVERY_TIMEOUT_SECS"])
+    # The stack leaves DELIVERY_TIMEOUT_SECS at its one declared default (settings.rs).
+    assert "DELIVERY_TIMEOUT_SECS" not in function["Environment"]["Variables"]
+    settings = (ROOT / "shared/io/src/settings.rs").read_text()
+    delivery = int(re.search(r'"DELIVERY_TIMEOUT_SECS",\s*Flag::None,(?:\s*//[^\n]*)*\s*Value\("(\d+)"\)', settings).group(1))
     spill_operation_timeout = 8  # aws_clients.rs OPERATION_TIMEOUT
     assert delivery + spill_operation_timeout <= function["Timeout"] < 30
     source = (ROOT / "shared/io/src/aws_clients.rs").read_text()
     assert re.search(r"OPERATION_TIMEOUT: Duration = Duration::from_secs\(8\)", source)
+
+
+def test_the_stack_repeats_no_default_of_the_functions(template):
+    """A variable the stack sets is a parameter, a resource, or a value IAM names too (the
+    dead-letter prefix, the pull's state key): never a copy of a default in settings.rs."""
+    settings = (ROOT / "shared/io/src/settings.rs").read_text()
+    defaults = {}
+    for declaration in settings.split("= setting(")[1:]:
+        declaration = declaration.split(");")[0]
+        var = re.match(r'\s*"([A-Z_]+)"', declaration).group(1)
+        value = re.search(r'Value\("([^"]*)"\)', declaration)
+        if value:
+            defaults[var] = value.group(1)
+    assert defaults["SCHEMA_NAME"] == "klaviyo" and defaults["PULL_REQUESTS_PER_MINUTE"] == "700"
+    named_by_iam = {"DEAD_LETTER_PREFIX", "PULL_STATE_KEY"}
+    for name in ["IngestFunction", "PullFunction"]:
+        for var, value in template["Resources"][name]["Properties"]["Environment"]["Variables"].items():
+            if isinstance(value, str) and var not in named_by_iam:
+                assert defaults.get(var) != value, (name, var, value)
 
 
 def translated(template, monkeypatch):

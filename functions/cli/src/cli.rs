@@ -178,3 +178,42 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pull(flags: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["klaviyo-source", "pull"].iter().chain(flags))
+    }
+
+    #[test]
+    fn the_pull_refuses_what_its_run_cannot_use_instead_of_clamping_it() {
+        for refused in [
+            ["--parallel-windows", "0"],
+            ["--settle-secs", "0"],
+            ["--lease-secs", "-5"],
+            ["--trailing-window-hours", "-1"],
+            ["--reread-every-hours", "x"],
+        ] {
+            assert!(pull(&refused).is_err(), "{refused:?} was accepted");
+        }
+        assert!(pull(&["--parallel-windows", "1", "--trailing-window-hours", "0"]).is_ok());
+    }
+
+    #[test]
+    fn the_pull_flags_default_to_the_runs_own_settings() {
+        let Command::Pull(args) = pull(&[]).unwrap().command else {
+            panic!("not the pull");
+        };
+        let defaults = source_io::pull::run::PullSettings::default();
+        assert_eq!(args.lease_secs, defaults.lease.num_seconds());
+        assert_eq!(args.settle_secs, defaults.settle.num_seconds());
+        assert_eq!(args.parallel_windows, defaults.parallel_windows);
+        assert_eq!(
+            args.trailing_window_hours,
+            defaults.trailing_window.num_hours()
+        );
+        assert_eq!(args.reread_every_hours, defaults.reread_every.num_hours());
+    }
+}

@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
         eprintln!("error: in AWS Lambda deploy the `ingest-lambda` binary (template.yaml does)");
         return ExitCode::FAILURE;
     }
-    init_logging(json_logs(false, |key| std::env::var(key).ok()));
+    init_logging(json_logs(false, |key| std::env::var(key).ok()), |key| {
+        std::env::var(key).ok()
+    });
     match crate::cli::run().await {
         Ok(status) => ExitCode::from(status),
         Err(err) => {

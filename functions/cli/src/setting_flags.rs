@@ -13,7 +13,7 @@ use source_io::settings::{self, Fallback, Flag, Setting};
 
 /// Which settings a command takes as flags.
 pub trait FlagGroup {
-    /// The settings, each with a [`Flag::Long`] (or the [`Flag::Second`] of one).
+    /// The settings, each with a [`Flag::Long`] or a [`Flag::Previous`].
     const SETTINGS: &'static [Setting];
 }
 
@@ -81,44 +81,39 @@ impl<G> SettingFlags<G> {
     }
 }
 
-/// The setting whose flag is the second occurrence of `--<name>`.
-fn second_of<G: FlagGroup>(name: &str) -> Option<&'static Setting> {
-    G::SETTINGS
-        .iter()
-        .find(|s| matches!(s.flag, Flag::Second(n) if n == name))
-}
-
 /// The help line: the setting's own, its variable and its default.
-fn help_of(setting: &Setting, second: Option<&Setting>) -> String {
+fn help_of(setting: &Setting) -> String {
     let default = match setting.default {
         Fallback::Value(value) => value,
         Fallback::Described(text) => text,
     };
-    let vars = match second {
-        Some(second) => format!("{}, {}", setting.var, second.var),
-        None => setting.var.to_owned(),
-    };
-    format!("{} [env: {vars}] [default: {default}]", setting.help)
+    format!(
+        "{} [env: {}] [default: {default}]",
+        setting.help, setting.var
+    )
+}
+
+/// The flag of `setting`, if it has one.
+fn flag_name(setting: &Setting) -> Option<&'static str> {
+    match setting.flag {
+        Flag::None => None,
+        Flag::Long(name) | Flag::Previous { name, .. } => Some(name),
+    }
 }
 
 impl<G: FlagGroup> clap::Args for SettingFlags<G> {
     fn augment_args(cmd: Command) -> Command {
         G::SETTINGS.iter().fold(cmd, |cmd, setting| {
-            let Flag::Long(name) = setting.flag else {
+            let Some(name) = flag_name(setting) else {
                 return cmd;
             };
-            let second = second_of::<G>(name);
             cmd.arg(
                 Arg::new(setting.var)
                     .long(name)
                     .value_name("VALUE")
                     .num_args(1)
-                    .action(if second.is_some() {
-                        ArgAction::Append
-                    } else {
-                        ArgAction::Set
-                    })
-                    .help(help_of(setting, second)),
+                    .action(ArgAction::Set)
+                    .help(help_of(setting)),
             )
         })
     }
@@ -132,28 +127,20 @@ impl<G: FlagGroup> FromArgMatches for SettingFlags<G> {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
         let mut given = HashMap::new();
         for setting in G::SETTINGS {
-            let Flag::Long(name) = setting.flag else {
-                continue;
-            };
-            let values: Vec<String> = matches
-                .get_many::<String>(setting.var)
-                .map(|values| values.cloned().collect())
-                .unwrap_or_default();
-            let second = second_of::<G>(name);
-            // Keys given on the command line replace the environment's pair: one flag
-            // alone leaves no previous key behind from the environment.
-            if let (Some(second), false) = (second, values.is_empty()) {
-                given.insert(second.var, String::new());
+            if let Some(value) = matches.get_one::<String>(setting.var) {
+                given.insert(setting.var, value.clone());
             }
-            let mut targets = std::iter::once(setting).chain(second);
-            for value in values {
-                let Some(target) = targets.next() else {
-                    return Err(clap::Error::raw(
-                        clap::error::ErrorKind::TooManyValues,
-                        format!("--{name} is given at most twice (current and previous)\n"),
-                    ));
-                };
-                given.insert(target.var, value);
+        }
+        // A current key given on the command line replaces the environment's pair: without
+        // its `--previous-...` flag, no previous key is left behind from the environment.
+        for setting in G::SETTINGS {
+            if let Flag::Previous { current, .. } = setting.flag {
+                let current_given = G::SETTINGS
+                    .iter()
+                    .any(|s| s.flag == Flag::Long(current) && given.contains_key(s.var));
+                if current_given {
+                    given.entry(setting.var).or_default();
+                }
             }
         }
         Ok(Self {
@@ -184,11 +171,11 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_key_flag_gives_the_current_then_the_previous_key() {
+    fn the_previous_key_has_a_flag_of_its_own() {
         let parsed = parse(&[
             "--write-key",
             "current-key-0123456",
-            "--write-key",
+            "--previous-write-key",
             "previous-key-654321",
             "--schema",
             "klaviyo_eu",
@@ -198,7 +185,22 @@ mod tests {
         assert_eq!(given["WRITE_KEY"], "current-key-0123456");
         assert_eq!(given["WRITE_KEY_PREVIOUS"], "previous-key-654321");
         assert_eq!(given["SCHEMA_NAME"], "klaviyo_eu");
-        assert!(parse(&["--write-key", "a", "--write-key", "b", "--write-key", "c"]).is_err());
+        assert!(!given.contains_key("SEGMENT_WRITE_KEY_PREVIOUS"));
+        // The old way, the flag twice, is refused rather than read as the previous key.
+        assert!(parse(&["--write-key", "a", "--write-key", "b"]).is_err());
+    }
+
+    #[test]
+    fn a_current_key_flag_alone_leaves_no_previous_key_from_the_environment() {
+        let parsed = parse(&["--write-key", "current-key-0123456"]).unwrap();
+        let env = |var: &str| match var {
+            "WRITE_KEY" => Some("env-current-key-000".to_owned()),
+            "WRITE_KEY_PREVIOUS" => Some("env-previous-key-00".to_owned()),
+            _ => None,
+        };
+        let config = parsed.settings.config(env).unwrap();
+        assert_eq!(config.write_keys.len(), 1);
+        assert_eq!(config.write_keys[0].expose_secret(), "current-key-0123456");
     }
 
     #[test]
@@ -227,7 +229,7 @@ mod tests {
 
     #[test]
     fn help_names_the_variable_and_the_default() {
-        let help = help_of(&settings::SCHEMA_NAME, None);
+        let help = help_of(&settings::SCHEMA_NAME);
         assert_eq!(
             help,
             "Warehouse schema name [env: SCHEMA_NAME] [default: klaviyo]"

@@ -23,7 +23,9 @@ async fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    init_logging(json_logs(true, |key| std::env::var(key).ok()));
+    init_logging(json_logs(true, |key| std::env::var(key).ok()), |key| {
+        std::env::var(key).ok()
+    });
     let started = match Config::from_lookup(|key| std::env::var(key).ok()) {
         Ok(config) => {
             build_state(config, Mode::Lambda, async || {

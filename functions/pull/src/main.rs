@@ -21,9 +21,11 @@ const LAMBDA_MAX_RUN: Duration = Duration::from_secs(15 * 60);
 #[tokio::main]
 async fn main() -> ExitCode {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    init_logging(json_logs(in_lambda, |key| std::env::var(key).ok()));
+    init_logging(json_logs(in_lambda, |key| std::env::var(key).ok()), |key| {
+        std::env::var(key).ok()
+    });
     let pull = match Config::from_lookup(|key| std::env::var(key).ok()) {
-        Ok(config) => ScheduledPull::start(&config).await,
+        Ok(config) => ScheduledPull::start(&config, |key| std::env::var(key).ok()).await,
         Err(err) => Err(err.into()),
     };
     let pull = match pull {

@@ -32,8 +32,13 @@ impl ScheduledPull {
     /// Builds the run from `config`: the API key from the secret (or KLAVIYO_API_KEY), the
     /// Firehose sink, the S3 state object, with AWS clients configured from the Lambda
     /// runtime's variables. Missing pieces fail the cold start, naming them.
-    pub async fn start(config: &Config) -> Result<Self, StartError> {
-        let sdk = sdk_config_from_lambda_environment(|key| std::env::var(key).ok())?;
+    /// `lookup` is the process environment, for what the Lambda runtime sets (region,
+    /// credentials, the log stream that names the lease holder).
+    pub async fn start(
+        config: &Config,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, StartError> {
+        let sdk = sdk_config_from_lambda_environment(&lookup)?;
         let from_secret = match &config.write_key_secret_arn {
             Some(arn) => {
                 fetch_source_secret(&aws_sdk_secretsmanager::Client::new(&sdk), arn)
@@ -61,7 +66,7 @@ impl ScheduledPull {
         let s3 = Arc::new(S3Objects::new(&sdk));
         let holder = format!(
             "lambda-{}",
-            std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "local".into())
+            lookup("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| "local".into())
         );
         let api = EventsApi::for_account(config, api_key, config.pull_requests_per_minute)
             .map_err(StartError::klaviyo_client)?;

@@ -105,14 +105,11 @@ pub fn sdk_config_from_lambda_environment(
     Ok(builder.build())
 }
 
-/// An S3 client; path-style when `AWS_ENDPOINT_URL(_S3)` overrides the endpoint (emulators
-/// do not serve virtual-hosted buckets).
+/// An S3 client; path-style when the configuration overrides the endpoint
+/// (`AWS_ENDPOINT_URL`: emulators do not serve virtual-hosted buckets).
 pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
-    let overridden = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
     let s3_config = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(overridden)
+        .force_path_style(config.endpoint_url().is_some())
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }

@@ -130,15 +130,15 @@ impl Config {
     /// whether that is an error (Lambda) or a reason to generate one (local mode).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let read = |setting: &Setting| setting.read(&lookup);
-        let text = |setting: &Setting| read(setting).unwrap_or_default();
-        let number = |setting: &Setting| match read(setting) {
-            Some(value) => parse_number(setting, &value),
-            None => Ok(0),
-        };
+        // A setting with a default always has a value; one without is an error, never an
+        // empty text, a 0 or false.
+        let text = |setting: &Setting| required(setting, read(setting));
+        let number = |setting: &Setting| parse_number(setting, &text(setting)?);
         let flag = |setting: &Setting| match read(setting) {
             Some(value) => parse_bool(setting, &value).map(Some),
             None => Ok(None),
         };
+        let required_flag = |setting: &Setting| parse_bool(setting, &text(setting)?);
         let keys = |pair: [Setting; 2]| -> Result<Vec<WriteKey>, ConfigError> {
             pair.iter()
                 .filter_map(|setting| Some((setting.label(), read(setting)?)))
@@ -156,19 +156,19 @@ impl Config {
                         String::new(),
                     )
                 })?,
-                dead_letter_prefix: text(&settings::DEAD_LETTER_PREFIX),
-                pack_records: flag(&settings::PACK_RECORDS)?.unwrap_or_default(),
+                dead_letter_prefix: text(&settings::DEAD_LETTER_PREFIX)?,
+                pack_records: required_flag(&settings::PACK_RECORDS)?,
                 delivery_timeout: Duration::from_secs(number(&settings::DELIVERY_TIMEOUT_SECS)?),
             })),
             None => lake_dir.clone().map(SinkConfig::LocalLake),
         };
         let identity = IdentityConfig {
             api_key: read(&settings::KLAVIYO_API_KEY).and_then(ApiKey::new),
-            base_url: text(&settings::KLAVIYO_API_BASE_URL),
-            revision: text(&settings::KLAVIYO_API_REVISION),
+            base_url: text(&settings::KLAVIYO_API_BASE_URL)?,
+            revision: text(&settings::KLAVIYO_API_REVISION)?,
             lookup_timeout: Duration::from_millis(number(&settings::PROFILE_LOOKUP_TIMEOUT_MS)?),
             cache_ttl: Duration::from_secs(number(&settings::PROFILE_CACHE_TTL_SECS)?),
-            only_own_profiles: flag(&settings::ONLY_OWN_PROFILES)?.unwrap_or_default(),
+            only_own_profiles: required_flag(&settings::ONLY_OWN_PROFILES)?,
         };
         let max_body_bytes = in_range(
             &settings::MAX_BODY_BYTES,
@@ -188,7 +188,7 @@ impl Config {
                 settings::SEGMENT_WRITE_KEY,
                 settings::SEGMENT_WRITE_KEY_PREVIOUS,
             ])?,
-            schema: parse_schema_name(text(&settings::SCHEMA_NAME))?,
+            schema: parse_schema_name(text(&settings::SCHEMA_NAME)?)?,
             timestamp_tolerance: Duration::from_secs(number(&settings::TIMESTAMP_TOLERANCE_SECS)?),
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(LARGEST_MAX_BODY_BYTES),
             sink,
@@ -198,10 +198,15 @@ impl Config {
             identity,
             pull_requests_per_minute: u32::try_from(pull_requests_per_minute).unwrap_or(u32::MAX),
             pull_state_bucket: read(&settings::PULL_STATE_BUCKET),
-            pull_state_key: text(&settings::PULL_STATE_KEY),
-            pull_channels: parse_channels(text(&settings::PULL_CHANNELS))?,
+            pull_state_key: text(&settings::PULL_STATE_KEY)?,
+            pull_channels: parse_channels(text(&settings::PULL_CHANNELS)?)?,
         })
     }
+}
+
+/// The value of a setting the configuration cannot do without: given or its default.
+fn required(setting: &Setting, value: Option<String>) -> Result<String, ConfigError> {
+    value.ok_or_else(|| invalid(setting, "a value (it has no default)", String::new()))
 }
 
 fn invalid(setting: &Setting, expected: &'static str, value: String) -> ConfigError {
@@ -285,6 +290,23 @@ fn parse_number(setting: &Setting, value: &str) -> Result<u64, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setting_without_a_value_or_default_is_an_error_not_a_zero() {
+        let undeclared = crate::settings::Setting {
+            var: "SOME_COUNT",
+            flag: crate::settings::Flag::None,
+            default: crate::settings::Fallback::Described("none"),
+            help: "",
+        };
+        let read = undeclared.read(&|_: &str| None);
+        let err = required(&undeclared, read).unwrap_err().to_string();
+        assert!(
+            err.starts_with("SOME_COUNT must be a value (it has no default)"),
+            "{err}"
+        );
+        assert_eq!(required(&undeclared, Some("7".into())).unwrap(), "7");
+    }
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -24,8 +24,15 @@ pub enum Flag {
     None,
     /// `--<name> VALUE`.
     Long(&'static str),
-    /// The second occurrence of another setting's `--<name>` (the previous key in a rotation).
-    Second(&'static str),
+    /// `--<name> VALUE` for the previous key of a rotation, whose current key has the flag
+    /// `--<current>`: giving the current key on the command line without this one leaves no
+    /// previous key from the environment behind.
+    Previous {
+        /// This flag.
+        name: &'static str,
+        /// The current key's flag.
+        current: &'static str,
+    },
 }
 
 /// The value used when a setting is unset.
@@ -52,8 +59,7 @@ impl Setting {
     pub fn label(&self) -> String {
         match self.flag {
             Flag::None => self.var.to_owned(),
-            Flag::Long(name) => format!("{} (--{name})", self.var),
-            Flag::Second(name) => format!("{} (second --{name})", self.var),
+            Flag::Long(name) | Flag::Previous { name, .. } => format!("{} (--{name})", self.var),
         }
     }
 }
@@ -74,12 +80,15 @@ pub const WRITE_KEY: Setting = setting(
     "WRITE_KEY",
     Flag::Long("write-key"),
     Described("local: generated and printed; Lambda: required"),
-    "Write key (the secret entered in Klaviyo); give it twice during rotation. Without one, a key is generated and printed",
+    "Write key (the secret entered in Klaviyo). Without one, a key is generated and printed",
 );
 /// A second accepted key, for rotation.
 pub const WRITE_KEY_PREVIOUS: Setting = setting(
     "WRITE_KEY_PREVIOUS",
-    Flag::Second("write-key"),
+    Flag::Previous {
+        name: "previous-write-key",
+        current: "write-key",
+    },
     Described("none"),
     "The previous write key, accepted during rotation",
 );
@@ -88,12 +97,15 @@ pub const SEGMENT_WRITE_KEY: Setting = setting(
     "SEGMENT_WRITE_KEY",
     Flag::Long("segment-write-key"),
     Described("local: generated and printed; Lambda: from the secret"),
-    "The Segment HTTP Tracking API's write key, never one of the webhook keys; give it twice during rotation. Without one, a key is generated and printed",
+    "The Segment HTTP Tracking API's write key, never one of the webhook keys. Without one, a key is generated and printed",
 );
 /// A second accepted Segment key, for rotation.
 pub const SEGMENT_WRITE_KEY_PREVIOUS: Setting = setting(
     "SEGMENT_WRITE_KEY_PREVIOUS",
-    Flag::Second("segment-write-key"),
+    Flag::Previous {
+        name: "previous-segment-write-key",
+        current: "segment-write-key",
+    },
     Described("none"),
     "The previous Segment write key, accepted during rotation",
 );
@@ -300,8 +312,7 @@ mod tests {
     fn readme_row(setting: &Setting) -> [String; 3] {
         let flag = match setting.flag {
             Flag::None => String::new(),
-            Flag::Long(name) => format!("`--{name}`"),
-            Flag::Second(name) => format!("second `--{name}`"),
+            Flag::Long(name) | Flag::Previous { name, .. } => format!("`--{name}`"),
         };
         let default = match setting.default {
             Value(value) => format!("`{value}`"),

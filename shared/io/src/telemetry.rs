@@ -38,9 +38,10 @@ pub fn json_logs(in_lambda: bool, lookup: impl Fn(&str) -> Option<String>) -> bo
         || lookup(LAMBDA_LOG_FORMAT_ENV).is_some_and(|format| format.eq_ignore_ascii_case("json"))
 }
 
-/// Installs the global subscriber. `json` selects the Lambda format.
-pub fn init_logging(json: bool) {
-    let filter = log_filter(|key| std::env::var(key).ok());
+/// Installs the global subscriber. `json` selects the Lambda format; `lookup` (the process
+/// environment) gives the log filter's variables.
+pub fn init_logging(json: bool, lookup: impl Fn(&str) -> Option<String>) {
+    let filter = log_filter(lookup);
     let fmt = tracing_subscriber::fmt::layer()
         // Colour codes only on a terminal: in files, pipes and log services they are noise.
         .with_ansi(std::io::stderr().is_terminal())

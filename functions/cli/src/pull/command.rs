@@ -98,21 +98,26 @@ pub struct PullArgs {
     #[arg(long = "metric")]
     pub metrics: Vec<String>,
     /// Seconds a lease holds without renewal; a crashed run blocks the next one this long.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = PullSettings::default().lease.num_seconds(),
+          value_parser = clap::value_parser!(i64).range(1..))]
     pub lease_secs: i64,
     /// Hours behind the realtime cursor the trailing re-read covers (Klaviyo lists some
-    /// events late) [default: 168].
-    #[arg(long, default_value_t = 168)]
+    /// events late); also how far back a stream without saved state starts. 0: no re-read.
+    #[arg(long, default_value_t = PullSettings::default().trailing_window.num_hours(),
+          value_parser = clap::value_parser!(i64).range(0..))]
     pub trailing_window_hours: i64,
     /// Hours between re-reads of the trailing window.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = PullSettings::default().reread_every.num_hours(),
+          value_parser = clap::value_parser!(i64).range(0..))]
     pub reread_every_hours: i64,
     /// Seconds behind now a read stays.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = PullSettings::default().settle.num_seconds(),
+          value_parser = clap::value_parser!(i64).range(1..))]
     pub settle_secs: i64,
     /// Days (windows) read at once per metric: each window's pages come one after the
     /// other, so several at once keep the request budget busy while pages are slow.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = PullSettings::default().parallel_windows,
+          value_parser = parallel_windows)]
     pub parallel_windows: usize,
     /// Write the lake's objects straight into this S3 bucket instead of a directory (a
     /// backfill that skips Firehose); the state then lives in the bucket too (--state-key).
@@ -125,6 +130,14 @@ pub struct PullArgs {
     /// Print the plan (metrics, Klaviyo's event counts) and read nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A count of windows read at once: at least one.
+fn parallel_windows(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(format!("{text:?} is not a count of windows (1 or more)")),
+    }
 }
 
 /// An RFC 3339 time given on the command line.
@@ -221,13 +234,14 @@ fn settings(config: &Config, args: &PullArgs) -> PullSettings {
             channels: config.pull_channels.clone(),
             names: args.metrics.clone(),
         },
-        settle: TimeDelta::seconds(args.settle_secs.max(1)),
-        trailing_window: TimeDelta::hours(args.trailing_window_hours.max(0)),
-        reread_every: TimeDelta::hours(args.reread_every_hours.max(0)),
+        settle: TimeDelta::seconds(args.settle_secs),
+        trailing_window: TimeDelta::hours(args.trailing_window_hours),
+        reread_every: TimeDelta::hours(args.reread_every_hours),
+        // A stream without state starts as far back as the re-read reaches (at least an hour).
         first_run_lookback: TimeDelta::hours(args.trailing_window_hours.max(1)),
-        lease: TimeDelta::seconds(args.lease_secs.max(1)),
+        lease: TimeDelta::seconds(args.lease_secs),
         only_own_profiles: config.identity.only_own_profiles,
-        parallel_windows: args.parallel_windows.max(1),
+        parallel_windows: args.parallel_windows,
         ..PullSettings::default()
     }
 }
