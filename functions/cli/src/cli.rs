@@ -94,7 +94,8 @@ async fn run_other(command: Command) -> Result<(), Box<dyn std::error::Error + S
             Ok(())
         }
         Command::Redrive => {
-            let summary = crate::redrive::redrive(&Config::from_lookup(environment)?).await?;
+            let summary =
+                crate::redrive::redrive(&Config::from_lookup(Mode::Local, environment)?).await?;
             println!(
                 "dead-letter objects: {}, re-delivered and deleted: {} ({} rows), kept: {}",
                 summary.objects, summary.redriven, summary.rows, summary.kept

@@ -3,15 +3,14 @@
 use std::path::PathBuf;
 
 use source_io::config::Config;
+use source_io::settings::{LAKE_DIR, Mode};
 
-/// Directory of the local lake when `LAKE_DIR` (`--lake`) is not given: the one place
-/// this default lives, since in Lambda an unset `LAKE_DIR` must select no lake at all.
-pub const DEFAULT_LAKE_DIR: &str = "./lake";
-
-/// The lake directory: `--lake`, else LAKE_DIR, else [`DEFAULT_LAKE_DIR`].
+/// The lake directory: `--lake`, else `LAKE_DIR`, else its local default (`./lake`, declared
+/// in `settings.rs`; the configuration of the command line always has one).
 pub fn lake_dir(config: &Config) -> PathBuf {
     config
         .lake_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_LAKE_DIR))
+        .or_else(|| LAKE_DIR.default_in(Mode::Local).map(PathBuf::from))
+        .unwrap_or_default()
 }

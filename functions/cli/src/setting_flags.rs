@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
 
 use source_io::config::{Config, ConfigError};
-use source_io::settings::{self, Fallback, Flag, Setting};
+use source_io::settings::{self, Fallback, Flag, Mode, Setting};
 
 /// Which settings a command takes as flags.
 pub trait FlagGroup {
@@ -71,7 +71,9 @@ impl<G> SettingFlags<G> {
         &self,
         environment: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        Config::from_lookup(|var| self.given.get(var).cloned().or_else(|| environment(var)))
+        Config::from_lookup(Mode::Local, |var| {
+            self.given.get(var).cloned().or_else(|| environment(var))
+        })
     }
 
     /// The flags' values by variable, for a test.
@@ -85,6 +87,7 @@ impl<G> SettingFlags<G> {
 fn help_of(setting: &Setting) -> String {
     let default = match setting.default {
         Fallback::Value(value) => value,
+        Fallback::ByMode { local, .. } => local.unwrap_or("none"),
         Fallback::Described(text) => text,
     };
     format!(

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     init_logging(json_logs(true, |key| std::env::var(key).ok()), |key| {
         std::env::var(key).ok()
     });
-    let started = match Config::from_lookup(|key| std::env::var(key).ok()) {
+    let started = match Config::from_lookup(Mode::Lambda, |key| std::env::var(key).ok()) {
         Ok(config) => {
             build_state(config, Mode::Lambda, async || {
                 Ok(sdk_config_from_lambda_environment(|key| {

@@ -12,6 +12,7 @@ use crate::scheduled::ScheduledPull;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use source_io::config::Config;
+use source_io::settings::Mode;
 use source_io::telemetry::{init_logging, json_logs};
 use tokio::time::Instant;
 
@@ -24,7 +25,7 @@ async fn main() -> ExitCode {
     init_logging(json_logs(in_lambda, |key| std::env::var(key).ok()), |key| {
         std::env::var(key).ok()
     });
-    let pull = match Config::from_lookup(|key| std::env::var(key).ok()) {
+    let pull = match Config::from_lookup(Mode::Lambda, |key| std::env::var(key).ok()) {
         Ok(config) => ScheduledPull::start(&config, |key| std::env::var(key).ok()).await,
         Err(err) => Err(err.into()),
     };

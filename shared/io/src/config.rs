@@ -9,7 +9,7 @@ use source_core::klaviyo::metric_alias::MetricChannel;
 use source_core::pull::rate_budget::KLAVIYO_STEADY_LIMIT_PER_MINUTE;
 use source_core::secret::{ApiKey, WriteKey, WriteKeyError};
 
-use crate::settings::{self, Setting};
+use crate::settings::{self, Mode, Setting};
 
 /// Lambda's synchronous invocation payload is capped at 6 MB, and API Gateway embeds the
 /// body in a JSON event (escaped, or base64 for binary bodies, +33 %), so a body above
@@ -84,8 +84,8 @@ pub struct Config {
     pub lake_dir: Option<PathBuf>,
     /// Secrets Manager secret holding the write key(s), read once at start-up.
     pub write_key_secret_arn: Option<String>,
-    /// Emit CloudWatch EMF metric lines; `None` lets the mode decide (on in Lambda).
-    pub emit_metrics: Option<bool>,
+    /// Emit CloudWatch EMF metric lines (by default: in Lambda, not locally).
+    pub emit_metrics: bool,
     /// Profile lookup (and the Klaviyo key, host and revision the pull uses too).
     pub identity: IdentityConfig,
     /// The pull's request budget, per minute.
@@ -128,16 +128,15 @@ impl Config {
     /// [`crate::settings`] and read by the same parser whether it came from a variable, a
     /// flag or its default. Missing write keys give an empty list: the caller decides
     /// whether that is an error (Lambda) or a reason to generate one (local mode).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let read = |setting: &Setting| setting.read(&lookup);
+    pub fn from_lookup(
+        mode: Mode,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let read = |setting: &Setting| setting.read(mode, &lookup);
         // A setting with a default always has a value; one without is an error, never an
         // empty text, a 0 or false.
         let text = |setting: &Setting| required(setting, read(setting));
         let number = |setting: &Setting| parse_number(setting, &text(setting)?);
-        let flag = |setting: &Setting| match read(setting) {
-            Some(value) => parse_bool(setting, &value).map(Some),
-            None => Ok(None),
-        };
         let required_flag = |setting: &Setting| parse_bool(setting, &text(setting)?);
         let keys = |pair: [Setting; 2]| -> Result<Vec<WriteKey>, ConfigError> {
             pair.iter()
@@ -194,7 +193,7 @@ impl Config {
             sink,
             lake_dir,
             write_key_secret_arn: read(&settings::WRITE_KEY_SECRET_ARN),
-            emit_metrics: flag(&settings::EMIT_METRICS)?,
+            emit_metrics: required_flag(&settings::EMIT_METRICS)?,
             identity,
             pull_requests_per_minute: u32::try_from(pull_requests_per_minute).unwrap_or(u32::MAX),
             pull_state_bucket: read(&settings::PULL_STATE_BUCKET),
@@ -299,7 +298,7 @@ mod tests {
             default: crate::settings::Fallback::Described("none"),
             help: "",
         };
-        let read = undeclared.read(&|_: &str| None);
+        let read = undeclared.read(Mode::Local, &|_: &str| None);
         let err = required(&undeclared, read).unwrap_err().to_string();
         assert!(
             err.starts_with("SOME_COUNT must be a value (it has no default)"),
@@ -314,7 +313,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(Mode::Lambda, |k| map.get(k).cloned())
     }
 
     #[test]
@@ -414,7 +413,7 @@ mod tests {
             c.write_key_secret_arn.as_deref(),
             Some("arn:aws:secretsmanager:eu-west-1:1:secret:k")
         );
-        assert_eq!(c.emit_metrics, Some(true));
+        assert!(c.emit_metrics);
         let err = config(&[("DELIVERY_STREAM_NAME", "s")])
             .unwrap_err()
             .to_string();

@@ -35,24 +35,48 @@ pub enum Flag {
     },
 }
 
+/// Where a function runs, which some defaults depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Inside AWS Lambda (the deployed endpoint and pull).
+    Lambda,
+    /// The command line (`klaviyo-source serve`, `pull`, ...).
+    Local,
+}
+
 /// The value used when a setting is unset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {
     /// This text, read by the same parser as a value the user gives.
     Value(&'static str),
+    /// A value that depends on where the function runs; `None`: no value there.
+    ByMode {
+        /// On the command line.
+        local: Option<&'static str>,
+        /// In Lambda.
+        lambda: Option<&'static str>,
+    },
     /// No value; what happens instead (the code that decides is named where it matters).
     Described(&'static str),
 }
 
 impl Setting {
-    /// The value the configuration reads: the given one unless empty, else the default's.
-    pub fn read(&self, lookup: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    /// The value the configuration reads in `mode`: the given one unless empty, else the
+    /// default's.
+    pub fn read(&self, mode: Mode, lookup: &impl Fn(&str) -> Option<String>) -> Option<String> {
         lookup(self.var)
             .filter(|value| !value.trim().is_empty())
-            .or_else(|| match self.default {
-                Fallback::Value(value) => Some(value.to_owned()),
-                Fallback::Described(_) => None,
-            })
+            .or_else(|| self.default_in(mode).map(str::to_owned))
+    }
+
+    /// The default value in `mode`, if there is one.
+    pub fn default_in(&self, mode: Mode) -> Option<&'static str> {
+        match (self.default, mode) {
+            (Fallback::Value(value), _) => Some(value),
+            (Fallback::ByMode { local, .. }, Mode::Local) => local,
+            (Fallback::ByMode { lambda, .. }, Mode::Lambda) => lambda,
+            (Fallback::Described(_), _) => None,
+        }
     }
 
     /// How error messages name it: the variable, and its flag when it has one.
@@ -121,9 +145,11 @@ pub const SCHEMA_NAME: Setting = setting(
 pub const LAKE_DIR: Setting = setting(
     "LAKE_DIR",
     Flag::Long("lake"),
-    // Not a value: in Lambda an unset LAKE_DIR must not select a lake; the command line
-    // applies it (cli::DEFAULT_LAKE_DIR).
-    Described("local: `./lake`; Lambda: none"),
+    // In Lambda an unset LAKE_DIR selects no lake.
+    Fallback::ByMode {
+        local: Some("./lake"),
+        lambda: None,
+    },
     "Lake directory",
 );
 /// Freshness window for `Klaviyo-Timestamp`, seconds.
@@ -148,7 +174,8 @@ pub const MAX_BODY_BYTES: Setting = setting(
 pub const LOG_LEVEL: Setting = setting(
     "LOG_LEVEL",
     Flag::None,
-    Described("`info` (in Lambda: `AWS_LAMBDA_LOG_LEVEL` when set)"),
+    // Unset, Lambda's own `AWS_LAMBDA_LOG_LEVEL` comes before this (telemetry.rs).
+    Value("info"),
     "Log filter of targets and levels",
 );
 /// Secrets Manager secret holding the write key(s).
@@ -198,7 +225,10 @@ pub const DELIVERY_TIMEOUT_SECS: Setting = setting(
 pub const EMIT_METRICS: Setting = setting(
     "EMIT_METRICS",
     Flag::None,
-    Described("Lambda: `true`, local: `false`"),
+    Fallback::ByMode {
+        local: Some("false"),
+        lambda: Some("true"),
+    },
     "Write CloudWatch EMF metric lines",
 );
 /// Klaviyo private API key.
@@ -314,8 +344,12 @@ mod tests {
             Flag::None => String::new(),
             Flag::Long(name) | Flag::Previous { name, .. } => format!("`--{name}`"),
         };
+        let shown = |value: Option<&str>| value.map_or("none".to_owned(), |v| format!("`{v}`"));
         let default = match setting.default {
             Value(value) => format!("`{value}`"),
+            Fallback::ByMode { local, lambda } => {
+                format!("local: {}; Lambda: {}", shown(local), shown(lambda))
+            }
             Described(text) => text.to_owned(),
         };
         [format!("`{}`", setting.var), flag, default]
@@ -346,10 +380,33 @@ mod tests {
     #[test]
     fn an_empty_value_reads_as_the_default() {
         let empty = |_: &str| Some("  ".to_owned());
-        assert_eq!(SCHEMA_NAME.read(&empty).as_deref(), Some("klaviyo"));
-        assert_eq!(KLAVIYO_API_KEY.read(&empty), None);
+        assert_eq!(
+            SCHEMA_NAME.read(Mode::Lambda, &empty).as_deref(),
+            Some("klaviyo")
+        );
+        assert_eq!(KLAVIYO_API_KEY.read(Mode::Local, &empty), None);
         let given = |_: &str| Some("klaviyo_eu".to_owned());
-        assert_eq!(SCHEMA_NAME.read(&given).as_deref(), Some("klaviyo_eu"));
+        assert_eq!(
+            SCHEMA_NAME.read(Mode::Local, &given).as_deref(),
+            Some("klaviyo_eu")
+        );
+    }
+
+    #[test]
+    fn a_default_by_mode_applies_where_the_function_runs() {
+        let unset = |_: &str| None;
+        assert_eq!(
+            LAKE_DIR.read(Mode::Local, &unset).as_deref(),
+            Some("./lake")
+        );
+        assert_eq!(LAKE_DIR.read(Mode::Lambda, &unset), None);
+        assert_eq!(EMIT_METRICS.default_in(Mode::Lambda), Some("true"));
+        assert_eq!(EMIT_METRICS.default_in(Mode::Local), Some("false"));
+        let given = |_: &str| Some("/data/lake".to_owned());
+        assert_eq!(
+            LAKE_DIR.read(Mode::Lambda, &given).as_deref(),
+            Some("/data/lake")
+        );
     }
 
     #[test]

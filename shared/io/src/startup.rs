@@ -26,14 +26,7 @@ use crate::start_checks::check_firehose_resources;
 pub use crate::start_error::StartError;
 use crate::write_key_secret::fetch_source_secret;
 
-/// Where the process runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Inside AWS Lambda.
-    Lambda,
-    /// `bootstrap serve`.
-    Local,
-}
+pub use crate::settings::Mode;
 
 /// Builds the router state from `config`, reading secrets and creating AWS clients (with
 /// the configuration `load_sdk` gives: see aws_clients.rs) only when the configuration
@@ -106,7 +99,7 @@ pub async fn build_state(
         }
     };
     let mut state = AppState::new(verifier, sink, config.max_body_bytes);
-    state.metrics = MetricsEmitter::new(config.emit_metrics.unwrap_or(mode == Mode::Lambda));
+    state.metrics = MetricsEmitter::new(config.emit_metrics);
     state.identity = identity;
     state.only_own_profiles = config.identity.only_own_profiles;
     state.segment_keys = Arc::new(SegmentWriteKeys::new(segment_keys));

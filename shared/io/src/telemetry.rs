@@ -6,6 +6,7 @@
 //! `tracing_subscriber`'s `Targets` (`info`, `debug`, `ingest=debug,info`): the same
 //! directives as an env filter for targets and levels, without a regex engine in the binary.
 
+use crate::settings::{self, Mode};
 use std::io::IsTerminal;
 use std::str::FromStr;
 
@@ -14,19 +15,22 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The variable that sets the log filter (`info`, `debug`, `ingest=debug`, ...).
-pub const LOG_LEVEL_ENV: &str = "LOG_LEVEL";
 /// Lambda's advanced logging controls: the level ...
 pub const LAMBDA_LOG_LEVEL_ENV: &str = "AWS_LAMBDA_LOG_LEVEL";
 /// ... and the format (`JSON` or `Text`).
 pub const LAMBDA_LOG_FORMAT_ENV: &str = "AWS_LAMBDA_LOG_FORMAT";
 
-/// The filter from `LOG_LEVEL`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`; an unreadable
-/// value falls back to `info` rather than silencing the logs.
+/// The filter from `LOG_LEVEL`, else `AWS_LAMBDA_LOG_LEVEL`, else `LOG_LEVEL`'s default
+/// (`info`); an unreadable value falls back to `info` rather than silencing the logs.
 pub fn log_filter(lookup: impl Fn(&str) -> Option<String>) -> Targets {
-    let directive = lookup(LOG_LEVEL_ENV)
-        .or_else(|| lookup(LAMBDA_LOG_LEVEL_ENV).map(|level| level.to_ascii_lowercase()))
-        .filter(|value| !value.trim().is_empty())
+    let given = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
+    let directive = given(settings::LOG_LEVEL.var)
+        .or_else(|| given(LAMBDA_LOG_LEVEL_ENV).map(|level| level.to_ascii_lowercase()))
+        .or_else(|| {
+            settings::LOG_LEVEL
+                .default_in(Mode::Lambda)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "info".to_owned());
     Targets::from_str(directive.trim())
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
