@@ -99,6 +99,8 @@ fn cases() -> Vec<Case> {
         Case { name: "future timestamp", request: signed_at(good.clone(), "Thu, 04 Jan 2024 19:00:00 GMT", CURRENT_KEY), status: 401, code: "stale_timestamp" },
         Case { name: "malformed timestamp header", request: signed_at(good.clone(), "4 January", CURRENT_KEY), status: 400, code: "malformed_timestamp" },
         Case { name: "webhook id mismatch", request: with_headers(ok_headers("", Some(("klaviyo-webhook-id", "other".into())))), status: 401, code: "webhook_id_mismatch" },
+        Case { name: "tampered body", request: webhook(String::from_utf8(good.clone()).unwrap().replace("January", "February").into_bytes(), &ok_headers("", None)), status: 401, code: "invalid_signature" },
+        Case { name: "webhook id not text", request: signed(br#"{"data": [], "meta": {"klaviyo_webhook_id": true}}"#.to_vec()), status: 400, code: "invalid_shape" },
         Case { name: "malformed JSON", request: signed(b"{data: []}".to_vec()), status: 400, code: "malformed_json" },
         Case { name: "truncated JSON", request: signed(good[..good.len() / 2].to_vec()), status: 400, code: "malformed_json" },
         Case { name: "empty body", request: signed(Vec::new()), status: 400, code: "malformed_json" },
@@ -137,7 +139,7 @@ fn cases() -> Vec<Case> {
 #[tokio::test]
 async fn every_bad_input_gets_its_documented_answer_and_writes_nothing() {
     let cases = cases();
-    assert_eq!(cases.len(), 42);
+    assert_eq!(cases.len(), 44);
     let mut failures = Vec::new();
     for case in cases {
         let (app, sink) = memory_app();

@@ -67,9 +67,8 @@ async fn accepts_every_authentication_form() {
 async fn refuses_wrong_or_missing_write_keys_and_stores_nothing() {
     let mut body_key = track("Email Opened", "u1");
     body_key["writeKey"] = json!("not-a-configured-key");
+    // A wrong Basic key and no key at all are in the hostile-input table.
     for (body, authorization) in [
-        (track("Email Opened", "u1"), basic("wrong-key-000000000:")),
-        (track("Email Opened", "u1"), None),
         (body_key, None),
         (
             track("Email Opened", "u1"),
@@ -172,28 +171,8 @@ async fn a_call_with_no_valid_event_is_refused_whole() {
 
 #[tokio::test]
 async fn enforces_segment_limits() {
+    // One oversized event and more than 2,500 events are in the hostile-input table.
     let (app, sink) = memory_app();
-    let mut big = track("Email Opened", "u1");
-    big["properties"]["pad"] = json!("x".repeat(33 * 1024));
-    let (status, answer, _) = send(&app, post("/v1/track", &big, basic(SEGMENT_KEY))).await;
-    assert_eq!(
-        (status, answer["error"].as_str().unwrap()),
-        (413, "payload_too_large")
-    );
-
-    let events: Vec<Value> = (0..2501)
-        .map(|i| json!({"type": "track", "event": "E", "userId": format!("{i}")}))
-        .collect();
-    let (status, answer, _) = send(
-        &app,
-        post("/v1/batch", &json!({"batch": events}), basic(SEGMENT_KEY)),
-    )
-    .await;
-    assert_eq!(
-        (status, answer["error"].as_str().unwrap()),
-        (413, "too_many_events")
-    );
-
     let heavy: Vec<Value> = (0..20)
         .map(|i| {
             let mut e = track("Email Opened", &i.to_string());

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use flate2::read::GzDecoder;
 use serde_json::{Value, json};
-use source_core::warehouse::column_name::to_column_name;
 use source_core::warehouse::row::WarehouseRow;
 use source_io::config::LARGEST_MAX_BODY_BYTES;
 use source_io::sink::local_lake::LocalLakeSink;
@@ -133,53 +132,40 @@ async fn maps_the_six_email_collections_with_segment_columns() {
     );
 }
 
-#[tokio::test]
-async fn keeps_every_klaviyo_property_as_a_column() {
-    let body = fixture_json("all_six_collections.json");
-    let (_, rows) = deliver_fixture("all_six_collections.json").await;
-    let rows = by_id(&rows);
-    for item in body["data"].as_array().unwrap() {
-        let event = &item["payload"]["data"];
-        let row = rows[&format!("klaviyo-{}", event["id"].as_str().unwrap())];
-        // The documented rule: keys in order, the first to flatten to a name keeps it, the
-        // next get `_2`, `_3`.
-        let mut taken: std::collections::HashMap<String, usize> = Default::default();
-        for (key, value) in event["attributes"]["event_properties"].as_object().unwrap() {
-            let base = format!("klaviyo_{}", to_column_name(key));
-            let seen = taken.entry(base.clone()).or_default();
-            *seen += 1;
-            let column = if *seen == 1 {
-                base
-            } else {
-                format!("{base}_{seen}")
-            };
-            match value {
-                Value::Object(nested) => {
-                    for nested_key in nested.keys() {
-                        let nested_column = format!("{column}_{}", to_column_name(nested_key));
-                        assert!(
-                            row.columns().unwrap().contains_key(&nested_column),
-                            "{nested_column}"
-                        );
-                    }
-                }
-                Value::Array(_) => {
-                    assert_column_holds(row, &column, &Value::String(value.to_string()))
-                }
-                scalar => assert_column_holds(row, &column, scalar),
-            }
-        }
-    }
+/// Where each fixture's expected rows are kept: one JSON row per line, in the order the
+/// router delivers them.
+fn golden_path(name: &str) -> std::path::PathBuf {
+    fixtures_dir()
+        .join("expected")
+        .join(name.replace(".json", ".ndjson"))
 }
 
-/// `column` holds exactly `value`.
-fn assert_column_holds(row: &WarehouseRow, column: &str, value: &Value) {
-    assert_eq!(
-        row.columns().unwrap().get(column),
-        Some(value),
-        "{column} in {:?}",
-        row.columns().unwrap().keys()
-    );
+/// Every fixture's rows are exactly its golden rows, byte for byte: every column's name
+/// (the `_2`, `_3` rule included), value and order. `UPDATE_GOLDEN_ROWS=1` rewrites the
+/// files instead, for a change that means to alter rows (review the diff).
+#[tokio::test]
+async fn every_fixture_gives_exactly_its_golden_rows() {
+    let update = std::env::var_os("UPDATE_GOLDEN_ROWS").is_some();
+    for name in ALL_FIXTURES {
+        let (_, rows) = deliver_fixture(name).await;
+        let mut written = String::new();
+        for row in &rows {
+            written.push_str(std::str::from_utf8(row.json()).unwrap());
+            written.push('\n');
+        }
+        let path = golden_path(name);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &written).unwrap();
+            continue;
+        }
+        let golden = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        assert_eq!(golden.lines().count(), rows.len(), "{name}");
+        for (line, (expected, got)) in golden.lines().zip(written.lines()).enumerate() {
+            assert_eq!(got, expected, "{name}, row {}", line + 1);
+        }
+    }
 }
 
 #[tokio::test]
