@@ -19,7 +19,7 @@ use crate::klaviyo::webhook::{
     BrokenEvent, DecodedEvent, KlaviyoEvent, VerifiedWebhook, WebhookMeta,
 };
 use crate::segment::klaviyo_context::KlaviyoContext;
-use crate::segment::track::TrackEvent;
+use crate::segment::track::{Properties, TrackEvent};
 use crate::time_format::{format_timestamp, parse_iso_datetime};
 
 /// The times a request was signed and received, passed in so mapping stays pure.
@@ -201,8 +201,7 @@ fn map_event(
         }),
         anonymous_id: Some(profile_id),
         // The Email spec properties are read from Klaviyo's when the row is written.
-        properties: Map::new(),
-        klaviyo_properties: Some(event.properties),
+        properties: Properties::Klaviyo(event.properties),
         context: Map::new(),
         integrations: Map::new(),
         // Klaviyo's event time comes from Klaviyo's servers, not from a device with a

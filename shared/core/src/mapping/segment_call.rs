@@ -20,7 +20,7 @@ use super::message_id::{KLAVIYO_ID_PREFIX, message_id_from_content};
 use super::outcome::{IntakeSource, Mapped, Rejection};
 use crate::collection::Collection;
 use crate::event_time::check_event_time;
-use crate::segment::track::{MAX_MESSAGE_ID_LEN, TrackEvent};
+use crate::segment::track::{MAX_MESSAGE_ID_LEN, Properties, TrackEvent};
 use crate::segment::tracking_api::{AuthenticatedCall, CallKind, MAX_EVENT_BYTES, RawItem};
 use crate::time_format::{format_timestamp, parse_iso_datetime};
 
@@ -154,8 +154,7 @@ fn map_item(
         user_id,
         klaviyo: None,
         anonymous_id,
-        properties,
-        klaviyo_properties: None,
+        properties: Properties::Segment(properties),
         context,
         integrations,
         timestamp: format_timestamp(timestamp),
@@ -250,7 +249,10 @@ mod tests {
         );
         assert_eq!(event.message_id, "m-1");
         assert_eq!(event.user_id.as_deref(), Some("u1"));
-        assert_eq!(event.properties["email_subject"], "Hi");
+        let Properties::Segment(properties) = &event.properties else {
+            panic!("a Segment call's properties are Segment's");
+        };
+        assert_eq!(properties["email_subject"], "Hi");
         let other = one(json!({"event": "Unsubscribed", "anonymousId": "a@example.com"})).unwrap();
         assert_eq!(other.collection_slug, "email_unsubscribed");
     }

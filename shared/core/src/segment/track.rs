@@ -10,6 +10,18 @@ use crate::decoded_object::DecodedObject;
 /// Segment's limit on `messageId` length: ids at or above it are not accepted.
 pub const MAX_MESSAGE_ID_LEN: usize = 100;
 
+/// An event's properties, in the form its source gave them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Properties {
+    /// A Segment client's `properties`, written as columns of their own names.
+    Segment(Map<String, Value>),
+    /// A Klaviyo event's `event_properties` (`properties.klaviyo`), kept decoded as they were
+    /// read (not as a `Value` map) and written as the `klaviyo_*` columns. The event's Email
+    /// spec properties (`email_id`, `campaign_id`, ...) are read from them when the row is
+    /// written (`mapping::email_properties`), borrowed, not copied.
+    Klaviyo(DecodedObject),
+}
+
 /// A `track` call as Segment's spec defines it (Segment's `messageId`, `userId`, ... in
 /// snake_case), with what this source carries alongside.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,15 +41,8 @@ pub struct TrackEvent {
     pub klaviyo: Option<KlaviyoContext>,
     /// The fallback identity when there is no `user_id`.
     pub anonymous_id: Option<String>,
-    /// Event properties: a Segment client's; empty for an event from Klaviyo, whose
-    /// properties are `klaviyo_properties` and what they fill of the Email spec.
-    pub properties: Map<String, Value>,
-    /// `properties.klaviyo` of an event from Klaviyo: its `event_properties`, kept decoded as
-    /// they were read (not as a `Value` map) and written out as the `klaviyo_*` columns. The
-    /// event's Email spec properties (`email_id`, `campaign_id`, ...) are read from them
-    /// when the row is written (`mapping::email_properties`), borrowed, not copied into
-    /// `properties`.
-    pub klaviyo_properties: Option<DecodedObject>,
+    /// Event properties, as the event's source gave them.
+    pub properties: Properties,
     /// The rest of the context: a Segment client's whole context, or the `traits` identity
     /// adds to a Klaviyo event.
     pub context: Map<String, Value>,
@@ -82,8 +87,7 @@ impl TrackEvent {
             user_id: None,
             klaviyo: Some(KlaviyoContext::for_profile(profile_id)),
             anonymous_id: Some(profile_id.into()),
-            properties: Map::new(),
-            klaviyo_properties: None,
+            properties: Properties::Klaviyo(DecodedObject::default()),
             context: Map::new(),
             timestamp: "2024-01-04T18:05:01.000Z".into(),
             original_timestamp: "2024-01-04T18:05:01.000Z".into(),

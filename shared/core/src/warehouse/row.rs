@@ -22,7 +22,7 @@ use crate::decoded_object::{Member, ObjectView};
 use crate::mapping::Rejection;
 use crate::mapping::email_properties::email_spec_properties;
 use crate::segment::klaviyo_context::{INTEGRATION_NAME, KlaviyoContext, KlaviyoMember};
-use crate::segment::track::TrackEvent;
+use crate::segment::track::{Properties, TrackEvent};
 use crate::time_format::{format_timestamp, partition_date};
 
 /// Where a row is stored: `collection=<collection>/dt=<dt>/`.
@@ -135,17 +135,18 @@ pub fn track_row(writer: &mut RowWriter, event: &TrackEvent, loaded_at: &str) ->
     prefix.push_str("context_");
     flatten_into(writer, &mut prefix, &event.context);
     prefix.clear();
-    flatten_into(writer, &mut prefix, &event.properties);
-    if let Some(klaviyo) = &event.klaviyo_properties {
-        // The Email spec properties and `properties.klaviyo`: an event from Klaviyo has no
-        // other property, and no spec name starts with `klaviyo`, so no two names collide and
-        // the order they are pushed in changes nothing.
-        for (spec_name, value) in email_spec_properties(&event.collection_slug, klaviyo) {
-            writer.push(spec_name, Cell::Text(value));
+    match &event.properties {
+        Properties::Segment(properties) => flatten_into(writer, &mut prefix, properties),
+        Properties::Klaviyo(klaviyo) => {
+            // The Email spec properties and `properties.klaviyo`: an event from Klaviyo has no
+            // other property, and no spec name starts with `klaviyo`, so no two names collide
+            // and the order they are pushed in changes nothing.
+            for (spec_name, value) in email_spec_properties(&event.collection_slug, klaviyo) {
+                writer.push(spec_name, Cell::Text(value));
+            }
+            prefix.push_str("klaviyo_");
+            flatten_decoded_into(writer, &mut prefix, klaviyo.view());
         }
-        prefix.clear();
-        prefix.push_str("klaviyo_");
-        flatten_decoded_into(writer, &mut prefix, klaviyo.view());
     }
     let json = writer.finish();
     WarehouseRow {
@@ -276,8 +277,7 @@ mod tests {
             user_id: None,
             klaviyo: None,
             anonymous_id: Some("01PROFILE".into()),
-            properties: properties.as_object().unwrap().clone(),
-            klaviyo_properties: None,
+            properties: Properties::Segment(properties.as_object().unwrap().clone()),
             context: context.as_object().unwrap().clone(),
             timestamp: "2023-08-10T07:21:56.000Z".into(),
             original_timestamp: "2023-08-10T07:21:56.000Z".into(),
@@ -300,7 +300,7 @@ mod tests {
             "dt": "partition", "k": 1, "k": "last", "": "empty key"}"#;
         let mut decoded = event(json!({}), json!({}));
         decoded.collection_slug = "email_link_clicked".into();
-        decoded.klaviyo_properties = Some(serde_json::from_str(klaviyo).unwrap());
+        decoded.properties = Properties::Klaviyo(serde_json::from_str(klaviyo).unwrap());
         // The same event as one map: the spec properties its mapping used to copy, and the
         // properties under `klaviyo`.
         let mut mapped = event(
