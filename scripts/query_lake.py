@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Query the local lake with SQL (DuckDB), using the table names of Segment's warehouse.
 
-Creates one view per collection found under <lake>/<schema>/collection=*/ (for example
-`email_delivered`), `tracks` over every collection's common columns, and
-`rejected_events` for events that could not be mapped. Then runs the query.
+By default the compacted tables (`klaviyo-source compact`): one view per collection (for
+example `email_delivered`) over the current version of each day's Parquet file, as the
+partitions' manifests name them under <lake>/_tables/<schema>/; `tracks` over every
+collection's common columns; `rejected_events` for events that could not be mapped. Each
+event is there once. With --raw the same names read the raw landing under
+<lake>/<schema>/collection=*/ instead (every copy of an event, as delivered).
 
     .venv/bin/python scripts/query_lake.py "select event, count(*) from tracks group by event"
+    .venv/bin/python scripts/query_lake.py --json "select * from email_opened"
 """
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -32,8 +37,7 @@ def objects(path: Path) -> str:
     return str(path / "dt=*" / "*.gz")
 
 
-def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the lake's tables as views."""
+def new_connection(schema: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     if not SAFE_NAME.match(schema):
         raise ValueError(f"unsafe schema name {schema!r}")
@@ -41,6 +45,12 @@ def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
     # (klaviyo.email_opened) and bare names both resolve.
     con.execute(f"create schema {schema}")
     con.execute(f"set schema = '{schema}'")
+    return con
+
+
+def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the raw landing as views (every copy)."""
+    con = new_connection(schema)
     root = Path(lake) / schema
     collections = sorted(p.name.split("=", 1)[1] for p in root.glob("collection=*") if p.is_dir())
     for name in collections:
@@ -50,6 +60,40 @@ def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
         con.execute(
             f"create view {quoted(name)} as select * from read_json_auto('{objects(root / f'collection={name}')}', "
             "format='newline_delimited', union_by_name=true, hive_partitioning=true, sample_size=-1)")
+    add_tracks(con, collections)
+    return con
+
+
+def current_files(table: Path) -> list[Path]:
+    """The current version's file of each day of a compacted table, as its manifest says."""
+    files = []
+    for manifest in sorted(table.glob("dt=*/manifest.json")):
+        version = json.loads(manifest.read_text())["version"]
+        if version > 0:
+            files.append(manifest.parent / f"v={version}" / "part.parquet")
+    return files
+
+
+def connect_tables(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the compacted tables as views (each event once)."""
+    con = new_connection(schema)
+    root = Path(lake) / "_tables" / schema
+    collections = []
+    for table in sorted(p for p in root.glob("*") if p.is_dir()):
+        files = current_files(table)
+        if not files or not COLLECTION.match(table.name):
+            continue
+        collections.append(table.name)
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        # Each day's file has a prefix of the table's columns: read them by name.
+        con.execute(f"create view {quoted(table.name)} as select * exclude (v) from read_parquet([{listed}], "
+                    "union_by_name=true, hive_partitioning=true)")
+    add_tracks(con, collections)
+    return con
+
+
+def add_tracks(con: duckdb.DuckDBPyConnection, collections: list[str]) -> None:
+    """`tracks`: the common columns of every collection but the rejected events."""
     tracked = [c for c in collections if c != REJECTED and COLLECTION.match(c)]
     if tracked:
         selects = []
@@ -60,7 +104,6 @@ def connect(lake: Path, schema: str = "klaviyo") -> duckdb.DuckDBPyConnection:
                       if name in TRACKS_COLUMNS or name.startswith("context_") or name in ("collection", "dt")]
             selects.append(f"select {', '.join(quoted(n) for n in wanted)} from {quoted(c)}")
         con.execute(f"create view tracks as {' union all by name '.join(selects)}")
-    return con
 
 
 def main() -> int:
@@ -68,9 +111,18 @@ def main() -> int:
     parser.add_argument("sql", help="the query")
     parser.add_argument("--lake", type=Path, default=Path("lake"))
     parser.add_argument("--schema", default="klaviyo")
+    parser.add_argument("--raw", action="store_true", help="query the raw landing (every copy) instead of the tables")
+    parser.add_argument("--json", action="store_true", help="print the result as a JSON array of row objects")
     args = parser.parse_args()
-    result = connect(args.lake, args.schema).sql(args.sql)
-    if result is not None:
+    con = connect(args.lake, args.schema) if args.raw else connect_tables(args.lake, args.schema)
+    result = con.sql(args.sql)
+    if result is None:
+        return 0
+    if args.json:
+        names = [column[0] for column in result.description]
+        rows = [dict(zip(names, row)) for row in result.fetchall()]
+        print(json.dumps(rows, default=str, ensure_ascii=False))
+    else:
         result.show(max_rows=1000, max_width=200)
     return 0
 

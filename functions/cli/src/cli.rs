@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use source_core::klaviyo::topic::collection_for_topic;
 use source_core::secret::WriteKey;
 
+use crate::compact::{CompactArgs, compact};
 use crate::lake_dir::lake_dir;
 use crate::local_server::serve_with_limits;
 use crate::pull::command::{PullArgs, run_pull};
@@ -47,6 +48,10 @@ enum Command {
     /// Per metric and day: Klaviyo's event count, the distinct ids in the lake, the
     /// difference.
     Reconcile(ReconcileArgs),
+    /// Turn the lake's raw landing into tables that hold each event once (Parquet, one per
+    /// collection, a partition per day, under <lake>/_tables/<schema>/). Reads only raw
+    /// objects not yet consumed; exits 0 when everything raw is compacted.
+    Compact(CompactArgs),
 }
 
 /// Flags of `serve`. Settings given as flags go over the environment (see settings.rs).
@@ -80,6 +85,7 @@ pub async fn run() -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
         Command::Reconcile(args) => reconcile(&args.settings.config(environment)?, args)
             .await
             .map(|()| 0),
+        Command::Compact(args) => compact(&args.settings.config(environment)?).await,
         other => run_other(other).await.map(|()| 0),
     }
 }
@@ -102,7 +108,9 @@ async fn run_other(command: Command) -> Result<(), Box<dyn std::error::Error + S
             );
             Ok(())
         }
-        Command::Pull(_) | Command::Backfill(_) | Command::Reconcile(_) => Ok(()),
+        Command::Pull(_) | Command::Backfill(_) | Command::Reconcile(_) | Command::Compact(_) => {
+            Ok(())
+        }
     }
 }
 

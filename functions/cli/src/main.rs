@@ -3,6 +3,7 @@
 //! carries none of this.
 
 mod cli;
+mod compact;
 mod lake_dir;
 mod local_server;
 mod pull;

@@ -45,6 +45,14 @@ impl FlagGroup for Pull {
     ];
 }
 
+/// The settings of `compact`.
+#[derive(Debug, Clone)]
+pub struct Compact;
+
+impl FlagGroup for Compact {
+    const SETTINGS: &'static [Setting] = &[settings::LAKE_DIR, settings::SCHEMA_NAME];
+}
+
 /// The settings of `reconcile`.
 #[derive(Debug, Clone)]
 pub struct Reconcile;

@@ -12,6 +12,7 @@
 //! in the Lambda entry point.
 
 pub mod collection;
+pub mod compaction;
 pub mod decoded_object;
 pub mod event_time;
 pub mod firehose;

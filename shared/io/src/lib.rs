@@ -25,5 +25,6 @@ pub mod sink;
 pub mod start_checks;
 pub mod start_error;
 pub mod startup;
+pub mod tables;
 pub mod telemetry;
 pub mod write_key_secret;

@@ -1,0 +1,233 @@
+//! A table's columns and how a raw row's values become its cells. Columns only grow: a new
+//! property is appended at the end, never removed, renamed or reordered, so every file ever
+//! written has columns that are a prefix of the table's (Athena reads Parquet by name, Redshift
+//! Spectrum by position: both read every version).
+//!
+//! Declared columns keep their types: the times Segment's warehouses type as timestamps, and
+//! `context_klaviyo_identity_resolved` as a boolean. Every other column is text: a string
+//! value as it is, any other value (number, boolean, array, object) as its exact JSON text, so
+//! a number is never rounded and a number beside a string in another row is no conflict. A
+//! value that does not fit its declared type is null in its column and kept, under its
+//! column's name, in the row's `_cast_errors` (a JSON object). Past [`MAX_COLUMNS`] a table
+//! takes no new column: such values go to the row's `_extra` (a JSON object).
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Columns a table may have, its two own included. Athena and Glue allow far more; a cap
+/// keeps a caller who invents property names from growing a table without end.
+pub const MAX_COLUMNS: usize = 1_000;
+/// The row's values that did not fit their declared type, by column (JSON object text).
+pub const CAST_ERRORS: &str = "_cast_errors";
+/// The row's values whose columns are past the cap, by column (JSON object text).
+pub const EXTRA: &str = "_extra";
+
+/// A column's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    /// UTF-8 text.
+    Text,
+    /// A boolean.
+    Boolean,
+    /// A UTC instant, milliseconds.
+    Timestamp,
+}
+
+/// The declared type of `column`: [`ColumnType::Text`] unless named here.
+pub fn declared_type(column: &str) -> ColumnType {
+    match column {
+        "timestamp" | "original_timestamp" | "sent_at" | "received_at" | "uuid_ts" => {
+            ColumnType::Timestamp
+        }
+        "context_klaviyo_identity_resolved" => ColumnType::Boolean,
+        _ => ColumnType::Text,
+    }
+}
+
+/// One cell of a table row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// Text.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// Milliseconds since the Unix epoch, UTC.
+    Millis(i64),
+}
+
+/// A table's columns, in the order files hold them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableColumns {
+    columns: Vec<(String, ColumnType)>,
+}
+
+impl Default for TableColumns {
+    /// A new table: its own two columns first.
+    fn default() -> Self {
+        Self {
+            columns: vec![
+                (CAST_ERRORS.to_owned(), ColumnType::Text),
+                (EXTRA.to_owned(), ColumnType::Text),
+            ],
+        }
+    }
+}
+
+impl TableColumns {
+    /// The columns, in order.
+    pub fn columns(&self) -> &[(String, ColumnType)] {
+        &self.columns
+    }
+
+    /// Whether the table has `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.columns.iter().any(|(column, _)| column == name)
+    }
+
+    /// Appends every name of `names` the table lacks, in byte order, while the cap allows;
+    /// how many were added.
+    pub fn grow<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> usize {
+        let mut new: Vec<&str> = names.into_iter().filter(|name| !self.has(name)).collect();
+        new.sort_unstable();
+        new.dedup();
+        let room = MAX_COLUMNS.saturating_sub(self.columns.len());
+        let added = new.len().min(room);
+        self.columns.extend(
+            new.into_iter()
+                .take(added)
+                .map(|name| (name.to_owned(), declared_type(name))),
+        );
+        added
+    }
+}
+
+/// A row as the table holds it: a cell per column it has a value for.
+pub type TableRow = BTreeMap<String, Cell>;
+
+/// The table row of a raw row's `members`, for a table with `columns` (grown beforehand).
+pub fn table_row(members: Map<String, Value>, columns: &TableColumns) -> TableRow {
+    let mut row = TableRow::new();
+    let mut cast_errors = Map::new();
+    let mut extra = Map::new();
+    for (name, value) in members {
+        if !columns.has(&name) {
+            extra.insert(name, value);
+            continue;
+        }
+        match cell(&value, declared_type(&name)) {
+            Some(cell) => {
+                row.insert(name, cell);
+            }
+            None => {
+                cast_errors.insert(name, value);
+            }
+        }
+    }
+    if !cast_errors.is_empty() {
+        row.insert(
+            CAST_ERRORS.to_owned(),
+            Cell::Text(Value::Object(cast_errors).to_string()),
+        );
+    }
+    if !extra.is_empty() {
+        row.insert(
+            EXTRA.to_owned(),
+            Cell::Text(Value::Object(extra).to_string()),
+        );
+    }
+    row
+}
+
+/// `value` as a cell of type `ty`; `None` when it does not fit.
+fn cell(value: &Value, ty: ColumnType) -> Option<Cell> {
+    match (value, ty) {
+        (Value::Null, _) => Some(Cell::Null),
+        (Value::String(text), ColumnType::Text) => Some(Cell::Text(text.clone())),
+        (other, ColumnType::Text) => Some(Cell::Text(other.to_string())),
+        (Value::Bool(flag), ColumnType::Boolean) => Some(Cell::Bool(*flag)),
+        (Value::String(text), ColumnType::Timestamp) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|time| Cell::Millis(time.timestamp_millis())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn members(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn declared_columns_keep_their_types_and_the_rest_is_exact_text() {
+        let mut columns = TableColumns::default();
+        let raw: Value = serde_json::from_str(
+            r#"{"id":"k-1","timestamp":"2024-01-04T18:05:01.000Z","context_klaviyo_identity_resolved":true,
+                "klaviyo_esp":1,"big":123456789012345678901234567890,"e":1.50,"s":"Hi","n":null}"#,
+        )
+        .unwrap();
+        let raw = members(raw);
+        columns.grow(raw.keys().map(String::as_str));
+        let row = table_row(raw, &columns);
+        assert_eq!(row["timestamp"], Cell::Millis(1_704_391_501_000));
+        assert_eq!(row["context_klaviyo_identity_resolved"], Cell::Bool(true));
+        assert_eq!(row["klaviyo_esp"], Cell::Text("1".into()));
+        assert_eq!(
+            row["big"],
+            Cell::Text("123456789012345678901234567890".into())
+        );
+        assert_eq!(row["e"], Cell::Text("1.50".into()));
+        assert_eq!(row["s"], Cell::Text("Hi".into()));
+        assert_eq!(row["n"], Cell::Null);
+        assert!(!row.contains_key(CAST_ERRORS) && !row.contains_key(EXTRA));
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_is_null_and_kept_in_cast_errors() {
+        let mut columns = TableColumns::default();
+        columns.grow(["timestamp", "context_klaviyo_identity_resolved"]);
+        let row = table_row(
+            members(json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})),
+            &columns,
+        );
+        assert!(!row.contains_key("timestamp"));
+        let Cell::Text(errors) = &row[CAST_ERRORS] else {
+            panic!("no cast errors");
+        };
+        let errors: Value = serde_json::from_str(errors).unwrap();
+        assert_eq!(
+            errors,
+            json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})
+        );
+    }
+
+    #[test]
+    fn columns_are_appended_in_order_and_stop_at_the_cap() {
+        let mut columns = TableColumns::default();
+        assert_eq!(columns.grow(["b", "a", "b"]), 2);
+        assert_eq!(columns.grow(["c", "a"]), 1);
+        let names: Vec<&str> = columns.columns().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [CAST_ERRORS, EXTRA, "a", "b", "c"]);
+
+        let many: Vec<String> = (0..2 * MAX_COLUMNS).map(|i| format!("p{i:05}")).collect();
+        let added = columns.grow(many.iter().map(String::as_str));
+        assert_eq!(added, MAX_COLUMNS - 5);
+        assert_eq!(columns.columns().len(), MAX_COLUMNS);
+        let last = &many[2 * MAX_COLUMNS - 1];
+        let row = table_row(members(json!({"a": "x", last.clone(): 7})), &columns);
+        assert_eq!(row["a"], Cell::Text("x".into()));
+        assert_eq!(row[EXTRA], Cell::Text(format!(r#"{{"{last}":7}}"#)));
+    }
+}

@@ -1,0 +1,176 @@
+//! New raw copies of a partition's events against what its table already holds: which lines
+//! the next version takes. A copy of an id the table holds costs a rank (three members read,
+//! the rest of the line skipped) and is dropped unless it beats the kept row; a partition
+//! changes only when it gains an id or a better row.
+
+use std::collections::HashMap;
+
+use super::winner::{CopyRank, UnrankableLine};
+
+/// What became of one offered line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// An id the partition did not have.
+    NewId,
+    /// A copy that beats the one kept so far.
+    Better,
+    /// A copy that loses to the one kept: dropped.
+    Duplicate,
+}
+
+/// The merge of one partition: the ranks kept so far, and the lines that will replace them.
+#[derive(Debug, Default)]
+pub struct PartitionMerge {
+    ranks: HashMap<String, CopyRank>,
+    taken: HashMap<String, Vec<u8>>,
+    offered: u64,
+}
+
+impl PartitionMerge {
+    /// A merge over a committed version whose rows rank as `committed`.
+    pub fn over(committed: impl IntoIterator<Item = CopyRank>) -> Self {
+        Self {
+            ranks: committed
+                .into_iter()
+                .map(|rank| (rank.id.clone(), rank))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Offers the raw row `line`.
+    pub fn offer(&mut self, line: &[u8]) -> Result<Offer, UnrankableLine> {
+        let rank = CopyRank::of_line(line)?;
+        self.offered += 1;
+        let offer = match self.ranks.get(&rank.id) {
+            None => Offer::NewId,
+            Some(kept) if rank.beats(kept) => Offer::Better,
+            Some(_) => return Ok(Offer::Duplicate),
+        };
+        self.taken.insert(rank.id.clone(), line.to_vec());
+        self.ranks.insert(rank.id.clone(), rank);
+        Ok(offer)
+    }
+
+    /// Whether the partition needs a new version.
+    pub fn changed(&self) -> bool {
+        !self.taken.is_empty()
+    }
+
+    /// Raw copies offered that the next version does not take: each lost to a kept row or
+    /// to a better copy offered in the same run.
+    pub fn duplicates(&self) -> u64 {
+        self.offered - self.taken.len() as u64
+    }
+
+    /// The ranks of the new version (every id), and the lines it takes (id, line), by id.
+    pub fn finish(self) -> (Vec<CopyRank>, Vec<(String, Vec<u8>)>) {
+        let mut ranks: Vec<CopyRank> = self.ranks.into_values().collect();
+        ranks.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut taken: Vec<(String, Vec<u8>)> = self.taken.into_iter().collect();
+        taken.sort_by(|a, b| a.0.cmp(&b.0));
+        (ranks, taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A raw row of `id` received at second `at`, resolved or not, with a `body` member.
+    fn row(id: u32, at: u32, resolved: bool, body: u32) -> Vec<u8> {
+        format!(
+            r#"{{"id":"e{id}","context_klaviyo_identity_resolved":{resolved},"received_at":"2024-01-04T18:{:02}:{:02}.000Z","body":{body}}}"#,
+            at / 60 % 60,
+            at % 60
+        )
+        .into_bytes()
+    }
+
+    /// The winners of `lines` taken at once: the rule applied to every copy.
+    fn from_scratch(lines: &[Vec<u8>]) -> BTreeMap<String, Vec<u8>> {
+        let mut best: BTreeMap<String, (CopyRank, Vec<u8>)> = BTreeMap::new();
+        for line in lines {
+            let rank = CopyRank::of_line(line).unwrap();
+            let keep = best.get(&rank.id).is_none_or(|(kept, _)| rank.beats(kept));
+            if keep {
+                best.insert(rank.id.clone(), (rank, line.clone()));
+            }
+        }
+        best.into_iter().map(|(id, (_, line))| (id, line)).collect()
+    }
+
+    /// The model test: random copies, split into runs at random, in random order; after each
+    /// run the table holds each id once, every kept row is the rule's winner among the copies
+    /// seen so far, and the table equals a rebuild from scratch.
+    #[test]
+    fn any_order_and_any_runs_keep_each_id_once_with_the_rules_winner() {
+        let mut random = fastrand::Rng::with_seed(11);
+        for _ in 0..200 {
+            let ids = random.u32(1..30);
+            let lines: Vec<Vec<u8>> = (0..random.usize(1..120))
+                .map(|_| {
+                    row(
+                        random.u32(0..ids),
+                        random.u32(0..5),
+                        random.bool(),
+                        random.u32(0..3),
+                    )
+                })
+                .collect();
+            let mut table: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            let mut committed: Vec<CopyRank> = Vec::new();
+            let mut seen = 0;
+            while seen < lines.len() {
+                let run = random.usize(1..=lines.len() - seen);
+                let mut merge = PartitionMerge::over(committed.clone());
+                for line in &lines[seen..seen + run] {
+                    merge.offer(line).unwrap();
+                }
+                seen += run;
+                let changed = merge.changed();
+                let (ranks, taken) = merge.finish();
+                assert_eq!(changed, !taken.is_empty());
+                for (id, line) in taken {
+                    table.insert(id, line);
+                }
+                committed = ranks;
+                assert_eq!(table, from_scratch(&lines[..seen]));
+                assert_eq!(committed.len(), table.len());
+            }
+        }
+    }
+
+    #[test]
+    fn twenty_eight_copies_of_a_kept_row_change_nothing() {
+        let kept = row(1, 0, true, 0);
+        let mut merge = PartitionMerge::over([CopyRank::of_line(&kept).unwrap()]);
+        for _ in 0..28 {
+            assert_eq!(merge.offer(&kept).unwrap(), Offer::Duplicate);
+        }
+        assert!(!merge.changed());
+        assert_eq!(merge.duplicates(), 28);
+    }
+
+    #[test]
+    fn a_copy_replaced_within_one_run_counts_as_a_duplicate() {
+        let mut merge = PartitionMerge::default();
+        assert_eq!(merge.offer(&row(1, 30, true, 0)).unwrap(), Offer::NewId);
+        assert_eq!(merge.offer(&row(1, 10, true, 0)).unwrap(), Offer::Better);
+        assert_eq!(merge.offer(&row(2, 10, true, 0)).unwrap(), Offer::NewId);
+        assert_eq!(merge.duplicates(), 1);
+    }
+
+    #[test]
+    fn a_resolved_pulled_copy_replaces_an_unresolved_webhook_row() {
+        let webhook = row(1, 0, false, 0);
+        let pulled = row(1, 40, true, 1);
+        let mut merge = PartitionMerge::over([CopyRank::of_line(&webhook).unwrap()]);
+        assert_eq!(merge.offer(&pulled).unwrap(), Offer::Better);
+        let (ranks, taken) = merge.finish();
+        assert_eq!(taken, vec![("e1".to_owned(), pulled)]);
+        assert!(ranks[0].resolved);
+    }
+}

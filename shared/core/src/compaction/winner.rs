@@ -1,0 +1,135 @@
+//! Which copy of an event a table keeps. The raw landing holds an event as often as it was
+//! delivered (Firehose retries, a sender's retry after a 503, the pull's re-reads, webhook and
+//! pull both); a table holds it once per `id`, collection and day. The winner, in order:
+//!
+//! 1. a copy whose identity is resolved over one whose profile lookup failed
+//!    (`context_klaviyo_identity_resolved = false`): a pulled copy repairs a webhook row;
+//! 2. the earliest `received_at` (the first time the source had it);
+//! 3. the smallest SHA-256 of the row's JSON text: a fixed tie-break, so any order of arrival
+//!    and any split into runs keeps the same row.
+//!
+//! A row without `context_klaviyo_identity_resolved` (a Segment client's event) counts as
+//! resolved; one without `received_at` comes after every copy that has it.
+
+use std::cmp::Ordering;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// What ranks one copy of an event, read from its row without parsing the rest of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct CopyRank {
+    /// The event's id (the table's key).
+    pub id: String,
+    /// Whether its identity is resolved (see the module's rule 1).
+    pub resolved: bool,
+    /// `received_at` as rows write it (`YYYY-MM-DDTHH:MM:SS.mmmZ`, so text order is time
+    /// order); empty when the row has none.
+    pub received_at: String,
+    /// SHA-256 of the row's JSON text, hex.
+    pub hash: String,
+}
+
+/// The members of a row the rank needs; serde skips every other member without building it.
+#[derive(Deserialize)]
+struct RankWire {
+    id: String,
+    #[serde(default)]
+    context_klaviyo_identity_resolved: Option<bool>,
+    #[serde(default)]
+    received_at: Option<String>,
+}
+
+/// Why a raw line cannot be ranked: it is not a row with a text `id`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a row with a text id: {0}")]
+pub struct UnrankableLine(pub String);
+
+impl CopyRank {
+    /// The rank of the row whose JSON text is `line`.
+    pub fn of_line(line: &[u8]) -> Result<Self, UnrankableLine> {
+        let wire: RankWire =
+            serde_json::from_slice(line).map_err(|err| UnrankableLine(err.to_string()))?;
+        Ok(Self {
+            id: wire.id,
+            resolved: wire.context_klaviyo_identity_resolved != Some(false),
+            received_at: wire.received_at.unwrap_or_default(),
+            hash: hex::encode(Sha256::digest(line)),
+        })
+    }
+
+    /// Whether this copy wins over `other` (a copy of the same id).
+    pub fn beats(&self, other: &Self) -> bool {
+        self.order(other) == Ordering::Less
+    }
+
+    /// The rule as an order: the winner sorts first.
+    fn order(&self, other: &Self) -> Ordering {
+        other
+            .resolved
+            .cmp(&self.resolved)
+            .then_with(|| received_order(&self.received_at, &other.received_at))
+            .then_with(|| self.hash.cmp(&other.hash))
+    }
+}
+
+/// Earlier first; a missing time after any present one.
+fn received_order(a: &str, b: &str) -> Ordering {
+    match (a.is_empty(), b.is_empty()) {
+        (false, false) => a.cmp(b),
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (true, true) => Ordering::Equal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rank(line: &str) -> CopyRank {
+        CopyRank::of_line(line.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_resolved_copy_beats_an_earlier_unresolved_one() {
+        let webhook = rank(
+            r#"{"id":"klaviyo-1","context_klaviyo_identity_resolved":false,"received_at":"2024-01-04T18:05:30.000Z"}"#,
+        );
+        let pulled = rank(
+            r#"{"id":"klaviyo-1","context_klaviyo_identity_resolved":true,"received_at":"2024-01-05T00:00:00.000Z"}"#,
+        );
+        assert!(pulled.beats(&webhook));
+        assert!(!webhook.beats(&pulled));
+    }
+
+    #[test]
+    fn among_equals_the_earliest_then_the_smallest_hash_wins() {
+        let early = rank(r#"{"id":"a","received_at":"2024-01-04T18:05:30.000Z","x":1}"#);
+        let late = rank(r#"{"id":"a","received_at":"2024-01-04T18:06:00.000Z","x":0}"#);
+        assert!(early.beats(&late));
+        let one = rank(r#"{"id":"a","received_at":"2024-01-04T18:05:30.000Z","x":2}"#);
+        let (first, second) = if one.hash < early.hash {
+            (&one, &early)
+        } else {
+            (&early, &one)
+        };
+        assert!(first.beats(second) && !second.beats(first));
+        // A copy never beats itself: equal copies change nothing.
+        assert!(!early.beats(&early.clone()));
+    }
+
+    #[test]
+    fn a_segment_row_counts_as_resolved_and_a_missing_time_comes_last() {
+        let segment = rank(r#"{"id":"s","received_at":"2024-01-04T18:05:30.000Z"}"#);
+        assert!(segment.resolved);
+        let timeless = rank(r#"{"id":"s"}"#);
+        assert!(segment.beats(&timeless));
+    }
+
+    #[test]
+    fn a_line_without_a_text_id_is_refused() {
+        assert!(CopyRank::of_line(br#"{"id": 7}"#).is_err());
+        assert!(CopyRank::of_line(b"not json").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+"""The tables that hold each event once, end to end on the local lake: the real
+`klaviyo-source serve` fills the raw landing, copies are landed beside its objects the way
+Firehose retries, re-reads and a second source land them (whole objects under new names),
+the real `klaviyo-source compact` builds the tables, and DuckDB and pyarrow read them."""
+
+import fcntl
+import gzip
+import json
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+from conftest import ROOT, WRITE_KEY, ingest_binary
+from query_lake import connect, connect_tables, current_files
+from send_sample_webhook import post_webhook
+
+ALL_SIX = (ROOT / "tests/fixtures/webhooks/all_six_collections.json").read_bytes()
+SIX = ["email_bounced", "email_delivered", "email_link_clicked", "email_marked_as_spam",
+       "email_opened", "email_unsubscribed"]
+
+
+def compact(lake: Path, check=True):
+    result = subprocess.run([str(ingest_binary()), "compact", "--lake", str(lake)],
+                            capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+    return result
+
+
+def raw_objects(lake: Path, collection: str):
+    return sorted((lake / "klaviyo" / f"collection={collection}").glob("dt=*/*.gz"))
+
+
+def land_copy(original: Path, name: str, change=None):
+    """A copy of a raw object under another name: the same bytes (a retry), or its rows
+    changed by `change`."""
+    if change is None:
+        (original.parent / name).write_bytes(original.read_bytes())
+        return
+    lines = gzip.decompress(original.read_bytes()).decode().splitlines()
+    rows = [change(json.loads(line)) for line in lines if line]
+    (original.parent / name).write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+
+
+def table_files(lake: Path):
+    return {p: p.stat().st_mtime_ns for p in (lake / "_tables").rglob("*") if p.is_file()}
+
+
+def counts(lake: Path, table: str):
+    con = connect_tables(lake)
+    return con.execute(f'select count(*), count(distinct id) from "{table}"').fetchone()
+
+
+def test_each_event_once_and_a_rerun_with_nothing_new_writes_nothing(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    # Copies as Firehose retries and re-reads land them: whole objects under new names.
+    for collection in SIX:
+        [original] = raw_objects(lake, collection)
+        for copy in range(3):
+            land_copy(original, f"retry-{copy}.gz")
+    raw = connect(lake).execute("select count(*), count(distinct id) from tracks").fetchone()
+    assert raw == (24, 6)
+    report = compact(lake)
+    assert report["objects_read"] == 24 and report["versions_written"] == 6
+    assert report["new_ids"] == 6 and report["duplicates_dropped"] == 18
+    for collection in SIX:
+        assert counts(lake, collection) == (1, 1)
+    con = connect_tables(lake)
+    assert con.execute("select count(*), count(distinct id) from tracks").fetchone() == (6, 6)
+    # The seed's query, on the table.
+    assert con.execute("select count(*) from klaviyo.email_delivered").fetchone() == (1,)
+
+    before = table_files(lake)
+    again = compact(lake)
+    assert again == {"objects_read": 0, "versions_written": 0, "rows_written": 0, "new_ids": 0,
+                     "duplicates_dropped": 0, "unreadable_lines": 0}
+    assert table_files(lake) == before, "a re-run with nothing new wrote"
+
+
+def test_twenty_eight_copies_of_a_compacted_day_make_no_new_version(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    [original] = raw_objects(lake, "email_opened")
+    for copy in range(28):
+        land_copy(original, f"reread-{copy}.gz")
+    report = compact(lake)
+    assert report["objects_read"] == 28 and report["duplicates_dropped"] == 28
+    assert report["versions_written"] == 0
+    manifest = json.loads(next((lake / "_tables/klaviyo/email_opened").glob("dt=*/manifest.json")).read_text())
+    assert manifest["version"] == 1 and len(manifest["consumed"]) == 29
+    assert counts(lake, "email_opened") == (1, 1)
+
+
+def test_a_resolved_pulled_copy_repairs_an_unresolved_webhook_row(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    con = connect_tables(lake)
+    assert con.execute("select context_klaviyo_identity_resolved, user_id from email_opened").fetchone() == (False, None)
+
+    def pulled(row):
+        return {**row, "context_klaviyo_identity_resolved": True, "context_klaviyo_source": "pull",
+                "user_id": "crm-1", "received_at": "2024-01-05T00:00:00.000Z"}
+    [original] = raw_objects(lake, "email_opened")
+    land_copy(original, "pulled.gz", pulled)
+    report = compact(lake)
+    assert report["versions_written"] == 1 and report["new_ids"] == 0
+    con = connect_tables(lake)
+    assert con.execute("select count(*), bool_and(context_klaviyo_identity_resolved), max(user_id), "
+                       "max(context_klaviyo_source) from email_opened").fetchone() == (1, True, "crm-1", "pull")
+
+
+def test_a_new_property_is_a_new_column_appended_and_null_for_older_rows(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    [original] = raw_objects(lake, "email_opened")
+    day = original.parent.name
+
+    def later_event(row):
+        return {**row, "id": "klaviyo-later", "klaviyo_brand_new": 123456789012345678901234567890, "klaviyo_esp": "text now"}
+    land_copy(original, "later.gz", later_event)
+    compact(lake)
+    table = lake / "_tables/klaviyo/email_opened"
+    columns = [name for name, _ in json.loads((table / "_columns.json").read_text())["columns"]]
+    assert columns[-1] == "klaviyo_brand_new"
+    # Every version's file has a prefix of the table's columns, in order.
+    for file in table.rglob("part.parquet"):
+        names = pq.read_schema(file).names
+        assert names == columns[:len(names)], file
+    con = connect_tables(lake)
+    rows = dict(con.execute("select id, klaviyo_brand_new from email_opened").fetchall())
+    assert rows["klaviyo-later"] == "123456789012345678901234567890", "a number's exact text"
+    assert rows[next(i for i in rows if i != "klaviyo-later")] is None
+    # A number in one row beside text in another is no conflict: both are text.
+    assert sorted(r[0] for r in con.execute("select klaviyo_esp from email_opened").fetchall()) == ["1", "text now"]
+    assert (table / day / "v=1").exists() and (table / day / "v=2").exists()
+
+
+def test_a_value_that_does_not_fit_its_declared_type_is_kept_in_cast_errors(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    [original] = raw_objects(lake, "email_bounced")
+    land_copy(original, "odd.gz", lambda row: {**row, "id": "klaviyo-odd", "sent_at": "not a time"})
+    compact(lake)
+    con = connect_tables(lake)
+    sent_at, errors = con.execute("select sent_at, _cast_errors from email_bounced where id = 'klaviyo-odd'").fetchone()
+    assert sent_at is None and json.loads(errors) == {"sent_at": "not a time"}
+
+
+def test_readers_never_see_a_half_written_version_and_a_rerun_finishes_it(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    [original] = raw_objects(lake, "email_opened")
+    land_copy(original, "new.gz", lambda row: {**row, "id": "klaviyo-new"})
+    # What a run killed while writing version 2 leaves: a partial file, no manifest change.
+    partition = next((lake / "_tables/klaviyo/email_opened").glob("dt=*"))
+    (partition / "v=2").mkdir()
+    (partition / "v=2" / "part.parquet").write_bytes(b"PAR1 cut off")
+    assert [f.parent.name for f in current_files(lake / "_tables/klaviyo/email_opened")] == ["v=1"]
+    assert counts(lake, "email_opened") == (1, 1)
+    compact(lake)
+    assert counts(lake, "email_opened") == (2, 2)
+    pq.read_table(partition / "v=2" / "part.parquet")
+
+
+def test_a_second_compaction_waits_for_the_lock_and_says_so(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    lock_path = lake / "_tables/klaviyo/.compaction.lock"
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = compact(lake, check=False)
+        assert refused.returncode != 0 and "another compaction is running" in refused.stderr
+        assert not list((lake / "_tables").rglob("part.parquet"))
+    assert compact(lake)["versions_written"] == 6
+
+
+def test_the_query_tool_prints_json_rows_of_the_tables(endpoint):
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    result = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/query_lake.py"), "--lake", str(lake),
+                             "--json", "select event, count(*) as n from tracks group by event order by event"],
+                            capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout) == [{"event": slug, "n": 1} for slug in SIX]
+    # DuckDB reads the same files by name without the tool.
+    files = [str(f) for f in current_files(lake / "_tables/klaviyo/email_opened")]
+    assert duckdb.execute(f"select count(*) from read_parquet({files})").fetchone() == (1,)
