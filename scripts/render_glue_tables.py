@@ -170,12 +170,14 @@ def dedupe_query(table):
       WorkGroup: !Ref AthenaWorkGroup
       Name: !Sub '${{SchemaName}}.{table}_deduped view'
       Description: >-
-        Firehose delivers at least once; this view keeps one row per id (the first received).
+        Firehose delivers at least once; this view keeps one row per id, as the compacted
+        tables do: a resolved identity first, then the first received.
         Partitioned by dt and id so a dt filter prunes partitions below the window.
       QueryString: !Sub |
         CREATE OR REPLACE VIEW "${{SchemaName}}"."{table}_deduped" AS
         SELECT * FROM (
-          SELECT *, row_number() OVER (PARTITION BY {partition_by} ORDER BY received_at) AS row_rank
+          SELECT *, row_number() OVER (PARTITION BY {partition_by}
+            ORDER BY coalesce(context_klaviyo_identity_resolved, true) DESC, received_at) AS row_rank
           FROM "${{SchemaName}}"."{table}"
         ) WHERE row_rank = 1
 """

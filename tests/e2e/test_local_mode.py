@@ -2,12 +2,13 @@
 using the SQL the README shows."""
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import PREVIOUS_KEY, ROOT, WRITE_KEY, LocalEndpoint
-from query_lake import connect
+from conftest import PREVIOUS_KEY, ROOT, WRITE_KEY, LocalEndpoint, ingest_binary
+from query_lake import connect, connect_tables
 from send_sample_webhook import http_date, post_webhook, sign
 
 FIXTURES = ROOT / "tests/fixtures/webhooks"
@@ -54,6 +55,16 @@ def test_six_collections_land_once_each_and_a_replay_adds_no_id(endpoint):
     assert status == 200
     again = connect(endpoint.lake).sql(example("events_per_collection.sql")).fetchall()
     assert [(slug, ids) for slug, _, ids in again] == [(slug, 1) for slug in SIX_SLUGS]
+
+    # The README's examples on the compacted tables give the same answers.
+    subprocess.run([str(ingest_binary()), "compact", "--lake", str(endpoint.lake)], check=True,
+                   capture_output=True, timeout=120)
+    tables = connect_tables(endpoint.lake)
+    assert tables.sql(example("events_per_collection.sql")).fetchall() == [(slug, 1, 1) for slug in SIX_SLUGS]
+    delivered = tables.sql(example("email_delivered.sql"))
+    compacted = [dict(zip(delivered.columns, row)) for row in delivered.fetchall()]
+    assert [(r["id"], r["email_subject"], r["user_id"]) for r in compacted] == [
+        ("klaviyo-4vHPBsUkFKs", "Your January picks", None)]
 
 
 def test_the_previous_key_is_accepted_during_rotation(endpoint):
@@ -164,5 +175,5 @@ def test_the_readme_commands_run_the_command_line_binary():
     result = subprocess.run(["cargo", "run", "-q", "--locked", "-p", "klaviyo-source", "--", "--help"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    for command in ["serve", "pull", "backfill", "reconcile", "redrive"]:
+    for command in ["serve", "pull", "backfill", "compact", "reconcile", "redrive"]:
         assert f"\n  {command} " in result.stdout, result.stdout
