@@ -23,8 +23,11 @@ def lake(tmp_path):
     for day in ["2024-01-04", "2024-01-05"]:
         directory = tmp_path / f"klaviyo/collection=email_opened/dt={day}"
         directory.mkdir(parents=True)
-        rows = [{"id": f"{day}-{i}", "event": "email_opened", "received_at": f"{day}T00:00:0{copy}Z"}
-                for i in range(3) for copy in range(2)]  # every id delivered twice
+        # Every id delivered twice: first by a webhook whose profile lookup failed, a second
+        # later by the pull with the identity resolved.
+        rows = [{"id": f"{day}-{i}", "event": "email_opened", "received_at": f"{day}T00:00:0{copy}Z",
+                 "context_klaviyo_identity_resolved": copy == 1}
+                for i in range(3) for copy in range(2)]
         (directory / "part.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
     con = duckdb.connect()
     con.sql("create schema klaviyo")
@@ -41,7 +44,8 @@ def test_deduped_views_keep_one_row_per_id_and_prune_by_dt(tmp_path):
                            ("TracksDedupeViewQuery", "tracks_deduped")]:
         con.sql(view_sql(resource))
         rows = con.sql(f"select id, received_at from klaviyo.{view} order by id").fetchall()
-        assert len(rows) == 6 and all(received.second == 0 for _, received in rows), rows
+        # The tables' rule: the resolved copy, though received later.
+        assert len(rows) == 6 and all(received.second == 1 for _, received in rows), rows
         plan = con.sql(f"explain select * from klaviyo.{view} where dt = '2024-01-04'").fetchall()[0][1]
         assert "Scanning Files: 1/2" in plan, plan
 

@@ -76,7 +76,7 @@ def test_each_event_once_and_a_rerun_with_nothing_new_writes_nothing(endpoint):
     before = table_files(lake)
     again = compact(lake)
     assert again == {"objects_read": 0, "versions_written": 0, "rows_written": 0, "new_ids": 0,
-                     "duplicates_dropped": 0, "unreadable_lines": 0}
+                     "duplicates_dropped": 0, "unreadable_lines": 0, "lost_races": 0}
     assert table_files(lake) == before, "a re-run with nothing new wrote"
 
 
@@ -172,7 +172,7 @@ def test_readers_never_see_a_half_written_version_and_a_rerun_finishes_it(endpoi
 def test_a_second_compaction_waits_for_the_lock_and_says_so(endpoint):
     lake = endpoint.lake
     assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
-    lock_path = lake / "_tables/klaviyo/.compaction.lock"
+    lock_path = lake / "_tables/.compaction.lock"
     lock_path.parent.mkdir(parents=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -193,3 +193,45 @@ def test_the_query_tool_prints_json_rows_of_the_tables(endpoint):
     # DuckDB reads the same files by name without the tool.
     files = [str(f) for f in current_files(lake / "_tables/klaviyo/email_opened")]
     assert duckdb.execute(f"select count(*) from read_parquet({files})").fetchone() == (1,)
+
+
+def test_the_bucket_is_compacted_the_same_way_under_a_lease(endpoint, emulator, tmp_path):
+    """`compact --bucket` against the emulated lake bucket (moto's S3, conditional writes
+    included): the local lake's raw objects and copies of them, uploaded under the same keys
+    Firehose's partitioning gives, become the same tables."""
+    emulator.clear()
+    bucket = emulator.info["bucket"]
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    for collection in SIX:
+        [original] = raw_objects(endpoint.lake, collection)
+        key = original.relative_to(endpoint.lake).as_posix()
+        for name in ["firehose-1.gz", "firehose-2-retry.gz"]:
+            emulator.s3.put_object(Bucket=bucket, Key=key.rsplit("/", 1)[0] + "/" + name, Body=original.read_bytes())
+    env = {**emulator.env(), "PATH": "/usr/bin:/bin"}
+
+    def compact_bucket():
+        return subprocess.run([str(ingest_binary()), "compact", "--bucket", bucket], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    # A live lease of another run: this one stops at once and writes no table.
+    lease = {"holder": "other", "expires_at": "2999-01-01T00:00:00Z"}
+    emulator.s3.put_object(Bucket=bucket, Key="_tables/.compaction.lease", Body=json.dumps(lease).encode())
+    refused = compact_bucket()
+    assert refused.returncode != 0 and "another compaction is running" in refused.stderr, refused.stderr
+    assert not [k for k in emulator.keys("_tables/") if not k.endswith(".lease")]
+    # A lapsed one (a crashed run's) is taken over.
+    lease["expires_at"] = "2001-01-01T00:00:00Z"
+    emulator.s3.put_object(Bucket=bucket, Key="_tables/.compaction.lease", Body=json.dumps(lease).encode())
+    first = compact_bucket()
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["objects_read"], report["versions_written"], report["duplicates_dropped"]) == (12, 6, 6)
+    assert "_tables/.compaction.lease" not in emulator.keys("_tables/"), "the lease is given back"
+
+    copy = emulator.download("_tables/", tmp_path / "bucket")
+    con = connect_tables(copy)
+    assert con.execute("select count(*), count(distinct id) from tracks").fetchone() == (6, 6)
+    before = {k: emulator.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in emulator.keys("_tables/")}
+    again = compact_bucket()
+    assert json.loads(again.stdout)["objects_read"] == 0
+    assert {k: emulator.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in emulator.keys("_tables/")} == before

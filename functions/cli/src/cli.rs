@@ -85,7 +85,7 @@ pub async fn run() -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
         Command::Reconcile(args) => reconcile(&args.settings.config(environment)?, args)
             .await
             .map(|()| 0),
-        Command::Compact(args) => compact(&args.settings.config(environment)?).await,
+        Command::Compact(args) => compact(&args.settings.config(environment)?, &args).await,
         other => run_other(other).await.map(|()| 0),
     }
 }

@@ -1,8 +1,14 @@
-//! `klaviyo-source compact`: the local lake's raw landing into its tables (see
-//! `source_io::tables::local_compaction`).
+//! `klaviyo-source compact`: a lake's raw landing into its tables (see
+//! `source_io::tables::compaction_run`), in the local lake or, with `--bucket`, the bucket.
 
+use source_io::aws_clients::load_sdk_config;
 use source_io::config::Config;
-use source_io::tables::local_compaction::LocalTables;
+use source_io::s3_objects::S3Objects;
+use source_io::settings;
+use source_io::tables::compaction_run::Compaction;
+use source_io::tables::local_store::LocalStore;
+use source_io::tables::s3_store::S3Store;
+use source_io::tables::table_store::TableStore;
 
 use crate::lake_dir::lake_dir;
 use crate::setting_flags::{self, SettingFlags};
@@ -13,12 +19,27 @@ pub struct CompactArgs {
     /// The lake and its schema.
     #[command(flatten)]
     pub settings: SettingFlags<setting_flags::Compact>,
+    /// Compact the lake in this S3 bucket (the deployed lake) instead of a directory.
+    #[arg(long, conflicts_with = settings::LAKE_DIR.var)]
+    pub bucket: Option<String>,
 }
 
 /// Compacts the lake; prints what the run did as one JSON line; the exit status.
-pub async fn compact(config: &Config) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
-    let tables = LocalTables::new(lake_dir(config), config.schema.clone());
-    let report = tokio::task::spawn_blocking(move || tables.compact()).await??;
+pub async fn compact(
+    config: &Config,
+    args: &CompactArgs,
+) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+    let store: Box<dyn TableStore> = match &args.bucket {
+        Some(bucket) => Box::new(S3Store::new(
+            S3Objects::new(&load_sdk_config().await?),
+            bucket.clone(),
+            format!("pid-{}", std::process::id()),
+        )),
+        None => Box::new(LocalStore::new(lake_dir(config))),
+    };
+    let report = Compaction::new(store.as_ref(), config.schema.clone())
+        .run()
+        .await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(0)
 }

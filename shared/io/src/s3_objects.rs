@@ -138,6 +138,56 @@ impl S3Objects {
     }
 }
 
+impl S3Objects {
+    /// `ListObjectsV2` of every key under `prefix`, all pages, sorted.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify)?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// `DeleteObjects` of `keys`, up to 1,000 per call (S3's limit); absent keys are no error.
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html>
+    pub async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), S3Error> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| S3Error::Unreachable(err.to_string()))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|err| S3Error::Unreachable(err.to_string()))?;
+            self.client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+}
+
 /// An SDK error as the two cases callers act on: an answer with an error status is a
 /// refusal (status and S3's error code); anything without an answer is unreachable.
 fn classify<E>(err: SdkError<E, HttpResponse>) -> S3Error

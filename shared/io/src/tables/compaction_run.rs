@@ -1,0 +1,365 @@
+//! One compaction run over a lake (a local directory or the bucket, see [`TableStore`]): the
+//! raw landing under `<schema>/collection=*/dt=*/` into one Parquet table per collection under
+//! `_tables/<schema>/<collection>/`, each day a partition that holds each event once.
+//!
+//! A partition `dt=<day>/` holds versions `v=<n>/` (`part.parquet`, and `index.ndjson.gz`
+//! with the rank of every id it holds) and `manifest.json`, which names the current version
+//! and every raw object already consumed. A version is written whole before the manifest
+//! names it, and the manifest is replaced with a conditional write (only if still the
+//! version this run read), so a reader that follows the manifest never sees a half-written
+//! day or two versions of one, and a run that lost the race writes nothing over the winner.
+//! The version before the current one stays for readers that planned on it; older ones are
+//! deleted. A table's columns (`_columns.json`) only grow and are saved before any file that
+//! uses them. The store's lock keeps two runs apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Read, Write};
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use source_core::compaction::columns::{Cell, TableColumns, TableRow, table_row};
+use source_core::compaction::merge::PartitionMerge;
+use source_core::compaction::winner::CopyRank;
+
+use super::parquet_file::{TableFileError, read_table_file, write_table_file};
+use super::table_store::{Precondition, StoreError, TableStore};
+
+/// The tables' folder beside the raw landing's schema folder.
+pub const TABLES_DIR: &str = "_tables";
+
+/// Why a compaction could not finish; what it committed before stays committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactionError {
+    /// The store failed, or another run holds its lock.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A manifest, index or columns file, or a raw object, is not what it should be.
+    #[error("{key} is not readable: {detail}")]
+    Corrupt {
+        /// The object.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A table file could not be written or read.
+    #[error(transparent)]
+    TableFile(#[from] TableFileError),
+}
+
+fn corrupt(key: &str, detail: impl std::fmt::Display) -> CompactionError {
+    CompactionError::Corrupt {
+        key: key.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+/// A partition's manifest: the committed version and the raw objects it consumed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionManifest {
+    /// The current version (0: none yet).
+    pub version: u64,
+    /// Rows in the current version.
+    pub rows: u64,
+    /// Names of the raw objects consumed, in this partition's raw folder.
+    pub consumed: BTreeSet<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CompactionReport {
+    /// Raw objects read for the first time.
+    pub objects_read: u64,
+    /// Partitions given a new version.
+    pub versions_written: u64,
+    /// Rows in those new versions.
+    pub rows_written: u64,
+    /// Ids a table did not have before.
+    pub new_ids: u64,
+    /// Raw copies the tables did not take (they lost to a kept row or a better copy).
+    pub duplicates_dropped: u64,
+    /// Raw lines that are not rows (kept in the landing, counted here).
+    pub unreadable_lines: u64,
+    /// Partitions another writer committed first: left as that writer made them; the next
+    /// run reads what it did not consume.
+    pub lost_races: u64,
+}
+
+/// Compaction of one schema's lake in `store`.
+pub struct Compaction<'a> {
+    store: &'a dyn TableStore,
+    schema: String,
+}
+
+impl<'a> Compaction<'a> {
+    /// Compaction of `schema`'s raw landing in `store`.
+    pub fn new(store: &'a dyn TableStore, schema: impl Into<String>) -> Self {
+        Self {
+            store,
+            schema: schema.into(),
+        }
+    }
+
+    /// Compacts every raw object not yet consumed, under the store's lock.
+    pub async fn run(&self) -> Result<CompactionReport, CompactionError> {
+        self.store.lock().await?;
+        let result = self.run_locked().await;
+        let released = self.store.unlock().await;
+        let report = result?;
+        released?;
+        Ok(report)
+    }
+
+    async fn run_locked(&self) -> Result<CompactionReport, CompactionError> {
+        let mut report = CompactionReport::default();
+        let raw_prefix = format!("{}/", self.schema);
+        let mut partitions: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for key in self.store.list(&raw_prefix).await? {
+            // <schema>/collection=<c>/dt=<d>/<name>.gz
+            let mut parts = key[raw_prefix.len()..].split('/');
+            let (Some(collection), Some(day), Some(name), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Some(collection), Some(day)) = (
+                collection.strip_prefix("collection="),
+                day.strip_prefix("dt="),
+            ) else {
+                continue;
+            };
+            if name.ends_with(".gz") && !name.starts_with('.') {
+                partitions
+                    .entry((collection.to_owned(), day.to_owned()))
+                    .or_default()
+                    .push(name.to_owned());
+            }
+        }
+        for ((collection, day), names) in partitions {
+            self.compact_partition(&collection, &day, names, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    fn table_key(&self, collection: &str) -> String {
+        format!("{TABLES_DIR}/{}/{collection}", self.schema)
+    }
+
+    async fn compact_partition(
+        &self,
+        collection: &str,
+        day: &str,
+        names: Vec<String>,
+        report: &mut CompactionReport,
+    ) -> Result<(), CompactionError> {
+        let partition = format!("{}/dt={day}", self.table_key(collection));
+        let manifest_key = format!("{partition}/manifest.json");
+        let (manifest, manifest_tag) = match self.store.get(&manifest_key).await? {
+            Some(stored) => (
+                serde_json::from_slice::<PartitionManifest>(&stored.bytes)
+                    .map_err(|err| corrupt(&manifest_key, err))?,
+                Precondition::Matches(stored.tag),
+            ),
+            None => (PartitionManifest::default(), Precondition::Absent),
+        };
+        let new_names: Vec<String> = names
+            .into_iter()
+            .filter(|name| !manifest.consumed.contains(name))
+            .collect();
+        if new_names.is_empty() {
+            return Ok(());
+        }
+        let committed = if manifest.version > 0 {
+            let key = format!("{partition}/v={}/index.ndjson.gz", manifest.version);
+            read_index(&key, self.get_required(&key).await?)?
+        } else {
+            Vec::new()
+        };
+        let mut merge = PartitionMerge::over(committed);
+        for name in &new_names {
+            let key = format!("{}/collection={collection}/dt={day}/{name}", self.schema);
+            report.objects_read += 1;
+            for line in gzip_lines(&key, &self.get_required(&key).await?)? {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if merge.offer(&line).is_err() {
+                    report.unreadable_lines += 1;
+                }
+            }
+        }
+        let mut next = manifest.clone();
+        next.consumed.extend(new_names);
+        let duplicates = merge.duplicates();
+        if !merge.changed() {
+            // Only copies of rows already kept: the day keeps its version.
+            if self
+                .commit(&manifest_key, &next, manifest_tag, report)
+                .await?
+            {
+                report.duplicates_dropped += duplicates;
+            }
+            return Ok(());
+        }
+        let (ranks, taken) = merge.finish();
+        let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
+            let key = format!("{partition}/v={}/part.parquet", manifest.version);
+            read_table_file(self.get_required(&key).await?)?
+                .into_iter()
+                .filter_map(|row| Some((row_id(&row)?, row)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let new_ids = taken
+            .iter()
+            .filter(|(id, _)| !rows.contains_key(id))
+            .count() as u64;
+        let members: Vec<Map<String, Value>> = taken
+            .iter()
+            .filter_map(|(_, line)| match serde_json::from_slice(line) {
+                Ok(Value::Object(members)) => Some(members),
+                _ => None,
+            })
+            .collect();
+        let columns_key = format!("{}/_columns.json", self.table_key(collection));
+        let mut columns: TableColumns = match self.store.get(&columns_key).await? {
+            Some(stored) => {
+                serde_json::from_slice(&stored.bytes).map_err(|err| corrupt(&columns_key, err))?
+            }
+            None => TableColumns::default(),
+        };
+        if columns.grow(members.iter().flat_map(|m| m.keys().map(String::as_str))) > 0 {
+            // Saved before any file that has them: a file's columns are always a prefix of
+            // the table's.
+            let bytes =
+                serde_json::to_vec_pretty(&columns).map_err(|err| corrupt(&columns_key, err))?;
+            self.store
+                .put(&columns_key, bytes, Precondition::None)
+                .await?;
+        }
+        for members in members {
+            let row = table_row(members, &columns);
+            if let Some(id) = row_id(&row) {
+                rows.insert(id, row);
+            }
+        }
+        let rows: Vec<TableRow> = rows.into_values().collect();
+        let version = manifest.version + 1;
+        let version_dir = format!("{partition}/v={version}");
+        // A version left half-written by a killed run is written again whole.
+        self.store
+            .put(
+                &format!("{version_dir}/part.parquet"),
+                write_table_file(&columns, &rows)?,
+                Precondition::None,
+            )
+            .await?;
+        self.store
+            .put(
+                &format!("{version_dir}/index.ndjson.gz"),
+                index_bytes(&ranks)?,
+                Precondition::None,
+            )
+            .await?;
+        next.version = version;
+        next.rows = rows.len() as u64;
+        if !self
+            .commit(&manifest_key, &next, manifest_tag, report)
+            .await?
+        {
+            return Ok(());
+        }
+        report.versions_written += 1;
+        report.rows_written += rows.len() as u64;
+        report.new_ids += new_ids;
+        report.duplicates_dropped += duplicates;
+        // The previous version stays for readers that planned on it; older ones go.
+        let older: Vec<String> = self
+            .store
+            .list(&format!("{partition}/v="))
+            .await?
+            .into_iter()
+            .filter(|key| {
+                key[partition.len() + 3..]
+                    .split('/')
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|v| v + 1 < version)
+            })
+            .collect();
+        self.store.delete(&older).await?;
+        Ok(())
+    }
+
+    /// Replaces the manifest if it is still the one read; whether this run's version is the
+    /// one committed (a lost race leaves the other writer's).
+    async fn commit(
+        &self,
+        key: &str,
+        manifest: &PartitionManifest,
+        read_as: Precondition,
+        report: &mut CompactionReport,
+    ) -> Result<bool, CompactionError> {
+        let bytes = serde_json::to_vec_pretty(manifest).map_err(|err| corrupt(key, err))?;
+        match self.store.put(key, bytes, read_as).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => {
+                report.lost_races += 1;
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn get_required(&self, key: &str) -> Result<Bytes, CompactionError> {
+        self.store
+            .get(key)
+            .await?
+            .map(|stored| stored.bytes)
+            .ok_or_else(|| corrupt(key, "listed or named, but not there"))
+    }
+}
+
+fn row_id(row: &TableRow) -> Option<String> {
+    match row.get("id") {
+        Some(Cell::Text(id)) => Some(id.clone()),
+        _ => None,
+    }
+}
+
+/// The lines of a gzip NDJSON object (one or more gzip members).
+fn gzip_lines(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CompactionError> {
+    std::io::BufReader::new(MultiGzDecoder::new(bytes))
+        .split(b'\n')
+        .collect::<Result<_, _>>()
+        .map_err(|err| corrupt(key, err))
+}
+
+fn read_index(key: &str, bytes: Bytes) -> Result<Vec<CopyRank>, CompactionError> {
+    let mut text = Vec::new();
+    MultiGzDecoder::new(&bytes[..])
+        .read_to_end(&mut text)
+        .map_err(|err| corrupt(key, err))?;
+    text.split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).map_err(|err| corrupt(key, err)))
+        .collect()
+}
+
+fn index_bytes(ranks: &[CopyRank]) -> Result<Vec<u8>, CompactionError> {
+    let mut text = Vec::new();
+    for rank in ranks {
+        serde_json::to_writer(&mut text, rank).map_err(|err| corrupt("index", err))?;
+        text.push(b'\n');
+    }
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder
+        .write_all(&text)
+        .and_then(|()| encoder.finish())
+        .map_err(|err| corrupt("index", err))
+}
