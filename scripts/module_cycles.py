@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CRATES = ["shared/core", "shared/io", "functions/endpoint", "functions/pull", "functions/cli"]
+CRATES = ["shared/core", "shared/io", "functions/endpoint", "functions/pull", "functions/compaction",
+          "functions/cli"]
 PATH = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 GROUP = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^{}]*)\}")
 COMMENT = re.compile(r"//[^\n]*")

@@ -32,7 +32,7 @@ echo "== bounded fuzzing (60 s per target)"
 bash fuzz/run.sh 60
 
 echo "== template checks and end-to-end tests (local lake, emulated AWS stack, soak)"
-cargo build --locked -p klaviyo-source -p endpoint -p pull
+cargo build --locked -p klaviyo-source -p endpoint -p pull -p compaction
 export INGEST_BIN="$root/target/debug/klaviyo-source"
 export PULL_BIN="$root/target/debug/pull"
 .venv/bin/python -m pytest -q tests/layout tests/template tests/e2e

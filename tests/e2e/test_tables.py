@@ -235,3 +235,23 @@ def test_the_bucket_is_compacted_the_same_way_under_a_lease(endpoint, emulator, 
     again = compact_bucket()
     assert json.loads(again.stdout)["objects_read"] == 0
     assert {k: emulator.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in emulator.keys("_tables/")} == before
+
+
+def test_the_deployed_compaction_function_compacts_the_bucket(endpoint, emulator):
+    """The `compaction` binary the stack deploys, run once outside Lambda with the variables
+    the stack gives it (LAKE_BUCKET, SCHEMA_NAME) and the runtime's credentials."""
+    emulator.clear()
+    bucket = emulator.info["bucket"]
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    for collection in SIX:
+        [original] = raw_objects(endpoint.lake, collection)
+        emulator.s3.put_object(Bucket=bucket, Key=original.relative_to(endpoint.lake).as_posix(),
+                               Body=original.read_bytes())
+    env = {"PATH": "/usr/bin:/bin", **emulator.env(), "LAKE_BUCKET": bucket, "SCHEMA_NAME": "klaviyo"}
+    binary = ingest_binary().parent / "compaction"
+    first = subprocess.run([str(binary)], capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["versions_written"] == 6
+    missing = subprocess.run([str(binary)], capture_output=True, text=True,
+                             env={**env, "LAKE_BUCKET": ""}, timeout=120)
+    assert missing.returncode != 0 and "LAKE_BUCKET" in missing.stderr

@@ -1,16 +1,14 @@
-//! `bootstrap redrive`: sends the rows in the dead-letter store to Firehose again, and
+//! `klaviyo-source redrive`: sends the rows in the dead-letter store to Firehose again, and
 //! deletes each object only once all its rows were accepted. Rows keep their ids, so a
 //! redrive that overlaps an earlier partial delivery adds no distinct ids.
 
 use std::sync::Arc;
 
-use aws_sdk_s3::Client;
-use source_io::sink::EventSink;
-use source_io::sink::dead_letter::decode_dead_letter;
-
-use source_io::aws_clients::{load_sdk_config, s3_client};
+use source_io::aws_clients::load_sdk_config;
 use source_io::config::{Config, SinkConfig};
 use source_io::s3_objects::S3Objects;
+use source_io::sink::EventSink;
+use source_io::sink::dead_letter::decode_dead_letter;
 use source_io::startup::firehose_sink;
 
 /// Why a redrive stopped (an AWS call, a dead-letter object that does not decode).
@@ -35,44 +33,24 @@ pub async fn redrive(config: &Config) -> Result<RedriveSummary, RedriveError> {
         return Err("redrive needs DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET".into());
     };
     let sdk = load_sdk_config().await?;
-    let s3 = s3_client(&sdk);
-    let sink = firehose_sink(
-        firehose,
-        &config.schema,
-        &sdk,
-        Arc::new(S3Objects::new(&sdk)),
-    );
+    let s3 = Arc::new(S3Objects::new(&sdk));
+    let sink = firehose_sink(firehose, &config.schema, &sdk, s3.clone());
+    let bucket = &firehose.dead_letter_bucket;
     let mut summary = RedriveSummary::default();
-    for key in list_keys(
-        &s3,
-        &firehose.dead_letter_bucket,
-        &firehose.dead_letter_prefix,
-    )
-    .await?
-    {
+    for key in s3.list(bucket, &firehose.dead_letter_prefix).await? {
         summary.objects += 1;
-        let object = s3
-            .get_object()
-            .bucket(&firehose.dead_letter_bucket)
-            .key(&key)
-            .send()
-            .await?
-            .body
-            .collect()
-            .await?
-            .into_bytes();
-        let rows = decode_dead_letter(&object)?;
+        let Some(object) = s3.get(bucket, &key).await? else {
+            // Deleted since the listing (another redrive): nothing left to send.
+            continue;
+        };
+        let rows = decode_dead_letter(&object.body)?;
         let count = rows.len();
         // An operator's command, not a request: each object gets API Gateway's whole budget.
         let deadline = tokio::time::Instant::now()
             + source_io::request_deadline::API_GATEWAY_INTEGRATION_TIMEOUT;
         let report = sink.deliver(rows, deadline).await?;
         if report.spilled == 0 {
-            s3.delete_object()
-                .bucket(&firehose.dead_letter_bucket)
-                .key(&key)
-                .send()
-                .await?;
+            s3.delete(bucket, std::slice::from_ref(&key)).await?;
             summary.redriven += 1;
             summary.rows += count;
         } else {
@@ -80,23 +58,4 @@ pub async fn redrive(config: &Config) -> Result<RedriveSummary, RedriveError> {
         }
     }
     Ok(summary)
-}
-
-async fn list_keys(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<String>, RedriveError> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        keys.extend(
-            page?
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_owned)),
-        );
-    }
-    Ok(keys)
 }

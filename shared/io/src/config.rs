@@ -92,6 +92,8 @@ pub struct Config {
     pub pull_requests_per_minute: u32,
     /// The bucket of the scheduled pull's state object; `None` when not set.
     pub pull_state_bucket: Option<String>,
+    /// The lake bucket the compaction function compacts.
+    pub lake_bucket: Option<String>,
     /// The key of the pull's state object (in that bucket, or a backfill's `--bucket`).
     pub pull_state_key: String,
     /// Channels the scheduled pull reads.
@@ -197,6 +199,7 @@ impl Config {
             identity,
             pull_requests_per_minute: u32::try_from(pull_requests_per_minute).unwrap_or(u32::MAX),
             pull_state_bucket: read(&settings::PULL_STATE_BUCKET),
+            lake_bucket: read(&settings::LAKE_BUCKET),
             pull_state_key: text(&settings::PULL_STATE_KEY)?,
             pull_channels: parse_channels(text(&settings::PULL_CHANNELS)?)?,
         })

@@ -274,6 +274,13 @@ pub const ONLY_OWN_PROFILES: Setting = setting(
     Value("false"),
     "Store only events of profiles with an external_id",
 );
+/// The lake bucket the compaction function reads the raw landing from and writes the tables to.
+pub const LAKE_BUCKET: Setting = setting(
+    "LAKE_BUCKET",
+    Flag::None,
+    Described("stack: the data bucket"),
+    "Bucket of the lake the compaction function compacts",
+);
 /// The bucket holding the scheduled pull's state object.
 pub const PULL_STATE_BUCKET: Setting = setting(
     "PULL_STATE_BUCKET",
@@ -305,7 +312,7 @@ pub const PULL_REQUESTS_PER_MINUTE: Setting = setting(
 );
 
 /// Every setting, in the README table's order.
-pub const ALL: [Setting; 26] = [
+pub const ALL: [Setting; 27] = [
     WRITE_KEY,
     WRITE_KEY_PREVIOUS,
     SEGMENT_WRITE_KEY,
@@ -332,6 +339,7 @@ pub const ALL: [Setting; 26] = [
     PULL_STATE_KEY,
     PULL_CHANNELS,
     PULL_REQUESTS_PER_MINUTE,
+    LAKE_BUCKET,
 ];
 
 #[cfg(test)]

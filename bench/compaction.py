@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Compaction throughput, memory and size on realistic rows: a day of DISTINCT events spread
+over 12 collections (rows made from the webhook fixture's real rows, ids varied), landed as
+gzip NDJSON objects of 5,000 rows the way the local lake and Firehose land them, then:
+
+1. `klaviyo-source compact` over one copy of each row: new rows parsed and written;
+2. COPIES - 1 further copies of every object landed (retries, re-reads) and compacted again:
+   duplicates dropped without a new version.
+
+Prints one JSON line per step (rows, CPU seconds, rows/s per core, peak RSS) and the sizes of
+the day's Parquet files against the gzip NDJSON of its distinct rows. Loopback-free: files
+only. `.venv/bin/python bench/compaction.py --binary target/release/klaviyo-source`
+"""
+
+import argparse
+import gzip
+import json
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests/fixtures/expected/all_six_collections.ndjson"
+COLLECTIONS = ["email_delivered", "email_opened", "email_link_clicked", "email_unsubscribed", "email_bounced",
+               "email_marked_as_spam", "dropped_email", "received_sms", "clicked_sms", "order_completed",
+               "page_viewed", "subscribed_to_list"]
+ROWS_PER_OBJECT = 5_000
+
+
+def land(lake: Path, distinct: int, copy: int) -> int:
+    """Lands copy number `copy` of every row; the bytes of the objects written."""
+    templates = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    written = 0
+    per_collection = distinct // len(COLLECTIONS)
+    for c, collection in enumerate(COLLECTIONS):
+        directory = lake / "klaviyo" / f"collection={collection}" / "dt=2024-01-04"
+        directory.mkdir(parents=True, exist_ok=True)
+        for start in range(0, per_collection, ROWS_PER_OBJECT):
+            lines = []
+            for i in range(start, min(start + ROWS_PER_OBJECT, per_collection)):
+                row = dict(templates[i % len(templates)])
+                row["id"] = f"klaviyo-{c:02d}{i:08d}"
+                row["event"] = collection
+                row["klaviyo_message"] = f"01HK{i % 977:06d}"
+                lines.append(json.dumps(row, separators=(",", ":")))
+            body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6)
+            (directory / f"copy{copy}-{start:08d}.gz").write_bytes(body)
+            written += len(body)
+    return written
+
+
+def compact(binary: str, lake: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    result = subprocess.run([binary, "compact", "--lake", str(lake)], capture_output=True, text=True, check=True)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = json.loads(result.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {**report, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(after.ru_maxrss / 1024, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=str(ROOT / "target/release/klaviyo-source"))
+    parser.add_argument("--distinct", type=int, default=1_000_000)
+    parser.add_argument("--copies", type=int, default=5)
+    args = parser.parse_args()
+    lake = Path(tempfile.mkdtemp(prefix="compaction-bench-"))
+    try:
+        raw_bytes = land(lake, args.distinct, 0)
+        first = compact(args.binary, lake)
+        rows = first["rows_written"]
+        print(json.dumps({"step": "new rows parsed and written", "rows": rows,
+                          "rows_per_cpu_s": round(rows / first["cpu_s"]), **first}))
+        for copy in range(1, args.copies):
+            land(lake, args.distinct, copy)
+        second = compact(args.binary, lake)
+        dropped = second["duplicates_dropped"]
+        print(json.dumps({"step": f"{args.copies - 1} more copies of each row dropped", "rows": dropped,
+                          "rows_per_cpu_s": round(dropped / second["cpu_s"]) if second["cpu_s"] else None,
+                          **second}))
+        parquet = sum(p.stat().st_size for p in (lake / "_tables").rglob("part.parquet"))
+        print(json.dumps({"step": "sizes", "distinct_rows_gzip_ndjson_bytes": raw_bytes, "parquet_bytes": parquet,
+                          "parquet_to_gzip_ndjson": round(parquet / raw_bytes, 3)}))
+    finally:
+        shutil.rmtree(lake, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

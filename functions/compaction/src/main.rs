@@ -1,0 +1,94 @@
+//! The deployed compaction: in Lambda each scheduled invocation is one run over the lake
+//! bucket (`LAKE_BUCKET`, schema `SCHEMA_NAME`); outside Lambda one run with the same
+//! configuration, for trying it against the deployed bucket or an emulator. A run that finds
+//! another holding the lake's lease ends as a success (the other run does the work).
+
+use std::process::ExitCode;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use source_io::aws_clients::sdk_config_from_lambda_environment;
+use source_io::config::Config;
+use source_io::s3_objects::S3Objects;
+use source_io::settings::Mode;
+use source_io::tables::compaction_run::{Compaction, CompactionError};
+use source_io::tables::s3_store::S3Store;
+use source_io::tables::table_store::StoreError;
+use source_io::telemetry::{init_logging, json_logs};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let env = |key: &str| std::env::var(key).ok();
+    let in_lambda = env("AWS_LAMBDA_RUNTIME_API").is_some();
+    init_logging(json_logs(in_lambda, env), env);
+    let (store, schema) = match start(env) {
+        Ok(started) => started,
+        Err(err) => {
+            tracing::error!(error = %err, "start-up failed");
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if in_lambda {
+        let (store, schema) = (&store, schema.as_str());
+        let handler = service_fn(move |_: LambdaEvent<Value>| async move {
+            run(store, schema)
+                .await
+                .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+        });
+        return match lambda_runtime::run(handler).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(error = %err, "runtime failed");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(&store, &schema).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The store and schema from the configuration and the Lambda runtime's variables.
+fn start(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(S3Store, String), Box<dyn std::error::Error + Send + Sync>> {
+    let config = Config::from_lookup(Mode::Lambda, &env)?;
+    let bucket = config
+        .lake_bucket
+        .clone()
+        .ok_or("the compaction needs LAKE_BUCKET: the lake bucket to compact")?;
+    let sdk = sdk_config_from_lambda_environment(&env)?;
+    let holder = env("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| "local".into());
+    Ok((
+        S3Store::new(S3Objects::new(&sdk), bucket, holder),
+        config.schema,
+    ))
+}
+
+/// One run; its report as JSON (logged too). A held lease is a success: the run holding it
+/// compacts what this one would have.
+async fn run(store: &S3Store, schema: &str) -> Result<Value, CompactionError> {
+    match Compaction::new(store, schema).run().await {
+        Ok(report) => {
+            let report = json!(report);
+            tracing::info!(report = %report, "compaction run");
+            Ok(report)
+        }
+        Err(CompactionError::Store(StoreError::Locked(place))) => {
+            tracing::info!(lease = %place, "another compaction holds the lake; nothing to do");
+            Ok(json!({"skipped": "another compaction holds the lake"}))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "compaction failed; the next run continues");
+            Err(err)
+        }
+    }
+}
