@@ -15,11 +15,10 @@ only. `.venv/bin/python bench/compaction.py --binary target/release/klaviyo-sour
 import argparse
 import gzip
 import json
-import resource
 import shutil
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,15 +51,23 @@ def land(lake: Path, distinct: int, copy: int) -> int:
     return written
 
 
+# Runs the command in a child of its own, so the peak RSS is this run's alone.
+MEASURE = """
+import json, resource, subprocess, sys, time
+started = time.monotonic()
+out = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True).stdout
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"report": json.loads(out), "wall_s": time.monotonic() - started,
+                  "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_kib": usage.ru_maxrss}))
+"""
+
+
 def compact(binary: str, lake: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    result = subprocess.run([binary, "compact", "--lake", str(lake)], capture_output=True, text=True, check=True)
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report = json.loads(result.stdout)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {**report, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(after.ru_maxrss / 1024, 1)}
+    result = subprocess.run([sys.executable, "-c", MEASURE, binary, "compact", "--lake", str(lake)],
+                            capture_output=True, text=True, check=True)
+    measured = json.loads(result.stdout)
+    return {**measured["report"], "wall_s": round(measured["wall_s"], 2), "cpu_s": round(measured["cpu_s"], 2),
+            "peak_rss_mib": round(measured["peak_rss_kib"] / 1024, 1)}
 
 
 def main() -> int:
