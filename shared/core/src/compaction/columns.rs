@@ -11,7 +11,7 @@
 //! column's name, in the row's `_cast_errors` (a JSON object). Past [`MAX_COLUMNS`] a table
 //! takes no new column: such values go to the row's `_extra` (a JSON object).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
@@ -63,19 +63,46 @@ pub enum Cell {
 
 /// A table's columns, in the order files hold them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ColumnList", into = "ColumnList")]
 pub struct TableColumns {
     columns: Vec<(String, ColumnType)>,
+    /// The names, for a lookup per value that does not grow with the table.
+    names: HashSet<String>,
+}
+
+/// How a table's columns are stored (`_columns.json`).
+#[derive(Clone, Serialize, Deserialize)]
+struct ColumnList {
+    columns: Vec<(String, ColumnType)>,
+}
+
+impl From<ColumnList> for TableColumns {
+    fn from(list: ColumnList) -> Self {
+        let names = list.columns.iter().map(|(name, _)| name.clone()).collect();
+        Self {
+            columns: list.columns,
+            names,
+        }
+    }
+}
+
+impl From<TableColumns> for ColumnList {
+    fn from(table: TableColumns) -> Self {
+        Self {
+            columns: table.columns,
+        }
+    }
 }
 
 impl Default for TableColumns {
     /// A new table: its own two columns first.
     fn default() -> Self {
-        Self {
+        Self::from(ColumnList {
             columns: vec![
                 (CAST_ERRORS.to_owned(), ColumnType::Text),
                 (EXTRA.to_owned(), ColumnType::Text),
             ],
-        }
+        })
     }
 }
 
@@ -87,22 +114,21 @@ impl TableColumns {
 
     /// Whether the table has `name`.
     pub fn has(&self, name: &str) -> bool {
-        self.columns.iter().any(|(column, _)| column == name)
+        self.names.contains(name)
     }
 
     /// Appends every name of `names` the table lacks, in byte order, while the cap allows;
     /// how many were added.
     pub fn grow<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> usize {
-        let mut new: Vec<&str> = names.into_iter().filter(|name| !self.has(name)).collect();
+        let new: HashSet<&str> = names.into_iter().filter(|name| !self.has(name)).collect();
+        let mut new: Vec<&str> = new.into_iter().collect();
         new.sort_unstable();
-        new.dedup();
         let room = MAX_COLUMNS.saturating_sub(self.columns.len());
         let added = new.len().min(room);
-        self.columns.extend(
-            new.into_iter()
-                .take(added)
-                .map(|name| (name.to_owned(), declared_type(name))),
-        );
+        for name in new.into_iter().take(added) {
+            self.names.insert(name.to_owned());
+            self.columns.push((name.to_owned(), declared_type(name)));
+        }
         added
     }
 }
