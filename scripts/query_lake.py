@@ -68,9 +68,9 @@ def current_files(table: Path) -> list[Path]:
     """The current version's file of each day of a compacted table, as its manifest says."""
     files = []
     for manifest in sorted(table.glob("dt=*/manifest.json")):
-        version = json.loads(manifest.read_text())["version"]
-        if version > 0:
-            files.append(manifest.parent / f"v={version}" / "part.parquet")
+        current = json.loads(manifest.read_text())
+        if current["version"] > 0:
+            files.append(manifest.parent / current["dir"] / "part.parquet")
     return files
 
 

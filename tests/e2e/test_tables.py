@@ -138,7 +138,8 @@ def test_a_new_property_is_a_new_column_appended_and_null_for_older_rows(endpoin
     assert rows[next(i for i in rows if i != "klaviyo-later")] is None
     # A number in one row beside text in another is no conflict: both are text.
     assert sorted(r[0] for r in con.execute("select klaviyo_esp from email_opened").fetchall()) == ["1", "text now"]
-    assert (table / day / "v=1").exists() and (table / day / "v=2").exists()
+    # The version before the current one stays for readers that planned on it.
+    assert sorted(d.name.split("-")[0] for d in (table / day).glob("v=*")) == ["v=1", "v=2"]
 
 
 def test_a_value_that_does_not_fit_its_declared_type_is_kept_in_cast_errors(endpoint):
@@ -158,15 +159,19 @@ def test_readers_never_see_a_half_written_version_and_a_rerun_finishes_it(endpoi
     compact(lake)
     [original] = raw_objects(lake, "email_opened")
     land_copy(original, "new.gz", lambda row: {**row, "id": "klaviyo-new"})
-    # What a run killed while writing version 2 leaves: a partial file, no manifest change.
+    # What a run killed while writing version 2 leaves: a partial file in its own folder, no
+    # manifest change.
     partition = next((lake / "_tables/klaviyo/email_opened").glob("dt=*"))
-    (partition / "v=2").mkdir()
-    (partition / "v=2" / "part.parquet").write_bytes(b"PAR1 cut off")
-    assert [f.parent.name for f in current_files(lake / "_tables/klaviyo/email_opened")] == ["v=1"]
+    (partition / "v=2-killedrun").mkdir()
+    (partition / "v=2-killedrun" / "part.parquet").write_bytes(b"PAR1 cut off")
+    [current] = current_files(lake / "_tables/klaviyo/email_opened")
+    assert current.parent.name.startswith("v=1-")
     assert counts(lake, "email_opened") == (1, 1)
     compact(lake)
     assert counts(lake, "email_opened") == (2, 2)
-    pq.read_table(partition / "v=2" / "part.parquet")
+    [current] = current_files(lake / "_tables/klaviyo/email_opened")
+    assert current.parent.name.startswith("v=2-") and current.parent.name != "v=2-killedrun"
+    assert pq.read_table(current).num_rows == 2
 
 
 def test_a_second_compaction_waits_for_the_lock_and_says_so(endpoint):

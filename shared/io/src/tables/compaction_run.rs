@@ -2,7 +2,7 @@
 //! raw landing under `<schema>/collection=*/dt=*/` into one Parquet table per collection under
 //! `_tables/<schema>/<collection>/`, each day a partition that holds each event once.
 //!
-//! A partition `dt=<day>/` holds versions `v=<n>/` (`part.parquet`, and `index.ndjson.gz`
+//! A partition `dt=<day>/` holds versions `v=<n>-<run>/` (`part.parquet`, and `index.ndjson.gz`
 //! with the rank of every id it holds) and `manifest.json`, which names the current version
 //! and every raw object already consumed. A version is written whole before the manifest
 //! names it, and the manifest is replaced with a conditional write (only if still the
@@ -62,6 +62,11 @@ fn corrupt(key: &str, detail: impl std::fmt::Display) -> CompactionError {
 pub struct PartitionManifest {
     /// The current version (0: none yet).
     pub version: u64,
+    /// Its folder in the partition, `v=<version>-<run>`: each run writes a version into a
+    /// folder of its own, so a run that loses the race for the manifest never overwrites the
+    /// files the winner committed.
+    #[serde(default)]
+    pub dir: String,
     /// Rows in the current version.
     pub rows: u64,
     /// Names of the raw objects consumed, in this partition's raw folder.
@@ -92,6 +97,8 @@ pub struct CompactionReport {
 pub struct Compaction<'a> {
     store: &'a dyn TableStore,
     schema: String,
+    /// This run's mark on the versions it writes.
+    run: String,
 }
 
 impl<'a> Compaction<'a> {
@@ -100,6 +107,7 @@ impl<'a> Compaction<'a> {
         Self {
             store,
             schema: schema.into(),
+            run: format!("{:016x}", fastrand::u64(..)),
         }
     }
 
@@ -174,7 +182,7 @@ impl<'a> Compaction<'a> {
             return Ok(());
         }
         let committed = if manifest.version > 0 {
-            let key = format!("{partition}/v={}/index.ndjson.gz", manifest.version);
+            let key = format!("{partition}/{}/index.ndjson.gz", manifest.dir);
             read_index(&key, self.get_required(&key).await?)?
         } else {
             Vec::new()
@@ -207,7 +215,7 @@ impl<'a> Compaction<'a> {
         }
         let (ranks, taken) = merge.finish();
         let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
-            let key = format!("{partition}/v={}/part.parquet", manifest.version);
+            let key = format!("{partition}/{}/part.parquet", manifest.dir);
             read_table_file(self.get_required(&key).await?)?
                 .into_iter()
                 .filter_map(|row| Some((row_id(&row)?, row)))
@@ -250,7 +258,8 @@ impl<'a> Compaction<'a> {
         }
         let rows: Vec<TableRow> = rows.into_values().collect();
         let version = manifest.version + 1;
-        let version_dir = format!("{partition}/v={version}");
+        let dir = format!("v={version}-{}", self.run);
+        let version_dir = format!("{partition}/{dir}");
         // A version left half-written by a killed run is written again whole.
         self.store
             .put(
@@ -267,6 +276,7 @@ impl<'a> Compaction<'a> {
             )
             .await?;
         next.version = version;
+        next.dir = dir;
         next.rows = rows.len() as u64;
         if !self
             .commit(&manifest_key, &next, manifest_tag, report)
@@ -286,7 +296,7 @@ impl<'a> Compaction<'a> {
             .into_iter()
             .filter(|key| {
                 key[partition.len() + 3..]
-                    .split('/')
+                    .split(['/', '-'])
                     .next()
                     .and_then(|v| v.parse::<u64>().ok())
                     .is_some_and(|v| v + 1 < version)
