@@ -11,7 +11,7 @@
 //! column's name, in the row's `_cast_errors` (a JSON object). Past [`MAX_COLUMNS`] a table
 //! takes no new column: such values go to the row's `_extra` (a JSON object).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
@@ -66,8 +66,8 @@ pub enum Cell {
 #[serde(from = "ColumnList", into = "ColumnList")]
 pub struct TableColumns {
     columns: Vec<(String, ColumnType)>,
-    /// The names, for a lookup per value that does not grow with the table.
-    names: HashSet<String>,
+    /// Each name's position, for a lookup per value that does not grow with the table.
+    positions: HashMap<String, usize>,
 }
 
 /// How a table's columns are stored (`_columns.json`).
@@ -78,10 +78,15 @@ struct ColumnList {
 
 impl From<ColumnList> for TableColumns {
     fn from(list: ColumnList) -> Self {
-        let names = list.columns.iter().map(|(name, _)| name.clone()).collect();
+        let positions = list
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(position, (name, _))| (name.clone(), position))
+            .collect();
         Self {
             columns: list.columns,
-            names,
+            positions,
         }
     }
 }
@@ -114,58 +119,68 @@ impl TableColumns {
 
     /// Whether the table has `name`.
     pub fn has(&self, name: &str) -> bool {
-        self.names.contains(name)
+        self.positions.contains_key(name)
+    }
+
+    /// Where `name` is among the columns.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
     }
 
     /// Appends every name of `names` the table lacks, in byte order, while the cap allows;
     /// how many were added.
     pub fn grow<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> usize {
-        let new: HashSet<&str> = names.into_iter().filter(|name| !self.has(name)).collect();
-        let mut new: Vec<&str> = new.into_iter().collect();
+        let mut new: Vec<&str> = names.into_iter().filter(|name| !self.has(name)).collect();
         new.sort_unstable();
+        new.dedup();
         let room = MAX_COLUMNS.saturating_sub(self.columns.len());
         let added = new.len().min(room);
         for name in new.into_iter().take(added) {
-            self.names.insert(name.to_owned());
+            self.positions.insert(name.to_owned(), self.columns.len());
             self.columns.push((name.to_owned(), declared_type(name)));
         }
         added
     }
 }
 
-/// A row as the table holds it: a cell per column it has a value for.
-pub type TableRow = BTreeMap<String, Cell>;
+/// A row as the table holds it: a cell per column, by the column's position; columns past
+/// the row's end (added after it was written) are null.
+pub type TableRow = Vec<Cell>;
+
+/// The cell of `row` in column `name` (null when the row has none).
+pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> &'r Cell {
+    columns
+        .position(name)
+        .and_then(|position| row.get(position))
+        .unwrap_or(&Cell::Null)
+}
 
 /// The table row of a raw row's `members`, for a table with `columns` (grown beforehand).
 pub fn table_row(members: Map<String, Value>, columns: &TableColumns) -> TableRow {
-    let mut row = TableRow::new();
+    let mut row = vec![Cell::Null; columns.columns().len()];
     let mut cast_errors = Map::new();
     let mut extra = Map::new();
     for (name, value) in members {
-        if !columns.has(&name) {
+        let Some(position) = columns.position(&name) else {
             extra.insert(name, value);
             continue;
-        }
+        };
         match cell(&value, declared_type(&name)) {
-            Some(cell) => {
-                row.insert(name, cell);
-            }
+            Some(cell) => row[position] = cell,
             None => {
                 cast_errors.insert(name, value);
             }
         }
     }
-    if !cast_errors.is_empty() {
-        row.insert(
-            CAST_ERRORS.to_owned(),
-            Cell::Text(Value::Object(cast_errors).to_string()),
-        );
+    if !cast_errors.is_empty()
+        && let Some(position) = columns.position(CAST_ERRORS)
+    {
+        row[position] = Cell::Text(Value::Object(cast_errors).to_string());
     }
-    if !extra.is_empty() {
-        row.insert(
-            EXTRA.to_owned(),
-            Cell::Text(Value::Object(extra).to_string()),
-        );
+    if !extra.is_empty()
+        && let Some(position) = columns.position(EXTRA)
+    {
+        row[position] = Cell::Text(Value::Object(extra).to_string());
     }
     row
 }
@@ -207,17 +222,27 @@ mod tests {
         let raw = members(raw);
         columns.grow(raw.keys().map(String::as_str));
         let row = table_row(raw, &columns);
-        assert_eq!(row["timestamp"], Cell::Millis(1_704_391_501_000));
-        assert_eq!(row["context_klaviyo_identity_resolved"], Cell::Bool(true));
-        assert_eq!(row["klaviyo_esp"], Cell::Text("1".into()));
         assert_eq!(
-            row["big"],
+            *cell_of(&row, &columns, "timestamp"),
+            Cell::Millis(1_704_391_501_000)
+        );
+        assert_eq!(
+            *cell_of(&row, &columns, "context_klaviyo_identity_resolved"),
+            Cell::Bool(true)
+        );
+        assert_eq!(
+            *cell_of(&row, &columns, "klaviyo_esp"),
+            Cell::Text("1".into())
+        );
+        assert_eq!(
+            *cell_of(&row, &columns, "big"),
             Cell::Text("123456789012345678901234567890".into())
         );
-        assert_eq!(row["e"], Cell::Text("1.50".into()));
-        assert_eq!(row["s"], Cell::Text("Hi".into()));
-        assert_eq!(row["n"], Cell::Null);
-        assert!(!row.contains_key(CAST_ERRORS) && !row.contains_key(EXTRA));
+        assert_eq!(*cell_of(&row, &columns, "e"), Cell::Text("1.50".into()));
+        assert_eq!(*cell_of(&row, &columns, "s"), Cell::Text("Hi".into()));
+        assert_eq!(*cell_of(&row, &columns, "n"), Cell::Null);
+        assert_eq!(*cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
+        assert_eq!(*cell_of(&row, &columns, EXTRA), Cell::Null);
     }
 
     #[test]
@@ -228,8 +253,8 @@ mod tests {
             members(json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})),
             &columns,
         );
-        assert!(!row.contains_key("timestamp"));
-        let Cell::Text(errors) = &row[CAST_ERRORS] else {
+        assert_eq!(*cell_of(&row, &columns, "timestamp"), Cell::Null);
+        let Cell::Text(errors) = cell_of(&row, &columns, CAST_ERRORS) else {
             panic!("no cast errors");
         };
         let errors: Value = serde_json::from_str(errors).unwrap();
@@ -253,7 +278,10 @@ mod tests {
         assert_eq!(columns.columns().len(), MAX_COLUMNS);
         let last = &many[2 * MAX_COLUMNS - 1];
         let row = table_row(members(json!({"a": "x", last.clone(): 7})), &columns);
-        assert_eq!(row["a"], Cell::Text("x".into()));
-        assert_eq!(row[EXTRA], Cell::Text(format!(r#"{{"{last}":7}}"#)));
+        assert_eq!(*cell_of(&row, &columns, "a"), Cell::Text("x".into()));
+        assert_eq!(
+            *cell_of(&row, &columns, EXTRA),
+            Cell::Text(format!(r#"{{"{last}":7}}"#))
+        );
     }
 }

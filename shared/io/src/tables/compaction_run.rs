@@ -214,19 +214,6 @@ impl<'a> Compaction<'a> {
             return Ok(());
         }
         let (ranks, taken) = merge.finish();
-        let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
-            let key = format!("{partition}/{}/part.parquet", manifest.dir);
-            read_table_file(self.get_required(&key).await?)?
-                .into_iter()
-                .filter_map(|row| Some((row_id(&row)?, row)))
-                .collect()
-        } else {
-            BTreeMap::new()
-        };
-        let new_ids = taken
-            .iter()
-            .filter(|(id, _)| !rows.contains_key(id))
-            .count() as u64;
         let members: Vec<Map<String, Value>> = taken
             .iter()
             .filter_map(|(_, line)| match serde_json::from_slice(line) {
@@ -250,6 +237,24 @@ impl<'a> Compaction<'a> {
                 .put(&columns_key, bytes, Precondition::None)
                 .await?;
         }
+        let id_position = columns.position("id");
+        let row_id = |row: &TableRow| match id_position.and_then(|position| row.get(position)) {
+            Some(Cell::Text(id)) => Some(id.clone()),
+            _ => None,
+        };
+        let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
+            let key = format!("{partition}/{}/part.parquet", manifest.dir);
+            read_table_file(self.get_required(&key).await?, &columns)?
+                .into_iter()
+                .filter_map(|row| Some((row_id(&row)?, row)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let new_ids = taken
+            .iter()
+            .filter(|(id, _)| !rows.contains_key(id))
+            .count() as u64;
         for members in members {
             let row = table_row(members, &columns);
             if let Some(id) = row_id(&row) {
@@ -335,13 +340,6 @@ impl<'a> Compaction<'a> {
     }
 }
 
-fn row_id(row: &TableRow) -> Option<String> {
-    match row.get("id") {
-        Some(Cell::Text(id)) => Some(id.clone()),
-        _ => None,
-    }
-}
-
 /// The lines of a gzip NDJSON object (one or more gzip members).
 fn gzip_lines(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CompactionError> {
     std::io::BufReader::new(MultiGzDecoder::new(bytes))
@@ -367,7 +365,8 @@ fn index_bytes(ranks: &[CopyRank]) -> Result<Vec<u8>, CompactionError> {
         serde_json::to_writer(&mut text, rank).map_err(|err| corrupt("index", err))?;
         text.push(b'\n');
     }
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    // The fastest level: the next run reads the index back whole; its size matters little.
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
     encoder
         .write_all(&text)
         .and_then(|()| encoder.finish())

@@ -29,6 +29,12 @@ pub enum TableFileError {
     /// The Parquet writer or reader failed.
     #[error("Parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// A file holds a column its table does not list (the columns file lost a write).
+    #[error("column {column} is in a table file but not in the table's columns")]
+    UnknownColumn {
+        /// The column.
+        column: String,
+    },
     /// A file holds a column of a type tables never have.
     #[error("column {column} has type {found}, not one a table writes")]
     UnexpectedType {
@@ -63,7 +69,8 @@ pub fn write_table_file(
     let arrays: Vec<ArrayRef> = columns
         .columns()
         .iter()
-        .map(|(name, ty)| column_array(name, *ty, rows))
+        .enumerate()
+        .map(|(position, (_, ty))| column_array(position, *ty, rows))
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let properties = WriterProperties::builder()
@@ -77,14 +84,14 @@ pub fn write_table_file(
     Ok(out)
 }
 
-/// One column of `rows`; a cell of another type than the column's is written as null (the
-/// rows come from `table_row`, which never makes one).
-fn column_array(name: &str, ty: ColumnType, rows: &[TableRow]) -> ArrayRef {
+/// The column at `position` of `rows`; a cell of another type than the column's is written
+/// as null (the rows come from `table_row`, which never makes one).
+fn column_array(position: usize, ty: ColumnType, rows: &[TableRow]) -> ArrayRef {
     match ty {
         ColumnType::Text => {
             let mut builder = StringBuilder::new();
             for row in rows {
-                match row.get(name) {
+                match row.get(position) {
                     Some(Cell::Text(text)) => builder.append_value(text),
                     _ => builder.append_null(),
                 }
@@ -94,7 +101,7 @@ fn column_array(name: &str, ty: ColumnType, rows: &[TableRow]) -> ArrayRef {
         ColumnType::Boolean => {
             let mut builder = BooleanBuilder::new();
             for row in rows {
-                match row.get(name) {
+                match row.get(position) {
                     Some(Cell::Bool(flag)) => builder.append_value(*flag),
                     _ => builder.append_null(),
                 }
@@ -104,7 +111,7 @@ fn column_array(name: &str, ty: ColumnType, rows: &[TableRow]) -> ArrayRef {
         ColumnType::Timestamp => {
             let mut builder = TimestampMillisecondBuilder::new().with_timezone("UTC");
             for row in rows {
-                match row.get(name) {
+                match row.get(position) {
                     Some(Cell::Millis(millis)) => builder.append_value(*millis),
                     _ => builder.append_null(),
                 }
@@ -114,47 +121,62 @@ fn column_array(name: &str, ty: ColumnType, rows: &[TableRow]) -> ArrayRef {
     }
 }
 
-/// Every row of a table file, with a cell for each non-null value.
-pub fn read_table_file(bytes: Bytes) -> Result<Vec<TableRow>, TableFileError> {
+/// Every row of a table file, as rows of a table with `columns` (which has every column the
+/// file has: a file's columns are a prefix of its table's).
+pub fn read_table_file(
+    bytes: Bytes,
+    columns: &TableColumns,
+) -> Result<Vec<TableRow>, TableFileError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let width = columns.columns().len();
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch?;
         let start = rows.len();
-        rows.resize_with(start + batch.num_rows(), TableRow::new);
+        rows.resize_with(start + batch.num_rows(), || vec![Cell::Null; width]);
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-            read_column(field.name(), array, &mut rows[start..])?;
+            let position =
+                columns
+                    .position(field.name())
+                    .ok_or_else(|| TableFileError::UnknownColumn {
+                        column: field.name().clone(),
+                    })?;
+            read_column(field.name(), position, array, &mut rows[start..])?;
         }
     }
     Ok(rows)
 }
 
-fn read_column(name: &str, array: &ArrayRef, rows: &mut [TableRow]) -> Result<(), TableFileError> {
-    let unexpected = || TableFileError::UnexpectedType {
-        column: name.to_owned(),
-        found: array.data_type().to_string(),
-    };
+fn read_column(
+    name: &str,
+    position: usize,
+    array: &ArrayRef,
+    rows: &mut [TableRow],
+) -> Result<(), TableFileError> {
     let any = array.as_any();
     if let Some(texts) = any.downcast_ref::<StringArray>() {
         for (row, value) in rows.iter_mut().zip(texts.iter()) {
             if let Some(text) = value {
-                row.insert(name.to_owned(), Cell::Text(text.to_owned()));
+                row[position] = Cell::Text(text.to_owned());
             }
         }
     } else if let Some(flags) = any.downcast_ref::<BooleanArray>() {
         for (row, value) in rows.iter_mut().zip(flags.iter()) {
             if let Some(flag) = value {
-                row.insert(name.to_owned(), Cell::Bool(flag));
+                row[position] = Cell::Bool(flag);
             }
         }
     } else if let Some(times) = any.downcast_ref::<TimestampMillisecondArray>() {
         for (row, value) in rows.iter_mut().zip(times.iter()) {
             if let Some(millis) = value {
-                row.insert(name.to_owned(), Cell::Millis(millis));
+                row[position] = Cell::Millis(millis);
             }
         }
     } else {
-        return Err(unexpected());
+        return Err(TableFileError::UnexpectedType {
+            column: name.to_owned(),
+            found: array.data_type().to_string(),
+        });
     }
     Ok(())
 }
@@ -172,23 +194,30 @@ mod tests {
             "context_klaviyo_identity_resolved",
             "klaviyo_esp",
         ]);
+        let at = |name: &str| columns.position(name).unwrap();
         let rows: Vec<TableRow> = (0..3)
             .map(|i| {
-                let mut row = TableRow::new();
-                row.insert("id".into(), Cell::Text(format!("k-{i}")));
-                row.insert("timestamp".into(), Cell::Millis(1_704_391_501_000 + i));
+                let mut row = vec![Cell::Null; columns.columns().len()];
+                row[at("id")] = Cell::Text(format!("k-{i}"));
+                row[at("timestamp")] = Cell::Millis(1_704_391_501_000 + i);
                 if i != 1 {
-                    row.insert(
-                        "context_klaviyo_identity_resolved".into(),
-                        Cell::Bool(i == 0),
-                    );
-                    row.insert("klaviyo_esp".into(), Cell::Text("1".into()));
+                    row[at("context_klaviyo_identity_resolved")] = Cell::Bool(i == 0);
+                    row[at("klaviyo_esp")] = Cell::Text("1".into());
                 }
                 row
             })
             .collect();
         let bytes = write_table_file(&columns, &rows).unwrap();
         assert_eq!(&bytes[..4], b"PAR1");
-        assert_eq!(read_table_file(Bytes::from(bytes)).unwrap(), rows);
+        assert_eq!(
+            read_table_file(Bytes::from(bytes.clone()), &columns).unwrap(),
+            rows
+        );
+        // Read as rows of the table grown since: the new column is null.
+        let mut grown = columns.clone();
+        grown.grow(["later"]);
+        let read = read_table_file(Bytes::from(bytes), &grown).unwrap();
+        assert!(read.iter().all(|row| row.len() == grown.columns().len()));
+        assert_eq!(read[0][grown.position("later").unwrap()], Cell::Null);
     }
 }
