@@ -76,7 +76,8 @@ def test_each_event_once_and_a_rerun_with_nothing_new_writes_nothing(endpoint):
     before = table_files(lake)
     again = compact(lake)
     assert again == {"objects_read": 0, "versions_written": 0, "rows_written": 0, "new_ids": 0,
-                     "duplicates_dropped": 0, "unreadable_lines": 0, "lost_races": 0}
+                     "duplicates_dropped": 0, "unreadable_lines": 0, "lost_races": 0,
+                     "dead_letter_objects_compacted": 0}
     assert table_files(lake) == before, "a re-run with nothing new wrote"
 
 
@@ -260,3 +261,30 @@ def test_the_deployed_compaction_function_compacts_the_bucket(endpoint, emulator
     missing = subprocess.run([str(binary)], capture_output=True, text=True,
                              env={**env, "LAKE_BUCKET": ""}, timeout=120)
     assert missing.returncode != 0 and "LAKE_BUCKET" in missing.stderr
+
+
+def test_spilled_rows_reach_the_tables_and_their_objects_go(endpoint, emulator):
+    """Rows the endpoint spilled to dead-letter/ (Firehose would not take them) are compacted
+    like the landing; an object whose every row is in a committed table is deleted, one with
+    a line that can never be a row stays and is counted."""
+    emulator.clear()
+    bucket = emulator.info["bucket"]
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    [original] = raw_objects(endpoint.lake, "email_opened")
+    rows = [json.loads(line) for line in gzip.decompress(original.read_bytes()).decode().splitlines() if line]
+    spilled = [{**row, "id": "klaviyo-spilled"} for row in rows]
+    emulator.s3.put_object(Bucket=bucket, Key="dead-letter/klaviyo/dt=2024-01-05/spilled.ndjson.gz",
+                           Body=gzip.compress("".join(json.dumps(r) + "\n" for r in spilled).encode()))
+    emulator.s3.put_object(Bucket=bucket, Key="dead-letter/klaviyo/dt=2024-01-05/broken.ndjson.gz",
+                           Body=gzip.compress(b'{"id": "no event, no timestamp"}\n'))
+    env = {**emulator.env(), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([str(ingest_binary()), "compact", "--bucket", bucket], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dead_letter_objects_compacted"] == 1 and report["unreadable_lines"] == 1
+    assert emulator.keys("dead-letter/") == ["dead-letter/klaviyo/dt=2024-01-05/broken.ndjson.gz"]
+    manifest = json.loads(emulator.s3.get_object(
+        Bucket=bucket, Key=next(k for k in emulator.keys("_tables/klaviyo/email_opened/") if k.endswith("manifest.json"))
+    )["Body"].read())
+    assert manifest["rows"] == 1 and "dead-letter:dead-letter/klaviyo/dt=2024-01-05/spilled.ndjson.gz" in manifest["consumed"]

@@ -38,6 +38,7 @@ pub async fn compact(
         None => Box::new(LocalStore::new(lake_dir(config))),
     };
     let report = Compaction::new(store.as_ref(), config.schema.clone())
+        .with_dead_letter(config.dead_letter_prefix.clone())
         .run()
         .await?;
     println!("{}", serde_json::to_string(&report)?);

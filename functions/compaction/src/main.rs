@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     let env = |key: &str| std::env::var(key).ok();
     let in_lambda = env("AWS_LAMBDA_RUNTIME_API").is_some();
     init_logging(json_logs(in_lambda, env), env);
-    let (store, schema) = match start(env) {
+    let (store, target) = match start(env) {
         Ok(started) => started,
         Err(err) => {
             tracing::error!(error = %err, "start-up failed");
@@ -30,9 +30,9 @@ async fn main() -> ExitCode {
         }
     };
     if in_lambda {
-        let (store, schema) = (&store, schema.as_str());
+        let (store, target) = (&store, &target);
         let handler = service_fn(move |_: LambdaEvent<Value>| async move {
-            run(store, schema)
+            run(store, target)
                 .await
                 .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
         });
@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    match run(&store, &schema).await {
+    match run(&store, &target).await {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS
@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
 /// The store and schema from the configuration and the Lambda runtime's variables.
 fn start(
     env: impl Fn(&str) -> Option<String>,
-) -> Result<(S3Store, String), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(S3Store, Target), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::from_lookup(Mode::Lambda, &env)?;
     let bucket = config
         .lake_bucket
@@ -69,14 +69,27 @@ fn start(
     let holder = env("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| "local".into());
     Ok((
         S3Store::new(S3Objects::new(&sdk), bucket, holder),
-        config.schema,
+        Target {
+            schema: config.schema,
+            dead_letter_prefix: config.dead_letter_prefix,
+        },
     ))
+}
+
+/// What a run compacts in the bucket.
+struct Target {
+    /// The schema of the raw landing and the tables.
+    schema: String,
+    /// Where the endpoint spills rows Firehose would not take.
+    dead_letter_prefix: String,
 }
 
 /// One run; its report as JSON (logged too). A held lease is a success: the run holding it
 /// compacts what this one would have.
-async fn run(store: &S3Store, schema: &str) -> Result<Value, CompactionError> {
-    match Compaction::new(store, schema).run().await {
+async fn run(store: &S3Store, target: &Target) -> Result<Value, CompactionError> {
+    let compaction = Compaction::new(store, target.schema.clone())
+        .with_dead_letter(target.dead_letter_prefix.clone());
+    match compaction.run().await {
         Ok(report) => {
             let report = json!(report);
             tracing::info!(report = %report, "compaction run");

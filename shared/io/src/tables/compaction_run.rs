@@ -91,6 +91,8 @@ pub struct CompactionReport {
     /// Partitions another writer committed first: left as that writer made them; the next
     /// run reads what it did not consume.
     pub lost_races: u64,
+    /// Dead-letter objects whose rows are all in committed tables, and so deleted.
+    pub dead_letter_objects_compacted: u64,
 }
 
 /// Compaction of one schema's lake in `store`.
@@ -99,6 +101,49 @@ pub struct Compaction<'a> {
     schema: String,
     /// This run's mark on the versions it writes.
     run: String,
+    /// Where rows Firehose would not take were spilled (`dead-letter/`), if the lake has
+    /// such a store: they reach the tables too, and their objects are deleted once every
+    /// partition they fed is committed.
+    dead_letter_prefix: Option<String>,
+}
+
+/// What a partition's new rows come from.
+enum Source {
+    /// A raw landing object of the partition, by name.
+    Raw(String),
+    /// The partition's lines of a dead-letter object.
+    DeadLetter {
+        /// The object's key.
+        key: String,
+        /// Its lines that belong to this partition.
+        lines: Vec<Vec<u8>>,
+    },
+}
+
+impl Source {
+    /// How the partition's manifest records it as consumed.
+    fn consumed_name(&self) -> String {
+        match self {
+            Self::Raw(name) => name.clone(),
+            Self::DeadLetter { key, .. } => format!("dead-letter:{key}"),
+        }
+    }
+}
+
+/// How a partition's compaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartitionOutcome {
+    /// Everything offered is in the committed manifest (now or before).
+    Committed,
+    /// Another writer committed first; what this run read is not recorded.
+    LostRace,
+}
+
+/// The members of a spilled row that place it: its collection and day.
+#[derive(Deserialize)]
+struct PlaceWire {
+    event: String,
+    timestamp: String,
 }
 
 impl<'a> Compaction<'a> {
@@ -108,7 +153,14 @@ impl<'a> Compaction<'a> {
             store,
             schema: schema.into(),
             run: format!("{:016x}", fastrand::u64(..)),
+            dead_letter_prefix: None,
         }
+    }
+
+    /// Also compacts the rows spilled under `prefix` (`dead-letter/`).
+    pub fn with_dead_letter(mut self, prefix: impl Into<String>) -> Self {
+        self.dead_letter_prefix = Some(prefix.into());
+        self
     }
 
     /// Compacts every raw object not yet consumed, under the store's lock.
@@ -124,7 +176,7 @@ impl<'a> Compaction<'a> {
     async fn run_locked(&self) -> Result<CompactionReport, CompactionError> {
         let mut report = CompactionReport::default();
         let raw_prefix = format!("{}/", self.schema);
-        let mut partitions: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut partitions: BTreeMap<(String, String), Vec<Source>> = BTreeMap::new();
         for key in self.store.list(&raw_prefix).await? {
             // <schema>/collection=<c>/dt=<d>/<name>.gz
             let mut parts = key[raw_prefix.len()..].split('/');
@@ -143,13 +195,80 @@ impl<'a> Compaction<'a> {
                 partitions
                     .entry((collection.to_owned(), day.to_owned()))
                     .or_default()
-                    .push(name.to_owned());
+                    .push(Source::Raw(name.to_owned()));
             }
         }
-        for ((collection, day), names) in partitions {
-            self.compact_partition(&collection, &day, names, &mut report)
-                .await?;
+        // Dead-letter objects still waiting, and how many partitions each feeds.
+        let mut spilled: BTreeMap<String, usize> = BTreeMap::new();
+        if let Some(prefix) = &self.dead_letter_prefix {
+            for key in self
+                .store
+                .list(&format!("{prefix}{}/", self.schema))
+                .await?
+            {
+                let mut lines_by_partition: BTreeMap<(String, String), Vec<Vec<u8>>> =
+                    BTreeMap::new();
+                let mut placeable = true;
+                for line in gzip_lines(&key, &self.get_required(&key).await?)? {
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    match serde_json::from_slice::<PlaceWire>(&line) {
+                        Ok(place) if place.timestamp.len() >= 10 => {
+                            let day = place.timestamp[..10].to_owned();
+                            lines_by_partition
+                                .entry((place.event, day))
+                                .or_default()
+                                .push(line);
+                        }
+                        _ => {
+                            // A line that can never be a row: the object stays, counted.
+                            report.unreadable_lines += 1;
+                            placeable = false;
+                        }
+                    }
+                }
+                if placeable {
+                    spilled.insert(key.clone(), lines_by_partition.len());
+                }
+                for (partition, lines) in lines_by_partition {
+                    partitions
+                        .entry(partition)
+                        .or_default()
+                        .push(Source::DeadLetter {
+                            key: key.clone(),
+                            lines,
+                        });
+                }
+            }
         }
+        for ((collection, day), sources) in partitions {
+            let fed: Vec<String> = sources
+                .iter()
+                .filter_map(|source| match source {
+                    Source::DeadLetter { key, .. } => Some(key.clone()),
+                    Source::Raw(_) => None,
+                })
+                .collect();
+            let outcome = self
+                .compact_partition(&collection, &day, sources, &mut report)
+                .await?;
+            if outcome == PartitionOutcome::Committed {
+                for key in fed {
+                    if let Some(waiting) = spilled.get_mut(&key) {
+                        *waiting -= 1;
+                    }
+                }
+            }
+        }
+        // A spilled object every partition of which is committed is in the tables: it goes.
+        let done: Vec<String> = spilled
+            .into_iter()
+            .filter(|(_, waiting)| *waiting == 0)
+            .map(|(key, _)| key)
+            .collect();
+        report.dead_letter_objects_compacted += done.len() as u64;
+        self.store.delete(&done).await?;
         Ok(report)
     }
 
@@ -161,9 +280,9 @@ impl<'a> Compaction<'a> {
         &self,
         collection: &str,
         day: &str,
-        names: Vec<String>,
+        sources: Vec<Source>,
         report: &mut CompactionReport,
-    ) -> Result<(), CompactionError> {
+    ) -> Result<PartitionOutcome, CompactionError> {
         let partition = format!("{}/dt={day}", self.table_key(collection));
         let manifest_key = format!("{partition}/manifest.json");
         let (manifest, manifest_tag) = match self.store.get(&manifest_key).await? {
@@ -174,12 +293,12 @@ impl<'a> Compaction<'a> {
             ),
             None => (PartitionManifest::default(), Precondition::Absent),
         };
-        let new_names: Vec<String> = names
+        let new_sources: Vec<Source> = sources
             .into_iter()
-            .filter(|name| !manifest.consumed.contains(name))
+            .filter(|source| !manifest.consumed.contains(&source.consumed_name()))
             .collect();
-        if new_names.is_empty() {
-            return Ok(());
+        if new_sources.is_empty() {
+            return Ok(PartitionOutcome::Committed);
         }
         let committed = if manifest.version > 0 {
             let key = format!("{partition}/{}/index.ndjson.gz", manifest.dir);
@@ -188,10 +307,16 @@ impl<'a> Compaction<'a> {
             Vec::new()
         };
         let mut merge = PartitionMerge::over(committed);
-        for name in &new_names {
-            let key = format!("{}/collection={collection}/dt={day}/{name}", self.schema);
-            report.objects_read += 1;
-            for line in gzip_lines(&key, &self.get_required(&key).await?)? {
+        for source in &new_sources {
+            let lines = match source {
+                Source::Raw(name) => {
+                    let key = format!("{}/collection={collection}/dt={day}/{name}", self.schema);
+                    report.objects_read += 1;
+                    gzip_lines(&key, &self.get_required(&key).await?)?
+                }
+                Source::DeadLetter { lines, .. } => lines.clone(),
+            };
+            for line in lines {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
@@ -201,7 +326,8 @@ impl<'a> Compaction<'a> {
             }
         }
         let mut next = manifest.clone();
-        next.consumed.extend(new_names);
+        next.consumed
+            .extend(new_sources.iter().map(Source::consumed_name));
         let duplicates = merge.duplicates();
         if !merge.changed() {
             // Only copies of rows already kept: the day keeps its version.
@@ -210,8 +336,9 @@ impl<'a> Compaction<'a> {
                 .await?
             {
                 report.duplicates_dropped += duplicates;
+                return Ok(PartitionOutcome::Committed);
             }
-            return Ok(());
+            return Ok(PartitionOutcome::LostRace);
         }
         let (ranks, taken) = merge.finish();
         let members: Vec<Map<String, Value>> = taken
@@ -287,7 +414,7 @@ impl<'a> Compaction<'a> {
             .commit(&manifest_key, &next, manifest_tag, report)
             .await?
         {
-            return Ok(());
+            return Ok(PartitionOutcome::LostRace);
         }
         report.versions_written += 1;
         report.rows_written += rows.len() as u64;
@@ -308,7 +435,7 @@ impl<'a> Compaction<'a> {
             })
             .collect();
         self.store.delete(&older).await?;
-        Ok(())
+        Ok(PartitionOutcome::Committed)
     }
 
     /// Replaces the manifest if it is still the one read; whether this run's version is the
