@@ -20,8 +20,8 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use source_core::compaction::columns::{Cell, TableColumns, TableRow, table_row};
+use serde_json::Value;
+use source_core::compaction::columns::{Cell, TableColumns, TableRow, cell_of, table_row};
 use source_core::compaction::merge::PartitionMerge;
 use source_core::compaction::winner::CopyRank;
 
@@ -341,13 +341,6 @@ impl<'a> Compaction<'a> {
             return Ok(PartitionOutcome::LostRace);
         }
         let (ranks, taken) = merge.finish();
-        let members: Vec<Map<String, Value>> = taken
-            .iter()
-            .filter_map(|(_, line)| match serde_json::from_slice(line) {
-                Ok(Value::Object(members)) => Some(members),
-                _ => None,
-            })
-            .collect();
         let columns_key = format!("{}/_columns.json", self.table_key(collection));
         let mut columns: TableColumns = match self.store.get(&columns_key).await? {
             Some(stored) => {
@@ -355,25 +348,15 @@ impl<'a> Compaction<'a> {
             }
             None => TableColumns::default(),
         };
-        if columns.grow(members.iter().flat_map(|m| m.keys().map(String::as_str))) > 0 {
-            // Saved before any file that has them: a file's columns are always a prefix of
-            // the table's.
-            let bytes =
-                serde_json::to_vec_pretty(&columns).map_err(|err| corrupt(&columns_key, err))?;
-            self.store
-                .put(&columns_key, bytes, Precondition::None)
-                .await?;
-        }
-        let id_position = columns.position("id");
-        let row_id = |row: &TableRow| match id_position.and_then(|position| row.get(position)) {
-            Some(Cell::Text(id)) => Some(id.clone()),
+        let row_id = |row: &TableRow, columns: &TableColumns| match cell_of(row, columns, "id") {
+            Cell::Text(id) => Some(id.clone()),
             _ => None,
         };
         let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
             let key = format!("{partition}/{}/part.parquet", manifest.dir);
             read_table_file(self.get_required(&key).await?, &columns)?
                 .into_iter()
-                .filter_map(|row| Some((row_id(&row)?, row)))
+                .filter_map(|row| Some((row_id(&row, &columns)?, row)))
                 .collect()
         } else {
             BTreeMap::new()
@@ -382,11 +365,27 @@ impl<'a> Compaction<'a> {
             .iter()
             .filter(|(id, _)| !rows.contains_key(id))
             .count() as u64;
-        for members in members {
+        // One line at a time: each is parsed, its new names appended to the columns, turned
+        // into its row and dropped, so a day's lines and parsed members are never all held.
+        let mut grown = false;
+        for (_, line) in taken {
+            let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            grown |= columns.grow(members.keys().map(String::as_str)) > 0;
             let row = table_row(members, &columns);
-            if let Some(id) = row_id(&row) {
+            if let Some(id) = row_id(&row, &columns) {
                 rows.insert(id, row);
             }
+        }
+        if grown {
+            // Saved before any file that has them: a file's columns are always a prefix of
+            // the table's.
+            let bytes =
+                serde_json::to_vec_pretty(&columns).map_err(|err| corrupt(&columns_key, err))?;
+            self.store
+                .put(&columns_key, bytes, Precondition::None)
+                .await?;
         }
         let rows: Vec<TableRow> = rows.into_values().collect();
         let version = manifest.version + 1;
