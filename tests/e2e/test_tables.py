@@ -288,3 +288,39 @@ def test_spilled_rows_reach_the_tables_and_their_objects_go(endpoint, emulator):
         Bucket=bucket, Key=next(k for k in emulator.keys("_tables/klaviyo/email_opened/") if k.endswith("manifest.json"))
     )["Body"].read())
     assert manifest["rows"] == 1 and "dead-letter:dead-letter/klaviyo/dt=2024-01-05/spilled.ndjson.gz" in manifest["consumed"]
+
+
+def test_a_reader_during_compactions_always_sees_each_event_once(endpoint):
+    """Readers follow the manifests while compactions keep replacing versions: every read
+    finds its files and counts each id once, however the runs interleave with it."""
+    import threading
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    [original] = raw_objects(lake, "email_opened")
+    stop = threading.Event()
+    failures = []
+
+    def read_forever():
+        while not stop.is_set():
+            try:
+                total, distinct = counts(lake, "email_opened")
+                if total != distinct:
+                    failures.append((total, distinct))
+            except Exception as err:  # a missing file or a half-written one
+                failures.append(repr(err))
+
+    reader = threading.Thread(target=read_forever)
+    reader.start()
+    try:
+        for round_ in range(12):
+            # Each round: a new id and copies of old ones, so every run writes a new version.
+            land_copy(original, f"round-{round_}.gz", lambda row, r=round_: {**row, "id": f"klaviyo-round-{r}"})
+            land_copy(original, f"copy-{round_}.gz")
+            report = compact(lake)
+            assert report["versions_written"] == 1 and report["new_ids"] == 1
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert not failures, failures[:5]
+    assert counts(lake, "email_opened") == (13, 13)

@@ -8,14 +8,15 @@
 //! names it, and the manifest is replaced with a conditional write (only if still the
 //! version this run read), so a reader that follows the manifest never sees a half-written
 //! day or two versions of one, and a run that lost the race writes nothing over the winner.
-//! The version before the current one stays for readers that planned on it; older ones are
-//! deleted. A table's columns (`_columns.json`) only grow and are saved before any file that
+//! A replaced version stays for [`SUPERSEDED_GRACE`] for readers that planned on it, then
+//! goes; a folder no manifest named (a killed run's) goes at the next commit. A table's columns (`_columns.json`) only grow and are saved before any file that
 //! uses them. The store's lock keeps two runs apart.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Read, Write};
 
 use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -67,10 +68,38 @@ pub struct PartitionManifest {
     /// files the winner committed.
     #[serde(default)]
     pub dir: String,
+    /// Versions replaced less than [`SUPERSEDED_GRACE`] ago, kept for the readers that
+    /// planned on them.
+    #[serde(default)]
+    pub superseded: Vec<Superseded>,
     /// Rows in the current version.
     pub rows: u64,
     /// Names of the raw objects consumed, in this partition's raw folder.
     pub consumed: BTreeSet<String>,
+}
+
+/// How long a replaced version stays for readers that planned on it: longer than an Athena
+/// query may run (30 minutes by default).
+pub const SUPERSEDED_GRACE: TimeDelta = TimeDelta::hours(1);
+
+/// A version a newer one replaced, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    /// Its folder in the partition.
+    pub dir: String,
+    /// When the manifest stopped naming it.
+    pub at: DateTime<Utc>,
+}
+
+/// The superseded versions a commit at `now` keeps listed (`kept`) and the ones whose grace
+/// is over (`expired`, to delete once the commit is done).
+fn sort_superseded(
+    listed: Vec<Superseded>,
+    now: DateTime<Utc>,
+) -> (Vec<Superseded>, Vec<Superseded>) {
+    listed
+        .into_iter()
+        .partition(|old| now - old.at < SUPERSEDED_GRACE)
 }
 
 /// What a run did.
@@ -406,9 +435,19 @@ impl<'a> Compaction<'a> {
                 Precondition::None,
             )
             .await?;
+        let now = Utc::now();
+        let mut superseded = manifest.superseded.clone();
+        if manifest.version > 0 {
+            superseded.push(Superseded {
+                dir: manifest.dir.clone(),
+                at: now,
+            });
+        }
+        let (kept, expired) = sort_superseded(superseded, now);
         next.version = version;
         next.dir = dir;
         next.rows = rows.len() as u64;
+        next.superseded = kept;
         if !self
             .commit(&manifest_key, &next, manifest_tag, report)
             .await?
@@ -419,21 +458,25 @@ impl<'a> Compaction<'a> {
         report.rows_written += rows.len() as u64;
         report.new_ids += new_ids;
         report.duplicates_dropped += duplicates;
-        // The previous version stays for readers that planned on it; older ones go.
-        let older: Vec<String> = self
+        // Versions whose grace is over go, and so do folders no manifest ever named (a
+        // killed run's): no reader can have planned on them.
+        let named: Vec<&str> = std::iter::once(next.dir.as_str())
+            .chain(next.superseded.iter().map(|old| old.dir.as_str()))
+            .collect();
+        let gone: Vec<String> = self
             .store
             .list(&format!("{partition}/v="))
             .await?
             .into_iter()
             .filter(|key| {
-                key[partition.len() + 3..]
-                    .split(['/', '-'])
+                let dir = key[partition.len() + 1..]
+                    .split('/')
                     .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .is_some_and(|v| v + 1 < version)
+                    .unwrap_or_default();
+                !named.contains(&dir) || expired.iter().any(|old| old.dir == dir)
             })
             .collect();
-        self.store.delete(&older).await?;
+        self.store.delete(&gone).await?;
         Ok(PartitionOutcome::Committed)
     }
 
@@ -497,4 +540,25 @@ fn index_bytes(ranks: &[CopyRank]) -> Result<Vec<u8>, CompactionError> {
         .write_all(&text)
         .and_then(|()| encoder.finish())
         .map_err(|err| corrupt("index", err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_version_stays_for_its_grace_and_no_longer() {
+        let now: DateTime<Utc> = "2026-12-03T12:00:00Z".parse().unwrap();
+        let old = |dir: &str, minutes_ago: i64| Superseded {
+            dir: dir.into(),
+            at: now - TimeDelta::minutes(minutes_ago),
+        };
+        let (kept, expired) = sort_superseded(
+            vec![old("v=1-a", 61), old("v=2-b", 59), old("v=3-c", 0)],
+            now,
+        );
+        let dirs = |list: &[Superseded]| list.iter().map(|o| o.dir.clone()).collect::<Vec<_>>();
+        assert_eq!(dirs(&kept), ["v=2-b", "v=3-c"]);
+        assert_eq!(dirs(&expired), ["v=1-a"]);
+    }
 }
