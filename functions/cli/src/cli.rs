@@ -1,4 +1,4 @@
-//! The command line of local mode: `bootstrap serve ...`.
+//! The command line of local mode: `klaviyo-source serve ...` and the other commands.
 
 use std::net::SocketAddr;
 

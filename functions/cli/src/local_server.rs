@@ -1,4 +1,4 @@
-//! The local HTTP server of `bootstrap serve`, with the limits a server facing a hostile
+//! The local HTTP server of `klaviyo-source serve`, with the limits a server facing a hostile
 //! network needs (axum's own `serve` has none): a cap on open connections, a time limit for
 //! a request's headers (also the idle limit of a kept-alive connection, which waits for the
 //! next request's headers), and a time limit for its body (in `request_body`). In Lambda

@@ -1,6 +1,6 @@
-//! The command line: `bootstrap serve`, `pull`, `backfill`, `reconcile`, `redrive`,
-//! `collection-for-topic`. The Lambda runs `ingest-lambda` (src/bin/ingest_lambda.rs), which
-//! carries none of this.
+//! The command line: `klaviyo-source serve`, `pull`, `backfill`, `compact`, `reconcile`,
+//! `redrive`, `collection-for-topic`. The Lambdas run their own crates
+//! (`functions/endpoint`, `functions/pull`, `functions/compaction`), which carry none of this.
 
 mod cli;
 mod compact;
@@ -17,7 +17,9 @@ use source_io::telemetry::{init_logging, json_logs};
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        eprintln!("error: in AWS Lambda deploy the `ingest-lambda` binary (template.yaml does)");
+        eprintln!(
+            "error: this is the command line; in AWS Lambda deploy the `endpoint`, `pull` or `compaction` binary (template.yaml does)"
+        );
         return ExitCode::FAILURE;
     }
     init_logging(json_logs(false, |key| std::env::var(key).ok()), |key| {

@@ -11,7 +11,7 @@ use crate::api_error::ApiError;
 
 /// Time a client has to send the whole body once its headers are in: a stalled upload must
 /// not hold memory and a connection forever. Lambda hands over bodies whole, so this only
-/// matters for `bootstrap serve`.
+/// matters for `klaviyo-source serve`.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Accepts `application/json` with any parameters (`; charset=utf-8`), in any case.

@@ -1,5 +1,5 @@
 //! A sink that discards rows: only for measuring the request path without storage
-//! (`bootstrap serve --discard-events-for-benchmarks`). Never the default anywhere.
+//! (`klaviyo-source serve --discard-events-for-benchmarks`). Never the default anywhere.
 
 use tokio::time::Instant;
 

@@ -1,4 +1,4 @@
-//! `bootstrap pull`, `bootstrap backfill` and `bootstrap reconcile`: the pull run from the
+//! `klaviyo-source pull`, `backfill` and `reconcile`: the pull run from the
 //! command line, writing to the local lake (or Firehose when DELIVERY_STREAM_NAME is set).
 
 use std::path::Path;

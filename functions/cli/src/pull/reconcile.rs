@@ -1,4 +1,4 @@
-//! `bootstrap reconcile`: per metric and day, Klaviyo's own count (metric aggregates), the
+//! `klaviyo-source reconcile`: per metric and day, Klaviyo's own count (metric aggregates), the
 //! distinct event ids the local lake holds for that metric and day, and the difference. A
 //! positive difference is events Klaviyo has and the lake does not (yet).
 
