@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::command::parse_time;
 use crate::setting_flags::{self, SettingFlags};
-use source_io::aws_clients::{load_sdk_config, s3_client};
+use source_io::aws_clients::load_sdk_config;
 use source_io::config::Config;
 use source_io::pull::events_api::EventsApi;
 use source_io::pull::metric_selection::{MetricChoice, select_metrics};
@@ -51,7 +51,7 @@ pub struct ReconcileArgs {
 /// Where the stored rows are read.
 enum StoredLake {
     Directory(PathBuf),
-    Bucket(aws_sdk_s3::Client, String),
+    Bucket(Arc<S3Objects>, String),
 }
 
 impl StoredLake {
@@ -83,20 +83,11 @@ impl StoredLake {
                     }
                 }
             }
-            Self::Bucket(client, bucket) => {
-                let prefix = format!("{schema}/{partition}/");
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(&prefix)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    for object in page?.contents() {
-                        let Some(key) = object.key() else { continue };
-                        let body = client.get_object().bucket(bucket).key(key).send().await?;
-                        let bytes = body.body.collect().await?.into_bytes();
-                        collect_ids(&bytes, metric_id, &mut ids)?;
+            Self::Bucket(s3, bucket) => {
+                for key in s3.list(bucket, &format!("{schema}/{partition}/")).await? {
+                    // An object deleted since the listing holds no id any more.
+                    if let Some(object) = s3.get(bucket, &key).await? {
+                        collect_ids(&object.body, metric_id, &mut ids)?;
                     }
                 }
             }
@@ -133,16 +124,11 @@ pub async fn reconcile(
     let lake = crate::lake_dir::lake_dir(config);
     let (stored, state_store): (StoredLake, Box<dyn PullStateStore>) = match &args.bucket {
         Some(bucket) => {
-            let sdk = load_sdk_config().await?;
-            let s3 = s3_client(&sdk);
+            let s3 = Arc::new(S3Objects::new(&load_sdk_config().await?));
             let key = config.pull_state_key.clone();
             (
-                StoredLake::Bucket(s3, bucket.clone()),
-                Box::new(S3StateObject::new(
-                    Arc::new(S3Objects::new(&sdk)),
-                    bucket.clone(),
-                    key,
-                )),
+                StoredLake::Bucket(s3.clone(), bucket.clone()),
+                Box::new(S3StateObject::new(s3, bucket.clone(), key)),
             )
         }
         None => (
