@@ -34,6 +34,18 @@ pub struct PartitionKey {
     pub dt: String,
 }
 
+impl PartitionKey {
+    /// The partition of a row whose `event` and `timestamp` columns are these, derived the
+    /// way the delivery stream's JQ query derives it: `collection` = `event`, `dt` = the
+    /// first ten characters of `timestamp`; `None` when `timestamp` is shorter.
+    pub fn of_row(event: &str, timestamp: &str) -> Option<Self> {
+        Some(Self {
+            collection: event.to_owned(),
+            dt: timestamp.get(..10)?.to_owned(),
+        })
+    }
+}
+
 /// One warehouse row, already written as the JSON object the tables store (columns sorted
 /// by name), and the partition it belongs in. Rows are written once, when they are made:
 /// every sink sends or stores exactly these bytes.
@@ -74,8 +86,10 @@ impl WarehouseRow {
     /// store). The partition is derived the way the delivery stream's JQ query derives it:
     /// `collection` = `event`, `dt` = the first ten characters of `timestamp`.
     pub fn from_columns(columns: Map<String, Value>) -> Option<Self> {
-        let collection = columns.get("event")?.as_str()?.to_owned();
-        let dt = columns.get("timestamp")?.as_str()?.get(..10)?.to_owned();
+        let partition = PartitionKey::of_row(
+            columns.get("event")?.as_str()?,
+            columns.get("timestamp")?.as_str()?,
+        )?;
         let id = columns
             .get("id")
             .and_then(Value::as_str)
@@ -84,7 +98,7 @@ impl WarehouseRow {
         let mut json = Vec::with_capacity(1024);
         write_json_value(&mut json, &Value::Object(columns));
         Some(Self {
-            partition: PartitionKey { collection, dt },
+            partition,
             id,
             json,
         })
@@ -265,6 +279,18 @@ fn flatten_nested(prefix: &mut String, key: &str, flatten: impl FnOnce(&mut Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partition_is_the_event_and_the_timestamps_first_ten_characters() {
+        let key = PartitionKey::of_row("email_opened", "2024-01-04T18:05:01.000Z").unwrap();
+        assert_eq!(
+            (key.collection.as_str(), key.dt.as_str()),
+            ("email_opened", "2024-01-04")
+        );
+        // Too short, or cut inside a character: no partition, and no panic.
+        assert_eq!(PartitionKey::of_row("e", "2024-01-0"), None);
+        assert_eq!(PartitionKey::of_row("e", "2024-01-0é…"), None);
+    }
     use crate::segment::klaviyo_context::KlaviyoContext;
     use serde_json::json;
 

@@ -25,6 +25,7 @@ use serde_json::Value;
 use source_core::compaction::columns::{Cell, TableColumns, TableRow, cell_of, table_row};
 use source_core::compaction::merge::PartitionMerge;
 use source_core::compaction::winner::CopyRank;
+use source_core::warehouse::row::PartitionKey;
 
 use super::parquet_file::{TableFileError, read_table_file, write_table_file};
 use super::table_store::{Precondition, StoreError, TableStore};
@@ -168,7 +169,7 @@ enum PartitionOutcome {
     LostRace,
 }
 
-/// The members of a spilled row that place it: its collection and day.
+/// The members of a spilled row that place it ([`PartitionKey::of_row`]).
 #[derive(Deserialize)]
 struct PlaceWire {
     event: String,
@@ -242,15 +243,17 @@ impl<'a> Compaction<'a> {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match serde_json::from_slice::<PlaceWire>(&line) {
-                        Ok(place) if place.timestamp.len() >= 10 => {
-                            let day = place.timestamp[..10].to_owned();
+                    let partition = serde_json::from_slice::<PlaceWire>(&line)
+                        .ok()
+                        .and_then(|place| PartitionKey::of_row(&place.event, &place.timestamp));
+                    match partition {
+                        Some(partition) => {
                             lines_by_partition
-                                .entry((place.event, day))
+                                .entry((partition.collection, partition.dt))
                                 .or_default()
                                 .push(line);
                         }
-                        _ => {
+                        None => {
                             // A line that can never be a row: the object stays, counted.
                             report.unreadable_lines += 1;
                             placeable = false;
