@@ -13,7 +13,7 @@
 //! uses them. The store's lock keeps two runs apart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -240,9 +240,6 @@ impl<'a> Compaction<'a> {
                     BTreeMap::new();
                 let mut placeable = true;
                 for line in gzip_lines(&key, &self.get_required(&key).await?)? {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
                     let partition = serde_json::from_slice::<PlaceWire>(&line)
                         .ok()
                         .and_then(|place| PartitionKey::of_row(&place.event, &place.timestamp));
@@ -340,19 +337,18 @@ impl<'a> Compaction<'a> {
         };
         let mut merge = PartitionMerge::over(committed);
         for source in &new_sources {
-            let lines = match source {
+            let read;
+            let lines: &[Vec<u8>] = match source {
                 Source::Raw(name) => {
                     let key = format!("{}/collection={collection}/dt={day}/{name}", self.schema);
                     report.objects_read += 1;
-                    gzip_lines(&key, &self.get_required(&key).await?)?
+                    read = gzip_lines(&key, &self.get_required(&key).await?)?;
+                    &read
                 }
-                Source::DeadLetter { lines, .. } => lines.clone(),
+                Source::DeadLetter { lines, .. } => lines,
             };
             for line in lines {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                if merge.offer(&line).is_err() {
+                if merge.offer(line).is_err() {
                     report.unreadable_lines += 1;
                 }
             }
@@ -512,21 +508,21 @@ impl<'a> Compaction<'a> {
     }
 }
 
-/// The lines of a gzip NDJSON object (one or more gzip members).
+/// The lines of a gzip NDJSON object (one or more gzip members), blank ones left out.
 fn gzip_lines(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CompactionError> {
-    std::io::BufReader::new(MultiGzDecoder::new(bytes))
-        .split(b'\n')
-        .collect::<Result<_, _>>()
-        .map_err(|err| corrupt(key, err))
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(MultiGzDecoder::new(bytes)).split(b'\n') {
+        let line = line.map_err(|err| corrupt(key, err))?;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            lines.push(line);
+        }
+    }
+    Ok(lines)
 }
 
 fn read_index(key: &str, bytes: Bytes) -> Result<Vec<CopyRank>, CompactionError> {
-    let mut text = Vec::new();
-    MultiGzDecoder::new(&bytes[..])
-        .read_to_end(&mut text)
-        .map_err(|err| corrupt(key, err))?;
-    text.split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
+    gzip_lines(key, &bytes)?
+        .iter()
         .map(|line| serde_json::from_slice(line).map_err(|err| corrupt(key, err)))
         .collect()
 }
