@@ -233,6 +233,15 @@ impl PullStateStore for MemoryState {
     }
 }
 
+/// A stand-in holding `events`, an empty state and an empty sink.
+fn fresh(events: &[StoredEvent]) -> (Arc<KlaviyoStandIn>, Arc<MemoryState>, Arc<MemorySink>) {
+    (
+        KlaviyoStandIn::new(events.to_vec()),
+        Arc::new(MemoryState::default()),
+        Arc::new(MemorySink::default()),
+    )
+}
+
 fn run_over(
     api: Arc<KlaviyoStandIn>,
     store: Arc<MemoryState>,
@@ -289,11 +298,7 @@ fn deadline() -> Instant {
 #[tokio::test(start_paused = true)]
 async fn an_incremental_run_stores_every_event_once_and_saves_its_cursor() {
     let events = events_over(3, 2_500);
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     let report = run_over(api, store.clone(), sink.clone(), "run-1")
         .run(&PullPlan::Incremental, deadline())
         .await
@@ -312,11 +317,7 @@ async fn an_incremental_run_stores_every_event_once_and_saves_its_cursor() {
 async fn a_run_stopped_between_pages_is_continued_by_the_next_without_a_copy() {
     // About 2,000 events a day: each day window takes two pages, read one window at a time.
     let events = events_over(3, 6_000);
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     let mut first = run_over(api.clone(), store.clone(), sink.clone(), "run-1");
     first.settings.parallel_windows = 1;
     let stop = first.stop.clone();
@@ -357,11 +358,7 @@ async fn a_dense_window_is_split_and_read_once() {
             at: start + TimeDelta::seconds(i),
         })
         .collect();
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     let report = run_over(api.clone(), store, sink.clone(), "run-1")
         .run(&PullPlan::Incremental, deadline())
         .await
@@ -396,11 +393,7 @@ async fn an_expired_cursor_rereads_from_the_last_stored_second_without_a_copy() 
             at: start + TimeDelta::seconds(i / 6),
         })
         .collect();
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     api.expire_cursors.store(1, Ordering::SeqCst);
     let report = run_over(api.clone(), store, sink.clone(), "run-1")
         .run(&PullPlan::Incremental, deadline())
@@ -418,11 +411,7 @@ async fn an_expired_cursor_rereads_from_the_last_stored_second_without_a_copy() 
 #[tokio::test(start_paused = true)]
 async fn a_lease_held_by_another_run_stops_this_one_until_it_lapses() {
     let events = events_over(1, 300);
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     let held_until = now() + TimeDelta::minutes(1);
     store.stored.lock().unwrap().0.lease = Some(Lease {
         holder: "other-run".into(),
@@ -450,11 +439,7 @@ async fn a_lease_held_by_another_run_stops_this_one_until_it_lapses() {
 #[tokio::test(start_paused = true)]
 async fn two_runs_at_once_store_each_event_once() {
     let events = events_over(2, 1_800);
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     let first = run_over(api.clone(), store.clone(), sink.clone(), "run-1");
     let second = run_over(api, store, sink.clone(), "run-2");
     let (a, b) = tokio::join!(
@@ -542,11 +527,7 @@ async fn a_cursor_that_always_expires_stops_the_run_instead_of_looping() {
             at,
         })
         .collect();
-    let (api, store, sink) = (
-        KlaviyoStandIn::new(events.clone()),
-        Arc::new(MemoryState::default()),
-        Arc::new(MemorySink::default()),
-    );
+    let (api, store, sink) = fresh(&events);
     api.expire_cursors.store(usize::MAX, Ordering::SeqCst);
     let err = run_over(api.clone(), store.clone(), sink.clone(), "run-1")
         .run(&PullPlan::Incremental, deadline())
