@@ -102,7 +102,7 @@ def table_yaml(name, columns, location_sub, partition_keys, projection, serde=JS
     Type: AWS::Glue::Table
     Properties:
       CatalogId: !Ref AWS::AccountId
-      DatabaseName: !Ref GlueDatabase
+      DatabaseName: !Ref RawGlueDatabase
       TableInput:
         Name: {name}
         TableType: EXTERNAL_TABLE
@@ -166,19 +166,19 @@ def dedupe_query(table):
     return f"""  {logical_id(table)[:-5]}DedupeViewQuery:
     Type: AWS::Athena::NamedQuery
     Properties:
-      Database: !Ref GlueDatabase
+      Database: !Ref RawGlueDatabase
       WorkGroup: !Ref AthenaWorkGroup
-      Name: !Sub '${{SchemaName}}.{table}_deduped view'
+      Name: !Sub '${{SchemaName}}_raw.{table}_deduped view'
       Description: >-
         Firehose delivers at least once; this view keeps one row per id, as the compacted
         tables do: a resolved identity first, then the first received.
         Partitioned by dt and id so a dt filter prunes partitions below the window.
       QueryString: !Sub |
-        CREATE OR REPLACE VIEW "${{SchemaName}}"."{table}_deduped" AS
+        CREATE OR REPLACE VIEW "${{SchemaName}}_raw"."{table}_deduped" AS
         SELECT * FROM (
           SELECT *, row_number() OVER (PARTITION BY {partition_by}
             ORDER BY coalesce(context_klaviyo_identity_resolved, true) DESC, received_at) AS row_rank
-          FROM "${{SchemaName}}"."{table}"
+          FROM "${{SchemaName}}_raw"."{table}"
         ) WHERE row_rank = 1
 """
 

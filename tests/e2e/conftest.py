@@ -102,6 +102,8 @@ class StackEmulator:
         import boto3
         self.s3 = boto3.client("s3", endpoint_url=self.info["endpoint"], region_name=self.info["region"],
                                aws_access_key_id="test", aws_secret_access_key="test")
+        self.glue = boto3.client("glue", endpoint_url=self.info["endpoint"], region_name=self.info["region"],
+                                 aws_access_key_id="test", aws_secret_access_key="test")
 
     def env(self, **overrides) -> dict:
         """The environment the function reads, pointed at this emulator."""
@@ -140,6 +142,9 @@ class StackEmulator:
         for start in range(0, len(keys), 1000):
             self.s3.delete_objects(Bucket=self.info["bucket"],
                                    Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+        for database in (self.info["database"], self.info["database"] + "_raw"):
+            for table in self.glue.get_tables(DatabaseName=database)["TableList"]:
+                self.glue.delete_table(DatabaseName=database, Name=table["Name"])
         self.control("/reset", {})
 
     def stop(self):

@@ -46,6 +46,7 @@ from cfnlint.decode import decode
 from moto.firehose import models as firehose_models
 from moto.core.exceptions import JsonRESTError
 from moto.firehose.exceptions import InvalidArgumentException
+from moto.glue.models import GlueBackend
 from moto.s3.models import S3Backend, s3_backends
 from moto.server import ThreadedMotoServer
 
@@ -158,13 +159,19 @@ class Faults:
         self.reset()
 
     def reset(self):
+        if hasattr(self, "released"):
+            self.released.set()  # a call still held goes on (and fails) before the reset
         with self.lock:
             self.plan = {"throttle_calls": 0, "fail_calls": 0, "record_failure_rate": 0.0,
                          "fail_records_for_calls": 0}
             self.stats = {"calls": 0, "records": 0, "failed_records": 0, "throttled_calls": 0,
                           "failed_calls": 0, "rows_written": 0, "objects_written": 0,
-                          "error_records": 0, "max_objects_per_record": 0}
+                          "error_records": 0, "max_objects_per_record": 0, "glue_writes": 0}
             self.random = random.Random(7)
+            # A call to hold (see `Faults.hold_if`): {"call": "<substring of its description>"}.
+            self.plan["hold"] = None
+            self.held = threading.Event()
+            self.released = threading.Event()
 
     def configure(self, plan: dict):
         with self.lock:
@@ -189,6 +196,20 @@ class Faults:
                 self.plan["fail_records_for_calls"] -= 1
                 rate = self.plan["record_failure_rate"]
             return "ok", rate
+
+    def hold_if(self, description: str):
+        """Holds the first call whose description ("s3:put <key>", "s3:delete <key> ...",
+        "glue:<operation> <table>") contains the planned text, so a test can kill its caller
+        at exactly that step; once released the call fails and writes nothing, as a request
+        whose client died before it reached the service."""
+        with self.lock:
+            hold = self.plan.get("hold")
+            if not hold or hold["call"] not in description or self.held.is_set():
+                return
+            self.held.set()
+            self.stats["held_call"] = description
+        self.released.wait(timeout=300)
+        raise JsonRESTError("InternalError", "held and dropped by the emulator", )
 
     def record_fails(self, rate: float) -> bool:
         with self.lock:
@@ -342,7 +363,7 @@ class ControlHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/stats":
             with self.faults.lock:
-                self._answer(200, dict(self.faults.stats))
+                self._answer(200, {**self.faults.stats, "held": self.faults.held.is_set()})
         else:
             self._answer(404, {"error": "not_found"})
 
@@ -352,6 +373,9 @@ class ControlHandler(BaseHTTPRequestHandler):
         if self.path == "/faults":
             self.faults.configure(payload)
             self._answer(200, self.faults.plan)
+        elif self.path == "/release":
+            self.faults.released.set()
+            self._answer(200, {})
         elif self.path == "/reset":
             self.faults.reset()
             self._answer(200, {})
@@ -360,6 +384,69 @@ class ControlHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+GLUE_WRITES = ["create_table", "update_table", "delete_table", "create_partition", "update_partition",
+               "delete_partition", "batch_create_partition", "batch_update_partition",
+               "batch_delete_partition"]
+
+
+def emulate_glue(faults: Faults):
+    """moto's Glue Data Catalog, with what moto leaves out: every write is counted (the
+    `glue_writes` statistic), and a partition must name a value for each of its table's
+    partition keys, in their order."""
+
+    def counted(name):
+        original = getattr(GlueBackend, name)
+
+        def call(self, *args, **kwargs):
+            faults.hold_if(f"glue:{name} {args[1] if len(args) > 1 else ''}")
+            with faults.lock:
+                faults.stats["glue_writes"] += 1
+            return original(self, *args, **kwargs)
+        return call
+
+    for name in GLUE_WRITES:
+        setattr(GlueBackend, name, counted(name))
+
+    def checked(name, input_position):
+        original = getattr(GlueBackend, name)
+
+        def call(self, database_name, table_name, *args, **kwargs):
+            partition_input = args[input_position]
+            keys = self.get_table(database_name, table_name).get_version(
+                str(self.get_table(database_name, table_name)._current_version)).get("PartitionKeys", [])
+            if len(partition_input.get("Values", [])) != len(keys):
+                raise JsonRESTError("InvalidInputException",
+                                    f"{len(keys)} partition keys, {len(partition_input.get('Values', []))} values")
+            return original(self, database_name, table_name, *args, **kwargs)
+        return call
+
+    GlueBackend.create_partition = checked("create_partition", 0)
+    GlueBackend.update_partition = checked("update_partition", 0)
+
+
+def holdable_s3(faults: Faults):
+    """S3 writes and deletes a test can hold (`Faults.hold_if`)."""
+    original_put = S3Backend.put_object
+    original_delete = S3Backend.delete_object
+    original_delete_many = S3Backend.delete_objects
+
+    def put_object(self, bucket_name, key_name, *args, **kwargs):
+        faults.hold_if(f"s3:put {key_name}")
+        return original_put(self, bucket_name, key_name, *args, **kwargs)
+
+    def delete_object(self, bucket_name, key_name, *args, **kwargs):
+        faults.hold_if(f"s3:delete {key_name}")
+        return original_delete(self, bucket_name, key_name, *args, **kwargs)
+
+    def delete_objects(self, bucket_name, objects, *args, **kwargs):
+        faults.hold_if("s3:delete " + " ".join(o["Key"] for o in objects))
+        return original_delete_many(self, bucket_name, objects, *args, **kwargs)
+
+    S3Backend.put_object = put_object
+    S3Backend.delete_object = delete_object
+    S3Backend.delete_objects = delete_objects
 
 
 def persist_s3(directory: Path):
@@ -423,6 +510,12 @@ def create_stack(endpoint: str, template: dict, parameters: dict, spec: StreamSp
     secret_string = resolve_sub(secret_template, {**parameters, "WriteKey": write_keys[0],
                                                   "WriteKeyPrevious": write_keys[1] if len(write_keys) > 1 else "",
                                                   "SegmentWriteKey": segment_key})
+    # The stack's two Glue databases: the tables the compaction registers, and the raw ones.
+    glue = session.client("glue", endpoint_url=endpoint)
+    for resource in ("GlueDatabase", "RawGlueDatabase"):
+        name = template["Resources"][resource]["Properties"]["DatabaseInput"]["Name"]
+        name = parameters[name["Ref"]] if isinstance(name, dict) and "Ref" in name else resolve_sub(name, parameters)
+        glue.create_database(DatabaseInput={"Name": name})
     secret = session.client("secretsmanager", endpoint_url=endpoint).create_secret(
         Name="klaviyo-source-write-keys", SecretString=secret_string)
     return secret["ARN"]
@@ -444,6 +537,8 @@ def main() -> int:
     spec = StreamSpec(template, parameters)
     faults = Faults()
     extended = ExtendedFirehose(spec, faults)
+    emulate_glue(faults)
+    holdable_s3(faults)
     firehose_models.FirehoseBackend.put_record_batch = (
         lambda backend, name, records: extended.put_record_batch(backend, name, records))
 
@@ -456,7 +551,8 @@ def main() -> int:
     ControlHandler.faults = faults
     control = ThreadingHTTPServer(("127.0.0.1", args.control_port), ControlHandler)
     ready = {"endpoint": endpoint, "control": f"http://127.0.0.1:{args.control_port}", "bucket": BUCKET,
-             "stream": STREAM, "secret_arn": secret_arn, "region": REGION}
+             "stream": STREAM, "secret_arn": secret_arn, "region": REGION,
+             "database": parameters["SchemaName"]}
     if args.ready_file:
         args.ready_file.write_text(json.dumps(ready))
     print(json.dumps(ready), flush=True)

@@ -6,6 +6,7 @@ use source_io::config::Config;
 use source_io::s3_objects::S3Objects;
 use source_io::settings;
 use source_io::tables::compaction_run::Compaction;
+use source_io::tables::glue_catalog::GlueCatalog;
 use source_io::tables::local_store::LocalStore;
 use source_io::tables::s3_store::S3Store;
 use source_io::tables::table_store::TableStore;
@@ -29,18 +30,31 @@ pub async fn compact(
     config: &Config,
     args: &CompactArgs,
 ) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+    let mut catalog = None;
     let store: Box<dyn TableStore> = match &args.bucket {
-        Some(bucket) => Box::new(S3Store::new(
-            S3Objects::new(&load_sdk_config().await?),
-            bucket.clone(),
-            format!("pid-{}", std::process::id()),
-        )),
+        Some(bucket) => {
+            let sdk = load_sdk_config().await?;
+            catalog = config
+                .glue_database
+                .as_ref()
+                .map(|database| GlueCatalog::new(&sdk, database, bucket.clone()));
+            Box::new(S3Store::new(
+                S3Objects::new(&sdk),
+                bucket.clone(),
+                format!("pid-{}", std::process::id()),
+            ))
+        }
+        None if config.glue_database.is_some() => {
+            return Err("--glue-database registers the tables of a bucket: give --bucket".into());
+        }
         None => Box::new(LocalStore::new(lake_dir(config))),
     };
-    let report = Compaction::new(store.as_ref(), config.schema.clone())
-        .with_dead_letter(config.dead_letter_prefix.clone())
-        .run()
-        .await?;
+    let mut compaction = Compaction::new(store.as_ref(), config.schema.clone())
+        .with_dead_letter(config.dead_letter_prefix.clone());
+    if let Some(catalog) = &catalog {
+        compaction = compaction.with_catalog(catalog);
+    }
+    let report = compaction.run().await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(0)
 }

@@ -50,7 +50,11 @@ impl FlagGroup for Pull {
 pub struct Compact;
 
 impl FlagGroup for Compact {
-    const SETTINGS: &'static [Setting] = &[settings::LAKE_DIR, settings::SCHEMA_NAME];
+    const SETTINGS: &'static [Setting] = &[
+        settings::LAKE_DIR,
+        settings::SCHEMA_NAME,
+        settings::GLUE_DATABASE,
+    ];
 }
 
 /// The settings of `reconcile`.

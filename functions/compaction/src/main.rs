@@ -12,6 +12,7 @@ use source_io::config::Config;
 use source_io::s3_objects::S3Objects;
 use source_io::settings::Mode;
 use source_io::tables::compaction_run::{Compaction, CompactionError};
+use source_io::tables::glue_catalog::GlueCatalog;
 use source_io::tables::s3_store::S3Store;
 use source_io::tables::table_store::StoreError;
 use source_io::telemetry::{init_logging, json_logs};
@@ -67,11 +68,15 @@ fn start(
         .ok_or("the compaction needs LAKE_BUCKET: the lake bucket to compact")?;
     let sdk = sdk_config_from_lambda_environment(&env)?;
     let holder = env("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|| "local".into());
+    let catalog = config
+        .glue_database
+        .map(|database| GlueCatalog::new(&sdk, database, bucket.clone()));
     Ok((
         S3Store::new(S3Objects::new(&sdk), bucket, holder),
         Target {
             schema: config.schema,
             dead_letter_prefix: config.dead_letter_prefix,
+            catalog,
         },
     ))
 }
@@ -82,13 +87,18 @@ struct Target {
     schema: String,
     /// Where the endpoint spills rows Firehose would not take.
     dead_letter_prefix: String,
+    /// The Glue database readers find the tables in (`GLUE_DATABASE`), if set.
+    catalog: Option<GlueCatalog>,
 }
 
 /// One run; its report as JSON (logged too). A held lease is a success: the run holding it
 /// compacts what this one would have.
 async fn run(store: &S3Store, target: &Target) -> Result<Value, CompactionError> {
-    let compaction = Compaction::new(store, target.schema.clone())
+    let mut compaction = Compaction::new(store, target.schema.clone())
         .with_dead_letter(target.dead_letter_prefix.clone());
+    if let Some(catalog) = &target.catalog {
+        compaction = compaction.with_catalog(catalog);
+    }
     match compaction.run().await {
         Ok(report) => {
             let report = json!(report);

@@ -94,6 +94,8 @@ pub struct Config {
     pub pull_state_bucket: Option<String>,
     /// The lake bucket the compaction function compacts.
     pub lake_bucket: Option<String>,
+    /// The Glue database the compaction registers the tables in, if any.
+    pub glue_database: Option<String>,
     /// Where rows Firehose would not take are spilled (the Firehose sink writes there, the
     /// compaction reads them into the tables).
     pub dead_letter_prefix: String,
@@ -203,6 +205,7 @@ impl Config {
             pull_requests_per_minute: u32::try_from(pull_requests_per_minute).unwrap_or(u32::MAX),
             pull_state_bucket: read(&settings::PULL_STATE_BUCKET),
             lake_bucket: read(&settings::LAKE_BUCKET),
+            glue_database: read(&settings::GLUE_DATABASE),
             dead_letter_prefix: text(&settings::DEAD_LETTER_PREFIX)?,
             pull_state_key: text(&settings::PULL_STATE_KEY)?,
             pull_channels: parse_channels(text(&settings::PULL_CHANNELS)?)?,

@@ -281,6 +281,13 @@ pub const LAKE_BUCKET: Setting = setting(
     Described("stack: the data bucket"),
     "Bucket of the lake the compaction function compacts",
 );
+/// The Glue database the compaction registers the tables in.
+pub const GLUE_DATABASE: Setting = setting(
+    "GLUE_DATABASE",
+    Flag::Long("glue-database"),
+    Described("stack: the schema's database; local: none"),
+    "Glue database whose tables the compaction points at each new version (with --bucket)",
+);
 /// The bucket holding the scheduled pull's state object.
 pub const PULL_STATE_BUCKET: Setting = setting(
     "PULL_STATE_BUCKET",
@@ -312,7 +319,7 @@ pub const PULL_REQUESTS_PER_MINUTE: Setting = setting(
 );
 
 /// Every setting, in the README table's order.
-pub const ALL: [Setting; 27] = [
+pub const ALL: [Setting; 28] = [
     WRITE_KEY,
     WRITE_KEY_PREVIOUS,
     SEGMENT_WRITE_KEY,
@@ -340,6 +347,7 @@ pub const ALL: [Setting; 27] = [
     PULL_CHANNELS,
     PULL_REQUESTS_PER_MINUTE,
     LAKE_BUCKET,
+    GLUE_DATABASE,
 ];
 
 #[cfg(test)]

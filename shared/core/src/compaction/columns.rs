@@ -99,14 +99,37 @@ impl From<TableColumns> for ColumnList {
     }
 }
 
+/// The columns every table starts with, after its own two, in this order: Segment's `tracks`
+/// columns, which the `tracks` table reads from every collection's files. Being the same
+/// prefix of every table, they are at the same place in every file, for readers that match
+/// columns by position as for those that match them by name.
+pub const TRACKS_COLUMNS: [&str; 14] = [
+    "id",
+    "anonymous_id",
+    "user_id",
+    "event",
+    "event_text",
+    "timestamp",
+    "original_timestamp",
+    "sent_at",
+    "received_at",
+    "uuid_ts",
+    "context_library_name",
+    "context_library_version",
+    "context_integration_name",
+    "context_integration_version",
+];
+
 impl Default for TableColumns {
-    /// A new table: its own two columns first.
+    /// A new table: its own two columns, then [`TRACKS_COLUMNS`]. The `tracks` table's
+    /// columns are exactly these.
     fn default() -> Self {
+        let own = [CAST_ERRORS, EXTRA].into_iter();
         Self::from(ColumnList {
-            columns: vec![
-                (CAST_ERRORS.to_owned(), ColumnType::Text),
-                (EXTRA.to_owned(), ColumnType::Text),
-            ],
+            columns: own
+                .chain(TRACKS_COLUMNS)
+                .map(|name| (name.to_owned(), declared_type(name)))
+                .collect(),
         })
     }
 }
@@ -212,6 +235,20 @@ mod tests {
     }
 
     #[test]
+    fn every_table_starts_with_the_same_tracks_columns() {
+        let mut columns = TableColumns::default();
+        columns.grow(["zeta", "alpha", "id"]);
+        let names: Vec<&str> = columns.columns().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names[..2], [CAST_ERRORS, EXTRA]);
+        assert_eq!(names[2..2 + TRACKS_COLUMNS.len()], TRACKS_COLUMNS);
+        assert_eq!(names[2 + TRACKS_COLUMNS.len()..], ["alpha", "zeta"]);
+        assert_eq!(
+            columns.columns()[7],
+            ("timestamp".into(), ColumnType::Timestamp)
+        );
+    }
+
+    #[test]
     fn declared_columns_keep_their_types_and_the_rest_is_exact_text() {
         let mut columns = TableColumns::default();
         let raw: Value = serde_json::from_str(
@@ -270,11 +307,12 @@ mod tests {
         assert_eq!(columns.grow(["b", "a", "b"]), 2);
         assert_eq!(columns.grow(["c", "a"]), 1);
         let names: Vec<&str> = columns.columns().iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, [CAST_ERRORS, EXTRA, "a", "b", "c"]);
+        let start = 2 + TRACKS_COLUMNS.len();
+        assert_eq!(names[start..], ["a", "b", "c"]);
 
         let many: Vec<String> = (0..2 * MAX_COLUMNS).map(|i| format!("p{i:05}")).collect();
         let added = columns.grow(many.iter().map(String::as_str));
-        assert_eq!(added, MAX_COLUMNS - 5);
+        assert_eq!(added, MAX_COLUMNS - start - 3);
         assert_eq!(columns.columns().len(), MAX_COLUMNS);
         let last = &many[2 * MAX_COLUMNS - 1];
         let row = table_row(members(json!({"a": "x", last.clone(): 7})), &columns);

@@ -27,11 +27,21 @@ use source_core::compaction::merge::PartitionMerge;
 use source_core::compaction::winner::CopyRank;
 use source_core::warehouse::row::PartitionKey;
 
+use super::glue_catalog::{PublishedVersion, TableCatalog};
 use super::parquet_file::{TableFileError, read_table_file, write_table_file};
 use super::table_store::{Precondition, StoreError, TableStore};
 
 /// The tables' folder beside the raw landing's schema folder.
 pub const TABLES_DIR: &str = "_tables";
+/// A version's id index. Its name starts with `_`, which Athena and Redshift Spectrum take
+/// for a hidden file, so readers of the version's folder read only its Parquet file.
+pub const INDEX_FILE: &str = "_index.ndjson.gz";
+/// A version's rows.
+pub const PART_FILE: &str = "part.parquet";
+/// Where a run marks the partitions whose new version the catalog may not show yet: set
+/// before the manifest's commit, cleared once the catalog points at the version, so a run
+/// killed in between is finished by the next one before it deletes any old version.
+const CATALOG_PENDING_DIR: &str = "_tables/.catalog-pending";
 
 /// Why a compaction could not finish; what it committed before stays committed.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +133,8 @@ pub struct CompactionReport {
     pub lost_races: u64,
     /// Dead-letter objects whose rows are all in committed tables, and so deleted.
     pub dead_letter_objects_compacted: u64,
+    /// Versions an earlier, stopped run committed that this run registered in the catalog.
+    pub publications_finished: u64,
 }
 
 /// Compaction of one schema's lake in `store`.
@@ -135,6 +147,8 @@ pub struct Compaction<'a> {
     /// such a store: they reach the tables too, and their objects are deleted once every
     /// partition they fed is committed.
     dead_letter_prefix: Option<String>,
+    /// Where committed versions are registered for readers (Glue), if anywhere.
+    catalog: Option<&'a dyn TableCatalog>,
 }
 
 /// What a partition's new rows come from.
@@ -184,7 +198,14 @@ impl<'a> Compaction<'a> {
             schema: schema.into(),
             run: format!("{:016x}", fastrand::u64(..)),
             dead_letter_prefix: None,
+            catalog: None,
         }
+    }
+
+    /// Also points `catalog`'s tables at each version this run commits.
+    pub fn with_catalog(mut self, catalog: &'a dyn TableCatalog) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// Also compacts the rows spilled under `prefix` (`dead-letter/`).
@@ -205,6 +226,7 @@ impl<'a> Compaction<'a> {
 
     async fn run_locked(&self) -> Result<CompactionReport, CompactionError> {
         let mut report = CompactionReport::default();
+        self.finish_pending_publications(&mut report).await?;
         let raw_prefix = format!("{}/", self.schema);
         let mut partitions: BTreeMap<(String, String), Vec<Source>> = BTreeMap::new();
         for key in self.store.list(&raw_prefix).await? {
@@ -305,6 +327,84 @@ impl<'a> Compaction<'a> {
         format!("{TABLES_DIR}/{}/{collection}", self.schema)
     }
 
+    fn pending_key(&self, collection: &str, day: &str) -> String {
+        format!(
+            "{CATALOG_PENDING_DIR}/{}/{collection}/dt={day}",
+            self.schema
+        )
+    }
+
+    /// Points the catalog at the versions an earlier run committed but was stopped before
+    /// it could register.
+    async fn finish_pending_publications(
+        &self,
+        report: &mut CompactionReport,
+    ) -> Result<(), CompactionError> {
+        let Some(_) = self.catalog else {
+            return Ok(());
+        };
+        let prefix = format!("{CATALOG_PENDING_DIR}/{}/", self.schema);
+        for key in self.store.list(&prefix).await? {
+            let mut parts = key[prefix.len()..].split('/');
+            let (Some(collection), Some(day), None) = (
+                parts.next(),
+                parts.next().and_then(|part| part.strip_prefix("dt=")),
+                parts.next(),
+            ) else {
+                continue;
+            };
+            let manifest_key = format!("{}/dt={day}/manifest.json", self.table_key(collection));
+            if let Some(stored) = self.store.get(&manifest_key).await? {
+                let manifest: PartitionManifest = serde_json::from_slice(&stored.bytes)
+                    .map_err(|err| corrupt(&manifest_key, err))?;
+                if manifest.version > 0 {
+                    let columns = self.read_columns(collection).await?;
+                    self.publish(collection, day, &manifest.dir, &columns)
+                        .await?;
+                    report.publications_finished += 1;
+                }
+            }
+            self.store.delete(std::slice::from_ref(&key)).await?;
+        }
+        Ok(())
+    }
+
+    /// Registers `collection`'s version `dir` of `day` in the catalog, if there is one.
+    async fn publish(
+        &self,
+        collection: &str,
+        day: &str,
+        dir: &str,
+        columns: &TableColumns,
+    ) -> Result<(), CompactionError> {
+        let Some(catalog) = self.catalog else {
+            return Ok(());
+        };
+        let table_folder = self.table_key(collection);
+        let folder = format!("{table_folder}/dt={day}/{dir}");
+        catalog
+            .publish(&PublishedVersion {
+                collection,
+                day,
+                folder: &folder,
+                table_folder: &table_folder,
+                columns,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The table's columns (`_columns.json`), or a new table's.
+    async fn read_columns(&self, collection: &str) -> Result<TableColumns, CompactionError> {
+        let columns_key = format!("{}/_columns.json", self.table_key(collection));
+        Ok(match self.store.get(&columns_key).await? {
+            Some(stored) => {
+                serde_json::from_slice(&stored.bytes).map_err(|err| corrupt(&columns_key, err))?
+            }
+            None => TableColumns::default(),
+        })
+    }
+
     async fn compact_partition(
         &self,
         collection: &str,
@@ -330,7 +430,7 @@ impl<'a> Compaction<'a> {
             return Ok(PartitionOutcome::Committed);
         }
         let committed = if manifest.version > 0 {
-            let key = format!("{partition}/{}/index.ndjson.gz", manifest.dir);
+            let key = format!("{partition}/{}/{INDEX_FILE}", manifest.dir);
             read_index(&key, self.get_required(&key).await?)?
         } else {
             Vec::new()
@@ -370,18 +470,13 @@ impl<'a> Compaction<'a> {
         }
         let (ranks, taken) = merge.finish();
         let columns_key = format!("{}/_columns.json", self.table_key(collection));
-        let mut columns: TableColumns = match self.store.get(&columns_key).await? {
-            Some(stored) => {
-                serde_json::from_slice(&stored.bytes).map_err(|err| corrupt(&columns_key, err))?
-            }
-            None => TableColumns::default(),
-        };
+        let mut columns = self.read_columns(collection).await?;
         let row_id = |row: &TableRow, columns: &TableColumns| match cell_of(row, columns, "id") {
             Cell::Text(id) => Some(id.clone()),
             _ => None,
         };
         let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
-            let key = format!("{partition}/{}/part.parquet", manifest.dir);
+            let key = format!("{partition}/{}/{PART_FILE}", manifest.dir);
             read_table_file(self.get_required(&key).await?, &columns)?
                 .into_iter()
                 .filter_map(|row| Some((row_id(&row, &columns)?, row)))
@@ -422,14 +517,14 @@ impl<'a> Compaction<'a> {
         // A version left half-written by a killed run is written again whole.
         self.store
             .put(
-                &format!("{version_dir}/part.parquet"),
+                &format!("{version_dir}/{PART_FILE}"),
                 write_table_file(&columns, &rows)?,
                 Precondition::None,
             )
             .await?;
         self.store
             .put(
-                &format!("{version_dir}/index.ndjson.gz"),
+                &format!("{version_dir}/{INDEX_FILE}"),
                 index_bytes(&ranks)?,
                 Precondition::None,
             )
@@ -447,11 +542,22 @@ impl<'a> Compaction<'a> {
         next.dir = dir;
         next.rows = rows.len() as u64;
         next.superseded = kept;
+        let pending = self.pending_key(collection, day);
+        if self.catalog.is_some() {
+            self.store
+                .put(&pending, Vec::new(), Precondition::None)
+                .await?;
+        }
         if !self
             .commit(&manifest_key, &next, manifest_tag, report)
             .await?
         {
             return Ok(PartitionOutcome::LostRace);
+        }
+        // Readers of the catalog move to the new version before any old one may go.
+        if self.catalog.is_some() {
+            self.publish(collection, day, &next.dir, &columns).await?;
+            self.store.delete(std::slice::from_ref(&pending)).await?;
         }
         report.versions_written += 1;
         report.rows_written += rows.len() as u64;

@@ -3,6 +3,7 @@
 //! in a local lake or the lake bucket.
 
 pub mod compaction_run;
+pub mod glue_catalog;
 pub mod local_store;
 pub mod parquet_file;
 pub mod s3_store;
