@@ -324,3 +324,44 @@ def test_a_reader_during_compactions_always_sees_each_event_once(endpoint):
         reader.join(timeout=30)
     assert not failures, failures[:5]
     assert counts(lake, "email_opened") == (13, 13)
+
+
+def test_rows_in_firehose_error_records_reach_the_tables_and_their_objects_go(endpoint, emulator):
+    """A burst over Firehose's 500 active partitions sends the excess rows to the error prefix
+    (activePartitionExceeded) after the call succeeded; the compaction takes each error
+    record's rows into the tables and deletes the error object, while a record that can
+    never be a row stays and is counted."""
+    import base64
+    emulator.clear()
+    bucket = emulator.info["bucket"]
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    [original] = raw_objects(endpoint.lake, "email_opened")
+    [row] = [json.loads(line) for line in gzip.decompress(original.read_bytes()).decode().splitlines() if line]
+    import datetime
+    days = [(datetime.date(2024, 1, 1) + datetime.timedelta(days=i)).isoformat() for i in range(520)]
+    assert len(set(days)) == 520
+    rows = [{**row, "id": f"burst-{i:04d}", "timestamp": f"{day}T10:00:00.000Z"} for i, day in enumerate(days)]
+    records = [{"Data": "".join(json.dumps(r) for r in rows[:260]).encode()},
+               {"Data": "".join(json.dumps(r) for r in rows[260:]).encode()}]
+    import boto3
+    client = boto3.client("firehose", endpoint_url=emulator.info["endpoint"], region_name=emulator.info["region"],
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    answer = client.put_record_batch(DeliveryStreamName=emulator.info["stream"], Records=records)
+    assert answer["FailedPutCount"] == 0
+    errors = emulator.keys("firehose-errors/klaviyo/activePartitionExceeded/")
+    assert errors, "the emulator's 500-partition limit sent the excess to the error prefix"
+    # And a record that can never be a row, in an error object of its own.
+    never = json.dumps({"attemptsMade": 1, "errorCode": "DynamicPartitioning.MetadataExtractionFailed",
+                        "rawData": base64.b64encode(b"not json at all").decode()})
+    emulator.s3.put_object(Bucket=bucket, Key="firehose-errors/klaviyo/partitioning-failed/dt=2026-12-03/x.gz",
+                           Body=gzip.compress(never.encode() + b"\n"))
+    result = subprocess.run([str(ingest_binary()), "compact", "--bucket", bucket], capture_output=True,
+                            text=True, env={**emulator.env(), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["error_objects_compacted"] == len(errors) and report["unreadable_lines"] == 1
+    assert emulator.keys("firehose-errors/") == ["firehose-errors/klaviyo/partitioning-failed/dt=2026-12-03/x.gz"]
+    copy = emulator.download("_tables/", endpoint.lake.parent / "burst")
+    con = connect_tables(copy)
+    assert con.execute("select count(*), count(distinct id) from email_opened where id like 'burst-%'"
+                       ).fetchone() == (520, 520)

@@ -293,3 +293,17 @@ def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(temp
         properties = template["Resources"][alarm]["Properties"]
         assert properties["MetricName"] == metric and f'"{metric}"' in code
     assert template["Resources"]["PullCursorLagAlarm"]["Properties"]["Threshold"] == 3600
+
+
+def test_the_compaction_reads_the_error_prefix_the_stream_writes_and_may_empty_it(template):
+    """The compaction reads Firehose's error records under FIREHOSE_ERRORS_PREFIX + schema:
+    the stream's ErrorOutputPrefix must start there, and the function may read and delete
+    exactly there."""
+    source = (ROOT / "shared/io/src/tables/compaction_run.rs").read_text()
+    [prefix] = re.findall(r'pub const FIREHOSE_ERRORS_PREFIX: &str = "([^"]+)";', source)
+    stream = template["Resources"]["DeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert stream["ErrorOutputPrefix"]["Fn::Sub"].startswith(prefix + "${SchemaName}/")
+    statements = template["Resources"]["CompactionFunction"]["Properties"]["Policies"][0]["Statement"]
+    [spilled] = [s for s in statements if s["Sid"] == "CompactTheSpilledRows"]
+    assert {"Fn::Sub": "${DataBucket.Arn}/" + prefix + "${SchemaName}/*"} in spilled["Resource"]
+    assert sorted(spilled["Action"]) == ["s3:DeleteObject", "s3:GetObject"]

@@ -5,7 +5,7 @@ use source_io::aws_clients::load_sdk_config;
 use source_io::config::Config;
 use source_io::s3_objects::S3Objects;
 use source_io::settings;
-use source_io::tables::compaction_run::Compaction;
+use source_io::tables::compaction_run::{Compaction, FIREHOSE_ERRORS_PREFIX};
 use source_io::tables::glue_catalog::GlueCatalog;
 use source_io::tables::local_store::LocalStore;
 use source_io::tables::s3_store::S3Store;
@@ -50,7 +50,8 @@ pub async fn compact(
         None => Box::new(LocalStore::new(lake_dir(config))),
     };
     let mut compaction = Compaction::new(store.as_ref(), config.schema.clone())
-        .with_dead_letter(config.dead_letter_prefix.clone());
+        .with_dead_letter(config.dead_letter_prefix.clone())
+        .with_error_records(FIREHOSE_ERRORS_PREFIX);
     if let Some(catalog) = &catalog {
         compaction = compaction.with_catalog(catalog);
     }

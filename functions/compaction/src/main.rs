@@ -11,7 +11,7 @@ use source_io::aws_clients::sdk_config_from_lambda_environment;
 use source_io::config::Config;
 use source_io::s3_objects::S3Objects;
 use source_io::settings::Mode;
-use source_io::tables::compaction_run::{Compaction, CompactionError};
+use source_io::tables::compaction_run::{Compaction, CompactionError, FIREHOSE_ERRORS_PREFIX};
 use source_io::tables::glue_catalog::GlueCatalog;
 use source_io::tables::s3_store::S3Store;
 use source_io::tables::table_store::StoreError;
@@ -95,7 +95,8 @@ struct Target {
 /// compacts what this one would have.
 async fn run(store: &S3Store, target: &Target) -> Result<Value, CompactionError> {
     let mut compaction = Compaction::new(store, target.schema.clone())
-        .with_dead_letter(target.dead_letter_prefix.clone());
+        .with_dead_letter(target.dead_letter_prefix.clone())
+        .with_error_records(FIREHOSE_ERRORS_PREFIX);
     if let Some(catalog) = &target.catalog {
         compaction = compaction.with_catalog(catalog);
     }

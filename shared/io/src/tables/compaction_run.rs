@@ -31,6 +31,9 @@ use super::glue_catalog::{PublishedVersion, TableCatalog};
 use super::parquet_file::{TableFileError, read_table_file, write_table_file};
 use super::table_store::{Precondition, StoreError, TableStore};
 
+/// Where the stack's delivery stream writes the records it could not deliver, by schema
+/// (`ErrorOutputPrefix` in template.yaml, up to the schema; a test holds them equal).
+pub const FIREHOSE_ERRORS_PREFIX: &str = "firehose-errors/";
 /// The tables' folder beside the raw landing's schema folder.
 pub const TABLES_DIR: &str = "_tables";
 /// A version's id index. Its name starts with `_`, which Athena and Redshift Spectrum take
@@ -133,6 +136,8 @@ pub struct CompactionReport {
     pub lost_races: u64,
     /// Dead-letter objects whose rows are all in committed tables, and so deleted.
     pub dead_letter_objects_compacted: u64,
+    /// Firehose error objects whose rows are all in committed tables, and so deleted.
+    pub error_objects_compacted: u64,
     /// Versions an earlier, stopped run committed that this run registered in the catalog.
     pub publications_finished: u64,
 }
@@ -147,6 +152,9 @@ pub struct Compaction<'a> {
     /// such a store: they reach the tables too, and their objects are deleted once every
     /// partition they fed is committed.
     dead_letter_prefix: Option<String>,
+    /// Where Firehose writes the records it could not deliver (`firehose-errors/`), if the
+    /// lake has them: their rows reach the tables the same way.
+    error_prefix: Option<String>,
     /// Where committed versions are registered for readers (Glue), if anywhere.
     catalog: Option<&'a dyn TableCatalog>,
 }
@@ -156,7 +164,9 @@ enum Source {
     /// A raw landing object of the partition, by name.
     Raw(String),
     /// The partition's lines of a dead-letter object.
-    DeadLetter {
+    Spilled {
+        /// How the partition's manifest records the object as consumed.
+        consumed: String,
         /// The object's key.
         key: String,
         /// Its lines that belong to this partition.
@@ -169,7 +179,7 @@ impl Source {
     fn consumed_name(&self) -> String {
         match self {
             Self::Raw(name) => name.clone(),
-            Self::DeadLetter { key, .. } => format!("dead-letter:{key}"),
+            Self::Spilled { consumed, .. } => consumed.clone(),
         }
     }
 }
@@ -181,6 +191,74 @@ enum PartitionOutcome {
     Committed,
     /// Another writer committed first; what this run read is not recorded.
     LostRace,
+}
+
+/// Rows that did not reach the raw landing, and where they wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpillKind {
+    /// Rows the endpoint spilled when Firehose would not take them: gzip NDJSON rows.
+    DeadLetter,
+    /// Records Firehose could not partition or deliver: gzip NDJSON of its error documents,
+    /// each with the record's bytes in base64 `rawData`.
+    /// <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-error-handling.html>
+    ErrorRecords,
+}
+
+impl SpillKind {
+    /// How a manifest names a consumed object of this kind.
+    fn label(self) -> &'static str {
+        match self {
+            Self::DeadLetter => "dead-letter",
+            Self::ErrorRecords => "firehose-error",
+        }
+    }
+
+    /// The rows of an object of this kind; `Err` for a part that can never be one.
+    fn rows(self, key: &str, bytes: &[u8]) -> Result<Vec<Result<Vec<u8>, ()>>, CompactionError> {
+        let lines = gzip_lines(key, bytes)?;
+        Ok(match self {
+            Self::DeadLetter => lines.into_iter().map(Ok).collect(),
+            Self::ErrorRecords => lines
+                .iter()
+                .flat_map(|line| match error_record_rows(line) {
+                    Some(rows) => rows.into_iter().map(Ok).collect(),
+                    None => vec![Err(())],
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A Firehose error document's `rawData`.
+#[derive(Deserialize)]
+struct ErrorRecordWire {
+    #[serde(rename = "rawData")]
+    raw_data: String,
+}
+
+/// The rows one Firehose error document carries: its record's bytes (base64 `rawData`),
+/// which hold one or more JSON objects one after another (the stream de-aggregates records
+/// by JSON), each as its exact bytes. `None` when the document or its record is not that.
+fn error_record_rows(document: &[u8]) -> Option<Vec<Vec<u8>>> {
+    use base64::Engine;
+    let wire: ErrorRecordWire = serde_json::from_slice(document).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(wire.raw_data)
+        .ok()?;
+    let mut rows = Vec::new();
+    let mut objects =
+        serde_json::Deserializer::from_slice(&raw).into_iter::<serde::de::IgnoredAny>();
+    let mut start = 0;
+    while let Some(next) = objects.next() {
+        next.ok()?;
+        let end = objects.byte_offset();
+        let row = raw[start..end].trim_ascii();
+        if !row.is_empty() {
+            rows.push(row.to_vec());
+        }
+        start = end;
+    }
+    Some(rows)
 }
 
 /// The members of a spilled row that place it ([`PartitionKey::of_row`]).
@@ -198,6 +276,7 @@ impl<'a> Compaction<'a> {
             schema: schema.into(),
             run: format!("{:016x}", fastrand::u64(..)),
             dead_letter_prefix: None,
+            error_prefix: None,
             catalog: None,
         }
     }
@@ -211,6 +290,13 @@ impl<'a> Compaction<'a> {
     /// Also compacts the rows spilled under `prefix` (`dead-letter/`).
     pub fn with_dead_letter(mut self, prefix: impl Into<String>) -> Self {
         self.dead_letter_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Also compacts the rows in Firehose's error records under `prefix` (the stream's
+    /// `ErrorOutputPrefix` up to the schema: `firehose-errors/`).
+    pub fn with_error_records(mut self, prefix: impl Into<String>) -> Self {
+        self.error_prefix = Some(prefix.into());
         self
     }
 
@@ -250,27 +336,32 @@ impl<'a> Compaction<'a> {
                     .push(Source::Raw(name.to_owned()));
             }
         }
-        // Dead-letter objects still waiting, and how many partitions each feeds.
-        let mut spilled: BTreeMap<String, usize> = BTreeMap::new();
-        if let Some(prefix) = &self.dead_letter_prefix {
+        // Spilled objects still waiting, and how many partitions each feeds.
+        let mut spilled: BTreeMap<String, (SpillKind, usize)> = BTreeMap::new();
+        let kinds = [
+            (SpillKind::DeadLetter, &self.dead_letter_prefix),
+            (SpillKind::ErrorRecords, &self.error_prefix),
+        ];
+        for (kind, prefix) in kinds {
+            let Some(prefix) = prefix else { continue };
             for key in self
                 .store
                 .list(&format!("{prefix}{}/", self.schema))
                 .await?
             {
+                let bytes = self.get_required(&key).await?;
                 let mut lines_by_partition: BTreeMap<(String, String), Vec<Vec<u8>>> =
                     BTreeMap::new();
                 let mut placeable = true;
-                for line in gzip_lines(&key, &self.get_required(&key).await?)? {
-                    let partition = serde_json::from_slice::<PlaceWire>(&line)
-                        .ok()
-                        .and_then(|place| PartitionKey::of_row(&place.event, &place.timestamp));
+                for line in kind.rows(&key, &bytes)? {
+                    let partition = line.ok().and_then(|line| {
+                        let place = serde_json::from_slice::<PlaceWire>(&line).ok()?;
+                        let partition = PartitionKey::of_row(&place.event, &place.timestamp)?;
+                        Some(((partition.collection, partition.dt), line))
+                    });
                     match partition {
-                        Some(partition) => {
-                            lines_by_partition
-                                .entry((partition.collection, partition.dt))
-                                .or_default()
-                                .push(line);
+                        Some((partition, line)) => {
+                            lines_by_partition.entry(partition).or_default().push(line);
                         }
                         None => {
                             // A line that can never be a row: the object stays, counted.
@@ -280,13 +371,14 @@ impl<'a> Compaction<'a> {
                     }
                 }
                 if placeable {
-                    spilled.insert(key.clone(), lines_by_partition.len());
+                    spilled.insert(key.clone(), (kind, lines_by_partition.len()));
                 }
                 for (partition, lines) in lines_by_partition {
                     partitions
                         .entry(partition)
                         .or_default()
-                        .push(Source::DeadLetter {
+                        .push(Source::Spilled {
+                            consumed: format!("{}:{key}", kind.label()),
                             key: key.clone(),
                             lines,
                         });
@@ -297,7 +389,7 @@ impl<'a> Compaction<'a> {
             let fed: Vec<String> = sources
                 .iter()
                 .filter_map(|source| match source {
-                    Source::DeadLetter { key, .. } => Some(key.clone()),
+                    Source::Spilled { key, .. } => Some(key.clone()),
                     Source::Raw(_) => None,
                 })
                 .collect();
@@ -306,7 +398,7 @@ impl<'a> Compaction<'a> {
                 .await?;
             if outcome == PartitionOutcome::Committed {
                 for key in fed {
-                    if let Some(waiting) = spilled.get_mut(&key) {
+                    if let Some((_, waiting)) = spilled.get_mut(&key) {
                         *waiting -= 1;
                     }
                 }
@@ -315,10 +407,15 @@ impl<'a> Compaction<'a> {
         // A spilled object every partition of which is committed is in the tables: it goes.
         let done: Vec<String> = spilled
             .into_iter()
-            .filter(|(_, waiting)| *waiting == 0)
-            .map(|(key, _)| key)
+            .filter(|(_, (_, waiting))| *waiting == 0)
+            .map(|(key, (kind, _))| {
+                match kind {
+                    SpillKind::DeadLetter => report.dead_letter_objects_compacted += 1,
+                    SpillKind::ErrorRecords => report.error_objects_compacted += 1,
+                }
+                key
+            })
             .collect();
-        report.dead_letter_objects_compacted += done.len() as u64;
         self.store.delete(&done).await?;
         Ok(report)
     }
@@ -445,7 +542,7 @@ impl<'a> Compaction<'a> {
                     read = gzip_lines(&key, &self.get_required(&key).await?)?;
                     &read
                 }
-                Source::DeadLetter { lines, .. } => lines,
+                Source::Spilled { lines, .. } => lines,
             };
             for line in lines {
                 if merge.offer(line).is_err() {
@@ -650,6 +747,30 @@ fn index_bytes(ranks: &[CopyRank]) -> Result<Vec<u8>, CompactionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_record_gives_back_each_json_object_of_its_record_exactly() {
+        use base64::Engine;
+        let record = b"{\"id\":\"a\",\"n\":1.50}\n{\"id\":\"b\"}  {\"id\":\"c\"}\n";
+        let document = serde_json::json!({
+            "attemptsMade": 1,
+            "errorCode": "DynamicPartitioning.ActivePartitionsLimitExceeded",
+            "rawData": base64::engine::general_purpose::STANDARD.encode(record),
+        });
+        let rows = error_record_rows(document.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            rows,
+            [
+                br#"{"id":"a","n":1.50}"#.to_vec(),
+                br#"{"id":"b"}"#.to_vec(),
+                br#"{"id":"c"}"#.to_vec()
+            ]
+        );
+        let not_json = base64::engine::general_purpose::STANDARD.encode(b"{\"id\": tru");
+        let broken = serde_json::json!({ "rawData": not_json }).to_string();
+        assert_eq!(error_record_rows(broken.as_bytes()), None);
+        assert_eq!(error_record_rows(b"{\"attemptsMade\":1}"), None);
+    }
 
     #[test]
     fn a_replaced_version_stays_for_its_grace_and_no_longer() {
