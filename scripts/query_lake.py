@@ -102,7 +102,8 @@ def add_tracks(con: duckdb.DuckDBPyConnection, collections: list[str]) -> None:
             present = [row[0] for row in con.sql(f"describe {quoted(c)}").fetchall()]
             wanted = [name for name in present
                       if name in TRACKS_COLUMNS or name.startswith("context_") or name in ("collection", "dt")]
-            selects.append(f"select {', '.join(quoted(n) for n in wanted)} from {quoted(c)}")
+            collection = "'" + c + "' as collection, " if "collection" not in present else ""
+            selects.append(f"select {collection}{', '.join(quoted(n) for n in wanted)} from {quoted(c)}")
         con.execute(f"create view tracks as {' union all by name '.join(selects)}")
 
 

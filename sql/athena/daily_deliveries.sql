@@ -1,4 +1,4 @@
-select date(from_iso8601_timestamp(timestamp)) as day, count(distinct id) as delivered
+select date(timestamp) as day, count(*) as delivered
 from klaviyo.email_delivered
 group by 1
 order by 1

@@ -186,8 +186,11 @@ def test_a_pushed_and_a_pulled_event_give_the_same_row_and_one_deduped_id(events
     target.write_bytes(pushed_object.read_bytes())
     con = connect(lake)
     assert con.sql("select count(distinct id), count(*) from email_opened").fetchall()[0] == (1, 2)
+    # The raw landing is the `<schema>_raw` database in AWS.
+    con.execute("create schema klaviyo_raw")
+    con.execute("create view klaviyo_raw.email_opened as select * from klaviyo.email_opened")
     con.sql(dedupe_view_sql("EmailOpenedDedupeViewQuery"))
-    assert con.sql("select count(*) from klaviyo.email_opened_deduped").fetchall()[0][0] == 1
+    assert con.sql("select count(*) from klaviyo_raw.email_opened_deduped").fetchall()[0][0] == 1
 
 
 def urllib_get(double, path):
