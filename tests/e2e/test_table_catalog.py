@@ -210,3 +210,40 @@ def test_a_run_killed_at_every_step_leaves_each_event_once_and_glue_on_the_manif
         con = connect_tables(copy)
         assert con.execute("select count(*), count(distinct id) from email_opened").fetchone() == (2, 2), step
         assert con.execute("select count(*), count(distinct id) from tracks").fetchone() == (7, 7), step
+
+
+def test_in_lambda_each_run_reports_the_figures_the_compaction_alarms_watch(endpoint, emulator):
+    """The `compaction` binary as Lambda runs it (the Runtime API stand-in, a scheduler
+    event): it answers with its report and prints one EMF line whose metrics include every
+    one a compaction alarm of the template watches."""
+    import sys
+    from conftest import ROOT
+    from cfnlint.decode import decode
+    sys.path.insert(0, str(ROOT / "tests/lambda_runtime"))
+    from runtime_api import RuntimeApi
+
+    emulator.clear()
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    land_six(endpoint, emulator)
+    api = RuntimeApi({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}})
+    env = {**compaction_env(emulator), "AWS_LAMBDA_RUNTIME_API": api.address,
+           "AWS_LAMBDA_FUNCTION_NAME": "compaction", "AWS_LAMBDA_LOG_STREAM_NAME": "stand-in",
+           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}
+    process = subprocess.Popen([str(ingest_binary().parent / "compaction")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while api.response is None and api.error is None and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    stdout, stderr = process.communicate()
+    api.shutdown()
+    assert api.error is None and api.response is not None, stderr[-3000:]
+    assert json.loads(api.response)["versions_written"] == 6
+    [document] = [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and "_aws" in line]
+    assert document["CompactionRunsCompleted"] == 1 and document["CompactionDuplicatesDropped"] == 6
+    emitted = {m["Name"] for m in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    template, _ = decode(str(ROOT / "template.yaml"))
+    watched = {r["Properties"]["MetricName"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName", "").startswith("Compaction")}
+    assert len(watched) == 4 and watched <= emitted, (watched, emitted)
+    assert emulator.glue.get_table(DatabaseName=DATABASE, Name="tracks")["Table"]["Name"] == "tracks"

@@ -307,3 +307,25 @@ def test_the_compaction_reads_the_error_prefix_the_stream_writes_and_may_empty_i
     [spilled] = [s for s in statements if s["Sid"] == "CompactTheSpilledRows"]
     assert {"Fn::Sub": "${DataBucket.Arn}/" + prefix + "${SchemaName}/*"} in spilled["Resource"]
     assert sorted(spilled["Action"]) == ["s3:DeleteObject", "s3:GetObject"]
+
+
+def test_replaced_table_versions_leave_the_bucket_within_a_day(template):
+    """The compaction deletes superseded versions after an hour; the versioned bucket keeps a
+    noncurrent copy of each, which must go within a day, not after the bucket-wide 30."""
+    rules = template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [tables] = [r for r in rules if r.get("Prefix") == "_tables/"]
+    assert tables["Status"] == "Enabled" and tables["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 1
+
+
+def test_the_compaction_registers_the_tables_in_the_schemas_database_and_the_raw_ones_live_apart(template):
+    resources = template["Resources"]
+    env = resources["CompactionFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["GLUE_DATABASE"] == {"Ref": "GlueDatabase"}
+    assert resources["GlueDatabase"]["Properties"]["DatabaseInput"]["Name"] == {"Ref": "SchemaName"}
+    assert resources["RawGlueDatabase"]["Properties"]["DatabaseInput"]["Name"] == {"Fn::Sub": "${SchemaName}_raw"}
+    raw_tables = [r for r in resources.values() if r["Type"] == "AWS::Glue::Table"]
+    assert raw_tables and all(r["Properties"]["DatabaseName"] == {"Ref": "RawGlueDatabase"} for r in raw_tables)
+    statements = resources["CompactionFunction"]["Properties"]["Policies"][0]["Statement"]
+    [glue] = [s for s in statements if s["Sid"] == "RegisterTheTables"]
+    assert sorted(glue["Action"]) == sorted(["glue:GetTable", "glue:CreateTable", "glue:UpdateTable",
+                                             "glue:GetPartition", "glue:CreatePartition", "glue:UpdatePartition"])

@@ -9,6 +9,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use source_io::aws_clients::sdk_config_from_lambda_environment;
 use source_io::config::Config;
+use source_io::metrics::{MetricsEmitter, compaction_run_document};
 use source_io::s3_objects::S3Objects;
 use source_io::settings::Mode;
 use source_io::tables::compaction_run::{Compaction, CompactionError, FIREHOSE_ERRORS_PREFIX};
@@ -22,7 +23,7 @@ async fn main() -> ExitCode {
     let env = |key: &str| std::env::var(key).ok();
     let in_lambda = env("AWS_LAMBDA_RUNTIME_API").is_some();
     init_logging(json_logs(in_lambda, env), env);
-    let (store, target) = match start(env) {
+    let (store, target) = match start(env, in_lambda) {
         Ok(started) => started,
         Err(err) => {
             tracing::error!(error = %err, "start-up failed");
@@ -60,6 +61,7 @@ async fn main() -> ExitCode {
 /// The store and schema from the configuration and the Lambda runtime's variables.
 fn start(
     env: impl Fn(&str) -> Option<String>,
+    in_lambda: bool,
 ) -> Result<(S3Store, Target), Box<dyn std::error::Error + Send + Sync>> {
     let config = Config::from_lookup(Mode::Lambda, &env)?;
     let bucket = config
@@ -77,6 +79,8 @@ fn start(
             schema: config.schema,
             dead_letter_prefix: config.dead_letter_prefix,
             catalog,
+            // Outside Lambda stdout carries the report alone.
+            metrics: MetricsEmitter::new(in_lambda && config.emit_metrics),
         },
     ))
 }
@@ -89,6 +93,8 @@ struct Target {
     dead_letter_prefix: String,
     /// The Glue database readers find the tables in (`GLUE_DATABASE`), if set.
     catalog: Option<GlueCatalog>,
+    /// Where each finished run's figures go (EMF lines, in Lambda).
+    metrics: MetricsEmitter,
 }
 
 /// One run; its report as JSON (logged too). A held lease is a success: the run holding it
@@ -102,6 +108,8 @@ async fn run(store: &S3Store, target: &Target) -> Result<Value, CompactionError>
     }
     match compaction.run().await {
         Ok(report) => {
+            let now = chrono::Utc::now().timestamp_millis();
+            target.metrics.emit(&compaction_run_document(&report, now));
             let report = json!(report);
             tracing::info!(report = %report, "compaction run");
             Ok(report)

@@ -7,6 +7,8 @@ use std::io::Write;
 use serde_json::{Value, json};
 use source_core::collection::{EMAIL_COLLECTIONS, REJECTED_COLLECTION};
 
+use crate::tables::compaction_run::CompactionReport;
+
 /// The CloudWatch namespace of every metric.
 pub const METRICS_NAMESPACE: &str = "KlaviyoSource";
 
@@ -165,6 +167,41 @@ pub fn pull_run_document(figures: &PullRunFigures, timestamp_ms: i64) -> Value {
             "Metrics": metrics,
         }],
     });
+    document
+}
+
+/// The EMF document of a finished compaction run (no dimensions: one compaction per
+/// stack). `CompactionRunsCompleted` is 1 per run that finished, so its absence is what the
+/// lag alarm watches: while runs finish, nothing raw waits longer than a schedule period and
+/// a run.
+pub fn compaction_run_document(report: &CompactionReport, timestamp_ms: i64) -> Value {
+    let figures = [
+        ("CompactionRunsCompleted", 1),
+        ("CompactionObjectsRead", report.objects_read),
+        ("CompactionRowsWritten", report.rows_written),
+        ("CompactionNewIds", report.new_ids),
+        ("CompactionDuplicatesDropped", report.duplicates_dropped),
+        ("CompactionUnreadableLines", report.unreadable_lines),
+        ("CompactionLostRaces", report.lost_races),
+        ("CompactionRowsWithCastErrors", report.rows_with_cast_errors),
+        ("CompactionRowsPastColumnCap", report.rows_past_column_cap),
+    ];
+    let mut document = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": figures
+                    .iter()
+                    .map(|(name, _)| json!({"Name": name, "Unit": "Count"}))
+                    .collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value) in figures {
+        document[name] = json!(value);
+    }
     document
 }
 

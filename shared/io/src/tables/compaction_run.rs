@@ -22,7 +22,9 @@ use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use source_core::compaction::columns::{Cell, TableColumns, TableRow, cell_of, table_row};
+use source_core::compaction::columns::{
+    CAST_ERRORS, Cell, EXTRA, TableColumns, TableRow, cell_of, table_row,
+};
 use source_core::compaction::merge::PartitionMerge;
 use source_core::compaction::winner::CopyRank;
 use source_core::warehouse::row::PartitionKey;
@@ -140,6 +142,10 @@ pub struct CompactionReport {
     pub error_objects_compacted: u64,
     /// Versions an earlier, stopped run committed that this run registered in the catalog.
     pub publications_finished: u64,
+    /// New rows with a value that did not fit its declared column (kept in `_cast_errors`).
+    pub rows_with_cast_errors: u64,
+    /// New rows with properties past the column cap (kept in `_extra`).
+    pub rows_past_column_cap: u64,
 }
 
 /// Compaction of one schema's lake in `store`.
@@ -588,12 +594,15 @@ impl<'a> Compaction<'a> {
         // One line at a time: each is parsed, its new names appended to the columns, turned
         // into its row and dropped, so a day's lines and parsed members are never all held.
         let mut grown = false;
+        let (mut cast_error_rows, mut capped_rows) = (0, 0);
         for (_, line) in taken {
             let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&line) else {
                 continue;
             };
             grown |= columns.grow(members.keys().map(String::as_str)) > 0;
             let row = table_row(members, &columns);
+            cast_error_rows += u64::from(*cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
+            capped_rows += u64::from(*cell_of(&row, &columns, EXTRA) != Cell::Null);
             if let Some(id) = row_id(&row, &columns) {
                 rows.insert(id, row);
             }
@@ -657,6 +666,8 @@ impl<'a> Compaction<'a> {
             self.store.delete(std::slice::from_ref(&pending)).await?;
         }
         report.versions_written += 1;
+        report.rows_with_cast_errors += cast_error_rows;
+        report.rows_past_column_cap += capped_rows;
         report.rows_written += rows.len() as u64;
         report.new_ids += new_ids;
         report.duplicates_dropped += duplicates;
