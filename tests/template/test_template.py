@@ -329,3 +329,36 @@ def test_the_compaction_registers_the_tables_in_the_schemas_database_and_the_raw
     [glue] = [s for s in statements if s["Sid"] == "RegisterTheTables"]
     assert sorted(glue["Action"]) == sorted(["glue:GetTable", "glue:CreateTable", "glue:UpdateTable",
                                              "glue:GetPartition", "glue:CreatePartition", "glue:UpdatePartition"])
+
+
+def test_a_multi_region_kms_key_is_accepted_for_an_existing_secret(template):
+    """AWS's own example of a multi-Region key ARN ("Multi-Region keys in AWS KMS", key
+    identifiers: `mrk-` then 32 hex digits) must pass the parameter's pattern."""
+    pattern = template["Parameters"]["ExistingSecretKmsKeyArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab")
+    assert re.fullmatch(pattern, "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    assert not re.fullmatch(pattern, "arn:aws:kms:us-east-1:111122223333:alias/my-key")
+
+
+def test_the_stream_has_the_alarms_aws_recommends_for_firehose(template):
+    """"Implement best practices with CloudWatch Alarms" (Firehose developer guide) names
+    DeliveryToS3.DataFreshness, ThrottledRecords and IncomingBytes against BytesPerSecondLimit."""
+    alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = {a.get("MetricName") for a in alarms if a.get("Namespace") == "AWS/Firehose"}
+    assert {"DeliveryToS3.DataFreshness", "ThrottledRecords"} <= watched
+    math = [a for a in alarms if "Metrics" in a]
+    names = [{m["MetricStat"]["Metric"]["MetricName"] for m in a["Metrics"] if "MetricStat" in m} for a in math]
+    assert {"IncomingBytes", "BytesPerSecondLimit"} in names
+
+
+def test_old_data_moves_to_intelligent_tiering_and_rewritten_prefixes_keep_old_versions_a_day(template):
+    rules = {r["Id"]: r for r in template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    tiered = {json.dumps(r.get("Prefix"), sort_keys=True) for r in rules.values()
+              if any(t["StorageClass"] == "INTELLIGENT_TIERING" for t in r.get("Transitions", []))}
+    assert tiered == {json.dumps({"Fn::Sub": "${SchemaName}/"}), json.dumps("_tables/")}
+    for rule in rules.values():
+        for transition in rule.get("Transitions", []):
+            assert transition["TransitionInDays"] == {"Ref": "IntelligentTieringAfterDays"}
+    for prefix in ("_tables/", "pull-state/"):
+        [rule] = [r for r in rules.values() if r.get("Prefix") == prefix]
+        assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 1, prefix
