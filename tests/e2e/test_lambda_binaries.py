@@ -41,8 +41,11 @@ def invoke(env: dict, event: dict, timeout: float = 60):
     return api, process.returncode, stderr
 
 
-def signed_event(body: bytes) -> dict:
+def signed_event(body: bytes, gateway_received_s_ago: float = 0.0) -> dict:
     event = api_gateway_event(body, encode=False, signed=False)
+    # API Gateway stamps the request when it receives it (payload 2.0); its 30 s timeout runs
+    # from there.
+    event["requestContext"]["timeEpoch"] = int((time.time() - gateway_received_s_ago) * 1000)
     timestamp = http_date(time.time())
     event["headers"].update({"klaviyo-webhook-id": json.loads(body)["meta"]["klaviyo_webhook_id"],
                              "klaviyo-timestamp": timestamp,
@@ -71,3 +74,21 @@ def test_without_the_runtimes_region_variable_the_start_fails_naming_it(emulator
     api, status, stderr = invoke(env, signed_event(webhook_body(1, "noRegion")))
     assert status != 0 and api.response is None
     assert "AWS_REGION is not set" in stderr, stderr[-3000:]
+
+
+def test_time_api_gateway_spent_before_the_invocation_counts_against_its_30_s(emulator):
+    """API Gateway's integration timeout runs from its own receipt (`requestContext.timeEpoch`):
+    a request it received 31 s before the invocation began (a long cold start) is past it, so
+    the function stores nothing and answers 503 at once instead of delivering after API
+    Gateway has already answered the caller with an error."""
+    emulator.clear()
+    env = {"PATH": "/usr/bin:/bin", **emulator.env(), "AWS_LAMBDA_FUNCTION_NAME": "ingest",
+           "AWS_LAMBDA_LOG_STREAM_NAME": "stand-in", "AWS_LAMBDA_LOG_GROUP_NAME": "stand-in",
+           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
+    api, _, stderr = invoke(env, signed_event(webhook_body(12, "lateGateway"), gateway_received_s_ago=31))
+    assert api.error is None and api.response is not None, stderr[-3000:]
+    answer = json.loads(api.response)
+    assert answer["statusCode"] == 503, answer
+    assert "error" in json.loads(answer["body"]), answer
+    assert emulator.keys("klaviyo/") == []
+    emulator.clear()

@@ -9,7 +9,6 @@
 //! `invalid_events` with the reasons, and nothing stored. Other call types (`identify`,
 //! `page`, ...) get 400 `unsupported_type`.
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -21,7 +20,7 @@ use source_core::segment::tracking_api::{
     CallKind, MAX_BATCH_BYTES, MAX_EVENT_BYTES, SegmentCall, basic_auth_user,
 };
 
-use crate::answer::{deadline_of, stored_answer};
+use crate::answer::{Invocation, deadline_of, stored_answer};
 use crate::api_error::{ApiError, RejectionSummary};
 use crate::request_body::{read_limited, require_json_content_type};
 use source_io::app_state::AppState;
@@ -43,22 +42,22 @@ pub struct SegmentOutcome {
 /// `POST /v1/track`.
 pub async fn receive_segment_track(
     State(state): State<AppState>,
-    lambda: Option<Extension<lambda_http::Context>>,
+    invocation: Invocation,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let deadline = deadline_of(&state, lambda.as_deref());
+    let deadline = deadline_of(&state, invocation);
     store_call(&state, &headers, body, CallKind::Track, deadline).await
 }
 
 /// `POST /v1/batch` and `/v1/import`.
 pub async fn receive_segment_batch(
     State(state): State<AppState>,
-    lambda: Option<Extension<lambda_http::Context>>,
+    invocation: Invocation,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let deadline = deadline_of(&state, lambda.as_deref());
+    let deadline = deadline_of(&state, invocation);
     store_call(&state, &headers, body, CallKind::Batch, deadline).await
 }
 

@@ -6,7 +6,6 @@
 //! broken inside a good envelope are stored in the rejected collection and reported; the
 //! answer is 200 once everything is durable, or 503 (nothing acknowledged) if storage fails.
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -15,7 +14,7 @@ use source_core::klaviyo::signature::{AuthError, SignatureHeaders};
 use source_core::klaviyo::webhook_decode::decode_webhook;
 use source_core::mapping::{Receipt, map_webhook};
 
-use crate::answer::{deadline_of, stored_answer};
+use crate::answer::{Invocation, deadline_of, stored_answer};
 use crate::api_error::ApiError;
 use crate::request_body::{read_limited, require_json_content_type};
 use source_io::app_state::AppState;
@@ -24,11 +23,11 @@ use source_io::pipeline::{WorkSize, cpu_work, store_mapped};
 /// Handles one Klaviyo webhook request.
 pub async fn receive_klaviyo_webhook(
     State(state): State<AppState>,
-    lambda: Option<Extension<lambda_http::Context>>,
+    invocation: Invocation,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let deadline = deadline_of(&state, lambda.as_deref());
+    let deadline = deadline_of(&state, invocation);
     require_json_content_type(&headers)?;
     let body = read_limited(body, &headers, state.max_body_bytes).await?;
     let received_at = (state.clock)();

@@ -19,15 +19,22 @@ pub const ANSWER_RESERVE: Duration = Duration::from_millis(500);
 /// only use what is left above this.
 pub const DELIVERY_RESERVE: Duration = Duration::from_secs(10);
 
-/// The request's deadline: `received` plus the smaller of API Gateway's timeout and the
-/// time Lambda has left (`lambda_deadline_epoch_ms` against `now_epoch_ms`), less
-/// [`ANSWER_RESERVE`].
+/// The request's deadline: `received` plus the smaller of what is left of API Gateway's
+/// timeout and the time Lambda has left (`lambda_deadline_epoch_ms` against
+/// `now_epoch_ms`), less [`ANSWER_RESERVE`]. API Gateway's timeout runs from its own receipt
+/// (`gateway_received_epoch_ms`, payload 2.0's `requestContext.timeEpoch`), so time spent
+/// before the invocation (a cold start's secret fetch and checks) is not counted twice.
 pub fn request_deadline(
     received: Instant,
     now_epoch_ms: i64,
     lambda_deadline_epoch_ms: Option<u64>,
+    gateway_received_epoch_ms: Option<i64>,
 ) -> Instant {
     let mut budget = API_GATEWAY_INTEGRATION_TIMEOUT;
+    if let Some(gateway_ms) = gateway_received_epoch_ms {
+        let spent_ms = now_epoch_ms.saturating_sub(gateway_ms).max(0);
+        budget = budget.saturating_sub(Duration::from_millis(spent_ms.unsigned_abs()));
+    }
     if let Some(deadline_ms) = lambda_deadline_epoch_ms {
         let left_ms = i64::try_from(deadline_ms)
             .unwrap_or(i64::MAX)
@@ -55,7 +62,7 @@ mod tests {
     fn takes_the_lambda_time_left_when_it_is_shorter_than_api_gateways() {
         let received = Instant::now();
         let now_ms = 1_704_391_530_000;
-        let deadline = request_deadline(received, now_ms, Some(now_ms as u64 + 12_000));
+        let deadline = request_deadline(received, now_ms, Some(now_ms as u64 + 12_000), None);
         assert_eq!(deadline - received, Duration::from_millis(11_500));
     }
 
@@ -63,18 +70,35 @@ mod tests {
     fn never_exceeds_api_gateways_timeout() {
         let received = Instant::now();
         let now_ms = 1_704_391_530_000;
-        let deadline = request_deadline(received, now_ms, Some(now_ms as u64 + 900_000));
+        let deadline = request_deadline(received, now_ms, Some(now_ms as u64 + 900_000), None);
         assert_eq!(deadline - received, Duration::from_millis(29_500));
         assert_eq!(
-            request_deadline(received, now_ms, None) - received,
+            request_deadline(received, now_ms, None, None) - received,
             Duration::from_millis(29_500)
         );
     }
 
     #[test]
+    fn time_since_api_gateway_received_the_request_counts_against_its_timeout() {
+        let received = Instant::now();
+        let now_ms = 1_704_391_530_000;
+        // A cold start took 4.2 s before the invocation began.
+        let deadline = request_deadline(
+            received,
+            now_ms,
+            Some(now_ms as u64 + 900_000),
+            Some(now_ms - 4_200),
+        );
+        assert_eq!(deadline - received, Duration::from_millis(25_300));
+        // Past API Gateway's 30 s: nothing left.
+        let late = request_deadline(received, now_ms, None, Some(now_ms - 31_000));
+        assert_eq!(late, received);
+    }
+
+    #[test]
     fn a_passed_lambda_deadline_leaves_no_time() {
         let received = Instant::now();
-        let deadline = request_deadline(received, 2_000, Some(1_000));
+        let deadline = request_deadline(received, 2_000, Some(1_000), None);
         assert_eq!(deadline, received);
     }
 }

@@ -103,6 +103,14 @@ pub async fn put_with_retries(
             tokio::time::sleep(delay).await;
             outcome.resent += pending.len();
         }
+        if Instant::now() >= deadline {
+            // No time left (the request arrived already late): a call sent now could only be
+            // abandoned, and might land records the caller is told were not stored.
+            outcome.call_error = Some(CallError::Transient(
+                "the request's delivery deadline had passed before the call".into(),
+            ));
+            break;
+        }
         let payload = pending.iter().map(|&i| records[i].to_vec()).collect();
         outcome.calls += 1;
         // A call still in flight at the deadline is abandoned: its records count as
