@@ -1,3 +1,5 @@
+-- Free text (subjects, campaign names) is varchar(65535), Redshift's longest: COPY fails the
+-- whole load on one value longer than its column.
 -- Redshift: load the lake into native tables with COPY (one statement per collection and
 -- day; COPY reads the gzip NDJSON as Firehose wrote it). Replace the placeholders.
 
@@ -18,9 +20,9 @@ create table if not exists klaviyo_native.email_delivered (
   uuid_ts timestamptz,
   context_klaviyo_profile_id varchar(64),
   email_id varchar(128),
-  email_subject varchar(1024),
+  email_subject varchar(65535),
   campaign_id varchar(128),
-  campaign_name varchar(1024)
+  campaign_name varchar(65535)
 );
 
 copy klaviyo_native.email_delivered

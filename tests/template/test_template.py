@@ -362,3 +362,28 @@ def test_old_data_moves_to_intelligent_tiering_and_rewritten_prefixes_keep_old_v
     for prefix in ("_tables/", "pull-state/"):
         [rule] = [r for r in rules.values() if r.get("Prefix") == prefix]
         assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 1, prefix
+
+
+def test_the_workgroup_cancels_a_query_past_the_scan_cutoff(template):
+    config = template["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "AthenaBytesScannedCutoff"}
+    # "The minimum value is 10 MB" (Athena WorkGroupConfiguration).
+    assert template["Parameters"]["AthenaBytesScannedCutoff"]["MinValue"] >= 10_000_000
+
+
+def test_every_documented_query_on_an_injected_projection_names_its_collection():
+    """Athena refuses a query on a table whose `collection` is an injected projection unless
+    the query names it with = or IN ("Use dynamic ID partitioning", Athena user guide)."""
+    texts = [(ROOT / "README.md").read_text()] + [p.read_text() for p in (ROOT / "docs").glob("*.md")]
+    texts += [p.read_text() for p in (ROOT / "sql").rglob("*.sql")]
+    queries = [q for text in texts for q in re.findall(r"(?is)\bselect\b.*?(?:;|```|$)", text)]
+    injected = [q for q in queries if re.search(r"\b(all_tracks|raw_rows)\b", q)]
+    assert injected, "the querying guide shows a query on raw_rows"
+    for query in injected:
+        assert re.search(r"collection\s*(=|in\s*\()", query, re.I), query
+
+
+def test_free_text_survives_a_native_copy():
+    copy_sql = (ROOT / "sql/redshift/copy_native.sql").read_text()
+    for column in ("email_subject", "campaign_name"):
+        assert re.search(rf"\b{column} varchar\(65535\)", copy_sql), column
