@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The deployed stack's AWS services, on this machine: moto's S3, Firehose and Secrets
-Manager, with Firehose extended to do what template.yaml configures.
+"""The deployed stack's AWS services, on this machine: moto's S3, Firehose, Secrets Manager
+and Glue Data Catalog, with Firehose extended to do what template.yaml configures.
 
 moto's own Firehose writes one object per call and ignores dynamic partitioning. This
 emulator replaces its PutRecordBatch with the behaviour the template asks for, read from
