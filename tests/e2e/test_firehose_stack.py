@@ -51,8 +51,24 @@ def metric_lines(endpoint):
     return [d for d in documents if "EventsAccepted" in d]
 
 
-def test_rows_are_counted_per_collection_for_the_dashboard(stack):
+def test_by_default_every_metric_is_one_without_dimensions(stack):
+    """The basic set: no per-route or per-collection metrics (each dimension set is a
+    custom metric billed monthly), and every alarm's metric there."""
     endpoint = start(stack)
+    assert post_webhook(endpoint.webhook_url, webhook_body(12, "e2eBasic"), WRITE_KEY)[0] == 200
+    from send_sample_webhook import post
+    assert post(endpoint.base_url + "/nowhere", b"{}", {"Content-Type": "application/json"})[0] == 404
+    endpoint.stop()
+    documents = [json.loads(line) for line in endpoint.process.stdout.read().splitlines() if line.startswith("{")]
+    assert documents and not [d for d in documents if "RowsStored" in d]
+    for document in documents:
+        assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [[]], document
+    names = {m["Name"] for d in documents for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"EventsAccepted", "RowsSpilled", "RequestsRefused"} <= names
+
+
+def test_rows_are_counted_per_collection_for_the_dashboard(stack):
+    endpoint = start(stack, DETAILED_METRICS="true")
     status, _ = post_webhook(endpoint.webhook_url, webhook_body(12, "e2eDash"), WRITE_KEY)
     assert status == 200
     endpoint.stop()
@@ -206,7 +222,7 @@ def test_segment_batches_reach_s3_through_firehose(stack, tmp_path):
 
 def test_every_refusal_gets_a_metric_line_404_and_405_included(stack):
     from send_sample_webhook import post
-    endpoint = start(stack)
+    endpoint = start(stack, DETAILED_METRICS="true")
     assert post(endpoint.base_url + "/nowhere", b"{}", {"Content-Type": "application/json"})[0] == 404
     assert post(endpoint.base_url + "/v1/identify", b"{}", {"Content-Type": "application/json"})[0] == 400
     assert post(endpoint.base_url + "/health", b"{}", {"Content-Type": "application/json"})[0] == 405

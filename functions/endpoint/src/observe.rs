@@ -56,17 +56,23 @@ pub async fn observe_request(
             delivery_ms = stored.delivery_ms,
             "request stored"
         );
+        let detailed = state.metrics.detailed();
         state
             .metrics
-            .emit(&stored_request_document(route, stored, now_ms));
-        for document in collection_documents(route, stored, now_ms) {
-            state.metrics.emit(&document);
+            .emit(&stored_request_document(route, stored, now_ms, detailed));
+        if detailed {
+            for document in collection_documents(route, stored, now_ms) {
+                state.metrics.emit(&document);
+            }
         }
     } else if let Some(RefusedRequest(code)) = response.extensions().get::<RefusedRequest>() {
         tracing::warn!(route, status, error = code, "request refused");
-        state
-            .metrics
-            .emit(&refused_request_document(route, code, now_ms));
+        state.metrics.emit(&refused_request_document(
+            route,
+            code,
+            now_ms,
+            state.metrics.detailed(),
+        ));
     }
     response
 }

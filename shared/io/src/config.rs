@@ -86,6 +86,8 @@ pub struct Config {
     pub write_key_secret_arn: Option<String>,
     /// Emit CloudWatch EMF metric lines (by default: in Lambda, not locally).
     pub emit_metrics: bool,
+    /// Whether metrics carry per-route and per-collection dimensions too.
+    pub detailed_metrics: bool,
     /// Profile lookup (and the Klaviyo key, host and revision the pull uses too).
     pub identity: IdentityConfig,
     /// The pull's request budget, per minute.
@@ -201,6 +203,7 @@ impl Config {
             lake_dir,
             write_key_secret_arn: read(&settings::WRITE_KEY_SECRET_ARN),
             emit_metrics: required_flag(&settings::EMIT_METRICS)?,
+            detailed_metrics: required_flag(&settings::DETAILED_METRICS)?,
             identity,
             pull_requests_per_minute: u32::try_from(pull_requests_per_minute).unwrap_or(u32::MAX),
             pull_state_bucket: read(&settings::PULL_STATE_BUCKET),

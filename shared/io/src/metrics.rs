@@ -37,8 +37,15 @@ pub struct StoredRequest {
     pub rows_per_collection: Vec<(String, usize)>,
 }
 
-/// The EMF document for a stored request.
-pub fn stored_request_document(route: &str, stored: &StoredRequest, timestamp_ms: i64) -> Value {
+/// The EMF document for a stored request: its metrics without dimensions, and with
+/// `detailed` once more per `Route` (each name and dimension set is a custom metric CloudWatch
+/// bills monthly, so the per-route set is a choice).
+pub fn stored_request_document(
+    route: &str,
+    stored: &StoredRequest,
+    timestamp_ms: i64,
+    detailed: bool,
+) -> Value {
     let metrics = [
         ("EventsAccepted", "Count"),
         ("EventsRejected", "Count"),
@@ -53,9 +60,9 @@ pub fn stored_request_document(route: &str, stored: &StoredRequest, timestamp_ms
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                // Per route, and once more without dimensions so one alarm covers every
-                // route (a route added later included).
-                "Dimensions": [["Route"], []],
+                // Without dimensions, so one alarm covers every route (a route added later
+                // included); per route too when detailed.
+                "Dimensions": if detailed { json!([["Route"], []]) } else { json!([[]]) },
                 "Metrics": metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
             }],
         },
@@ -108,14 +115,20 @@ pub fn collection_documents(route: &str, stored: &StoredRequest, timestamp_ms: i
         .collect()
 }
 
-/// The EMF document for a refused request, counted by reason (the error code).
-pub fn refused_request_document(route: &str, reason: &str, timestamp_ms: i64) -> Value {
+/// The EMF document for a refused request: counted without dimensions, and with `detailed`
+/// by route and reason (the error code) too.
+pub fn refused_request_document(
+    route: &str,
+    reason: &str,
+    timestamp_ms: i64,
+    detailed: bool,
+) -> Value {
     json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [["Route", "Reason"]],
+                "Dimensions": if detailed { json!([["Route", "Reason"], []]) } else { json!([[]]) },
                 "Metrics": [{"Name": "RequestsRefused", "Unit": "Count"}],
             }],
         },
@@ -209,12 +222,27 @@ pub fn compaction_run_document(report: &CompactionReport, timestamp_ms: i64) -> 
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsEmitter {
     enabled: bool,
+    detailed: bool,
 }
 
 impl MetricsEmitter {
-    /// An emitter that writes only when `enabled`.
+    /// An emitter that writes only when `enabled`, the basic set (no per-route or
+    /// per-collection dimensions).
     pub fn new(enabled: bool) -> Self {
-        Self { enabled }
+        Self {
+            enabled,
+            detailed: false,
+        }
+    }
+
+    /// The same emitter, with per-route and per-collection dimensions when `detailed`.
+    pub fn with_detail(self, detailed: bool) -> Self {
+        Self { detailed, ..self }
+    }
+
+    /// Whether per-route and per-collection metrics are emitted.
+    pub fn detailed(&self) -> bool {
+        self.detailed
     }
 
     /// Emits `document` as one line.
@@ -247,7 +275,7 @@ mod tests {
             delivery_ms: 12.5,
             rows_per_collection: Vec::new(),
         };
-        let doc = stored_request_document("klaviyo_webhook", &stored, 1_704_391_525_000);
+        let doc = stored_request_document("klaviyo_webhook", &stored, 1_704_391_525_000, true);
         let declared: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
@@ -332,11 +360,16 @@ mod tests {
     }
 
     #[test]
-    fn refused_document_is_dimensioned_by_reason() {
-        let doc = refused_request_document("klaviyo_webhook", "invalid_signature", 1);
+    fn refused_document_is_dimensioned_by_reason_only_when_detailed() {
+        let doc = refused_request_document("klaviyo_webhook", "invalid_signature", 1, true);
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["Route", "Reason"]])
+            json!([["Route", "Reason"], []])
+        );
+        let basic = refused_request_document("klaviyo_webhook", "invalid_signature", 1, false);
+        assert_eq!(
+            basic["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
         );
         assert_eq!(doc["Reason"], "invalid_signature");
         assert_eq!(doc["RequestsRefused"], 1);

@@ -281,6 +281,13 @@ pub const LAKE_BUCKET: Setting = setting(
     Described("stack: the data bucket"),
     "Bucket of the lake the compaction function compacts",
 );
+/// Whether the endpoint's metrics carry per-route and per-collection dimensions.
+pub const DETAILED_METRICS: Setting = setting(
+    "DETAILED_METRICS",
+    Flag::None,
+    Value("false"),
+    "Also emit per-route and per-collection metrics (more CloudWatch custom metrics)",
+);
 /// The Glue database the compaction registers the tables in.
 pub const GLUE_DATABASE: Setting = setting(
     "GLUE_DATABASE",
@@ -319,7 +326,7 @@ pub const PULL_REQUESTS_PER_MINUTE: Setting = setting(
 );
 
 /// Every setting, in the README table's order.
-pub const ALL: [Setting; 28] = [
+pub const ALL: [Setting; 29] = [
     WRITE_KEY,
     WRITE_KEY_PREVIOUS,
     SEGMENT_WRITE_KEY,
@@ -348,6 +355,7 @@ pub const ALL: [Setting; 28] = [
     PULL_REQUESTS_PER_MINUTE,
     LAKE_BUCKET,
     GLUE_DATABASE,
+    DETAILED_METRICS,
 ];
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ pub async fn build_state(
         }
     };
     let mut state = AppState::new(verifier, sink, config.max_body_bytes);
-    state.metrics = MetricsEmitter::new(config.emit_metrics);
+    state.metrics = MetricsEmitter::new(config.emit_metrics).with_detail(config.detailed_metrics);
     state.identity = identity;
     state.only_own_profiles = config.identity.only_own_profiles;
     state.segment_keys = Arc::new(SegmentWriteKeys::new(segment_keys));
