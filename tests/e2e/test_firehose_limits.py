@@ -2,7 +2,9 @@
 500 JSON objects out of one record (AWS's cap) and sends the rest to the error prefix."""
 
 import gzip
+import tempfile
 import json
+from pathlib import Path
 
 import pytest
 from conftest import SEGMENT_KEY, WRITE_KEY, LocalEndpoint, post_segment, webhook_body
@@ -49,3 +51,36 @@ def test_a_2500_event_segment_batch_reaches_s3_in_full(stack):
     assert stats["max_objects_per_record"] == 500, stats
     assert stats["records"] == 5, "2,500 small rows pack into five records of 500"
     assert len(set(stored_ids(stack))) == 2500
+
+
+def test_a_burst_above_the_direct_put_quota_is_throttled_resent_spilled_and_still_reaches_the_tables(stack):
+    """Firehose's Direct PUT quota (1 MiB/s in most Regions; the emulator's lowered to 400 KiB/s
+    so a small burst passes it): calls above it are throttled, the endpoint resends and spills
+    what it cannot deliver in time, every caller gets 200, and the compaction takes the
+    landing and the spilled rows into the tables: every event once, no person involved."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import ingest_binary
+    from query_lake import connect_tables
+
+    stack.control("/faults", {"bytes_per_second": 400 * 1024})
+    endpoint = LocalEndpoint(None, env=stack.env(DELIVERY_TIMEOUT_SECS="3"))
+    bodies = [webhook_body(200, f"burst{n:02d}-") for n in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda body: post_webhook(endpoint.webhook_url, body, WRITE_KEY), bodies))
+    endpoint.stop()
+    assert all(status == 200 and answer["accepted"] == 200 for status, answer in answers), answers
+    stats = stack.control("/stats")
+    assert stats["throughput_throttled_calls"] > 0, stats
+    # Some calls got through within the quota; the rest were throttled past the delivery
+    # deadline and spilled.
+    assert stats["calls"] > 0 and stats["rows_written"] < 8 * 200, stats
+    assert stack.keys("dead-letter/"), "the rows Firehose would not take in time were spilled"
+    result = subprocess.run([str(ingest_binary()), "compact", "--bucket", stack.info["bucket"]],
+                            capture_output=True, text=True, env={**stack.env(), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    con = connect_tables(stack.download("_tables/", Path(tempfile.mkdtemp())))
+    expected = 8 * 200
+    assert con.execute("select count(*), count(distinct id) from tracks").fetchone() == (expected, expected)
+    assert stack.keys("dead-letter/") == [], "spilled objects go once the tables hold their rows"

@@ -69,6 +69,12 @@ MAX_DEAGGREGATED_OBJECTS_PER_RECORD = 500
 # the records in the Firehose stream are delivered to the specified S3 error bucket prefix
 # (activePartitionExceeded)." https://docs.aws.amazon.com/firehose/latest/dev/buffering.html
 MAX_ACTIVE_PARTITIONS = 500
+# "Amazon Data Firehose Quota": with Direct PUT, 5 MiB/s per stream in US East (N. Virginia),
+# US West (Oregon) and Europe (Ireland), 1 MiB/s in the other Regions, combined over
+# PutRecord and PutRecordBatch; raised only by a quota increase request.
+DIRECT_PUT_BYTES_PER_SECOND = {"us-east-1": 5 * 1024 * 1024, "us-west-2": 5 * 1024 * 1024,
+                               "eu-west-1": 5 * 1024 * 1024}
+OTHER_REGIONS_BYTES_PER_SECOND = 1024 * 1024
 
 
 def load_template(path: Path) -> dict:
@@ -166,10 +172,15 @@ class Faults:
                          "fail_records_for_calls": 0}
             self.stats = {"calls": 0, "records": 0, "failed_records": 0, "throttled_calls": 0,
                           "failed_calls": 0, "rows_written": 0, "objects_written": 0,
-                          "error_records": 0, "max_objects_per_record": 0, "glue_writes": 0}
+                          "error_records": 0, "max_objects_per_record": 0, "glue_writes": 0,
+                          "throughput_throttled_calls": 0}
             self.random = random.Random(7)
             # A call to hold (see `Faults.hold_if`): {"call": "<substring of its description>"}.
             self.plan["hold"] = None
+            # The Direct PUT quota, bytes per second; None: the Region's (a test may lower it
+            # to reach it with a small burst).
+            self.plan["bytes_per_second"] = None
+            self.window = [0, 0]
             self.held = threading.Event()
             self.released = threading.Event()
 
@@ -196,6 +207,21 @@ class Faults:
                 self.plan["fail_records_for_calls"] -= 1
                 rate = self.plan["record_failure_rate"]
             return "ok", rate
+
+    def within_throughput(self, size: int) -> bool:
+        """Counts `size` bytes against the stream's Direct PUT quota in the current second;
+        False (the call is throttled, nothing taken) when they would pass it."""
+        with self.lock:
+            limit = self.plan.get("bytes_per_second") or DIRECT_PUT_BYTES_PER_SECOND.get(
+                REGION, OTHER_REGIONS_BYTES_PER_SECOND)
+            second = int(time.monotonic())
+            if second != self.window[0]:
+                self.window = [second, 0]
+            if self.window[1] + size > limit:
+                self.stats["throughput_throttled_calls"] += 1
+                return False
+            self.window[1] += size
+            return True
 
     def hold_if(self, description: str):
         """Holds the first call whose description ("s3:put <key>", "s3:delete <key> ...",
@@ -244,6 +270,8 @@ class ExtendedFirehose:
         for data in datas:
             if len(data) > MAX_RECORD_BYTES:
                 raise InvalidArgumentException(f"a record of {len(data)} bytes exceeds 1,000 KiB")
+        if not self.faults.within_throughput(sum(map(len, datas))):
+            raise service_unavailable("Slow down.")
         fate, rate = self.faults.next_call()
         if fate == "throttle":
             raise service_unavailable("Slow down.")
