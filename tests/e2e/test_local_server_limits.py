@@ -31,7 +31,12 @@ def half_open(endpoint):
 
 
 def test_half_open_connections_do_not_stop_the_server(endpoint):
-    sockets = [half_open(endpoint) for _ in range(300)]
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    # More than the server's 512 connections.
+    sockets = [half_open(endpoint) for _ in range(600)]
     try:
         # More idle connections than the cap: /health waits at most until the header time
         # limit closes the idle ones.
@@ -130,3 +135,39 @@ def test_requests_hyper_cannot_parse_get_json_errors_too(endpoint):
         assert b"content-type: application/json" in head.lower(), head
         error = json.loads(body)
         assert error["code"] == error["error"] and error["message"], error
+
+
+def test_a_real_request_is_answered_within_a_second_while_200_clients_trickle_headers(endpoint):
+    """200 clients that keep sending header bytes slowly (each stays under the header time
+    limit for seconds) must not hold the slots a real request needs: connections waiting for
+    their headers cost a socket, not a request's memory, so they have a cap of their own."""
+    import threading
+    import time
+    stop = threading.Event()
+    sockets = []
+    for _ in range(200):
+        s = socket.create_connection(address(endpoint), timeout=5)
+        s.sendall(b"POST /webhooks/klaviyo HTTP/1.1\r\nHost: x\r\n")
+        sockets.append(s)
+
+    def trickle():
+        while not stop.is_set():
+            for s in sockets:
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    pass
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert health(endpoint, timeout=10) == (200, {"status": "ok"})
+        assert time.monotonic() - started < 1.0
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for s in sockets:
+            s.close()

@@ -17,9 +17,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// Most connections served at once; further ones wait in the listen backlog until one
-/// closes. With the body limit this bounds memory: 128 × 4 MiB.
-pub const MAX_CONNECTIONS: usize = 128;
+/// Most connections open at once; further ones wait in the listen backlog until one closes.
+/// A connection still sending its headers costs a socket and hyper's header buffer, not a
+/// request's body: slow clients may hold many of these without keeping a real request out.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// Most requests handled at once (their headers read); further ones wait for a slot. With
+/// the body limit this bounds the bodies' memory: 128 × 4 MiB.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 128;
 
 /// Time a client has to send a request's headers, and the longest a kept-alive connection
 /// may sit idle between requests.
@@ -32,6 +37,17 @@ pub async fn serve_with_limits(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let requests = Arc::new(Semaphore::new(MAX_REQUESTS_IN_FLIGHT));
+    let app = app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let requests = requests.clone();
+            async move {
+                // Closed only if the server is gone; then the request runs unbounded.
+                let _slot = requests.acquire_owned().await.ok();
+                next.run(request).await
+            }
+        },
+    ));
     tokio::pin!(shutdown);
     loop {
         // Take a slot before accepting: at the cap, new clients queue in the backlog
