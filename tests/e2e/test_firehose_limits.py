@@ -84,3 +84,53 @@ def test_a_burst_above_the_direct_put_quota_is_throttled_resent_spilled_and_stil
     expected = 8 * 200
     assert con.execute("select count(*), count(distinct id) from tracks").fetchone() == (expected, expected)
     assert stack.keys("dead-letter/") == [], "spilled objects go once the tables hold their rows"
+
+
+def dated_batch(prefix: str, days: int, start=None):
+    """A Segment batch of one event per day over `days` days (each its own partition)."""
+    import datetime
+    start = start or datetime.date(2023, 1, 1)
+    return {"batch": [{"type": "track", "event": "Order Completed", "userId": f"crm-{i}",
+                       "messageId": f"{prefix}-{i:04d}",
+                       "timestamp": f"{start + datetime.timedelta(days=i)}T12:00:00Z"} for i in range(days)]}
+
+
+def test_segment_callers_cannot_open_firehose_partitions_without_bound_but_history_gets_in(stack):
+    """A Segment write key travels in client code and every event name and timestamp opens a
+    Firehose partition; past 500 active partitions Firehose sends the rest to its error prefix
+    (the emulator's limit). A track or batch request may open at most 100 partitions (400
+    beyond), Segment requests at most 400 a minute (429 beyond, with Retry-After); Klaviyo's
+    webhooks are not held back; a /v1/import of 520 days of history is accepted and every
+    event reaches the tables (the part past Firehose's 500 through the error records)."""
+    import datetime
+    import subprocess
+
+    from conftest import ingest_binary
+    from query_lake import connect_tables
+
+    endpoint = LocalEndpoint(None, env=stack.env())
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", dated_batch("wide", 150), SEGMENT_KEY)
+    assert (status, answer["code"]) == (400, "too_many_partitions"), answer
+    assert "150" in answer["message"]
+    assert stack.keys("klaviyo/") == [], "a refused request stores nothing"
+    for n in range(4):
+        status, answer = post_segment(endpoint.base_url, "/v1/batch",
+                                      dated_batch(f"minute{n}", 100, start=datetime.date(2020 + n, 1, 1)),
+                                      SEGMENT_KEY)
+        assert status == 200, (n, answer)
+    status, answer = post_segment(endpoint.base_url, "/v1/batch", dated_batch("fifth", 10, start=datetime.date(2025, 1, 1)),
+                                  SEGMENT_KEY)
+    assert (status, answer["code"]) == (429, "partition_rate_limited"), answer
+    # Klaviyo's own events still land as rows, not in the error prefix.
+    assert post_webhook(endpoint.webhook_url, webhook_body(6, "klaviyoDuring"), WRITE_KEY)[0] == 200
+    assert stack.keys("firehose-errors/") == []
+    status, answer = post_segment(endpoint.base_url, "/v1/import", dated_batch("history", 520), SEGMENT_KEY)
+    endpoint.stop()
+    assert (status, answer["accepted"]) == (200, 520), answer
+    assert stack.keys("firehose-errors/"), "past Firehose's 500 partitions, the rest went to the error prefix"
+    result = subprocess.run([str(ingest_binary()), "compact", "--bucket", stack.info["bucket"]],
+                            capture_output=True, text=True, env={**stack.env(), "PATH": "/usr/bin:/bin"}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    con = connect_tables(stack.download("_tables/", Path(tempfile.mkdtemp())))
+    assert con.execute("select count(*), count(distinct id) from order_completed where id like 'history-%'"
+                       ).fetchone() == (520, 520)

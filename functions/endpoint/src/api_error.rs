@@ -70,6 +70,26 @@ pub enum ApiError {
     /// Every event of a Segment API call was invalid: nothing was stored.
     #[error("no event of the call is valid; nothing was stored (see rejections)")]
     InvalidEvents(Vec<RejectionSummary>),
+    /// A track or batch request whose events fall into too many Firehose partitions.
+    #[error(
+        "the events fall into {found} (collection, day) partitions; at most {limit} per request: split the batch, or send history to /v1/import"
+    )]
+    TooManyPartitions {
+        /// Partitions the request would open.
+        found: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// Segment requests opened too many partitions in the last minute.
+    #[error(
+        "Segment requests of the last minute would open {found} (collection, day) partitions, more than {limit}: retry after a minute"
+    )]
+    PartitionRateLimited {
+        /// Partitions the minute would hold with this request.
+        found: usize,
+        /// The cap.
+        limit: usize,
+    },
     /// A Segment call type this source does not store.
     #[error("'{0}' calls are not accepted: this source stores track events only")]
     UnsupportedType(String),
@@ -144,6 +164,10 @@ impl ApiError {
             }
             Self::InvalidEvents(_) => (StatusCode::BAD_REQUEST, "invalid_events"),
             Self::UnsupportedType(_) => (StatusCode::BAD_REQUEST, "unsupported_type"),
+            Self::TooManyPartitions { .. } => (StatusCode::BAD_REQUEST, "too_many_partitions"),
+            Self::PartitionRateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "partition_rate_limited")
+            }
         }
     }
 }
@@ -167,6 +191,11 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(body)).into_response();
         response.extensions_mut().insert(RefusedRequest(code));
+        if let Self::PartitionRateLimited { .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(60u32));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 
 use crate::api_error::ApiError;
 use crate::observe::observe_request;
-use crate::segment_route::{receive_segment_batch, receive_segment_track, refuse_other_call_types};
+use crate::segment_route::{
+    receive_segment_batch, receive_segment_import, receive_segment_track, refuse_other_call_types,
+};
 use crate::webhook_route::receive_klaviyo_webhook;
 use source_io::app_state::AppState;
 
@@ -24,8 +26,8 @@ pub fn router(state: AppState) -> Router {
         .route(KLAVIYO_WEBHOOK_PATH, post(receive_klaviyo_webhook))
         .route("/v1/track", post(receive_segment_track))
         .route("/v1/batch", post(receive_segment_batch))
-        // The older libraries' name for /v1/batch.
-        .route("/v1/import", post(receive_segment_batch))
+        // The older libraries' name for /v1/batch, and where history goes: no partition cap.
+        .route("/v1/import", post(receive_segment_import))
         .route("/v1/{call_type}", post(refuse_other_call_types))
         .route(
             HEALTH_PATH,

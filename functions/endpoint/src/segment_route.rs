@@ -16,6 +16,9 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use serde::Serialize;
 use source_core::mapping::segment_call::map_segment_call;
+use source_core::segment::partition_cap::{
+    MAX_PARTITIONS_PER_MINUTE, MAX_PARTITIONS_PER_REQUEST, request_partitions,
+};
 use source_core::segment::tracking_api::{
     CallKind, MAX_BATCH_BYTES, MAX_EVENT_BYTES, SegmentCall, basic_auth_user,
 };
@@ -47,7 +50,15 @@ pub async fn receive_segment_track(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deadline = deadline_of(&state, invocation);
-    store_call(&state, &headers, body, CallKind::Track, deadline).await
+    store_call(
+        &state,
+        &headers,
+        body,
+        CallKind::Track,
+        deadline,
+        Caps::Live,
+    )
+    .await
 }
 
 /// `POST /v1/batch` and `/v1/import`.
@@ -58,7 +69,44 @@ pub async fn receive_segment_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let deadline = deadline_of(&state, invocation);
-    store_call(&state, &headers, body, CallKind::Batch, deadline).await
+    store_call(
+        &state,
+        &headers,
+        body,
+        CallKind::Batch,
+        deadline,
+        Caps::Live,
+    )
+    .await
+}
+
+/// `POST /v1/import`: a batch of history, held to no partition cap (what passes Firehose's
+/// 500 partitions reaches the tables through its error records and the compaction).
+pub async fn receive_segment_import(
+    State(state): State<AppState>,
+    invocation: Invocation,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let deadline = deadline_of(&state, invocation);
+    store_call(
+        &state,
+        &headers,
+        body,
+        CallKind::Batch,
+        deadline,
+        Caps::History,
+    )
+    .await
+}
+
+/// Which partition caps a call is held to ([`source_core::segment::partition_cap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caps {
+    /// Live events (`/v1/track`, `/v1/batch`): per request and per minute.
+    Live,
+    /// History (`/v1/import`): none.
+    History,
 }
 
 /// `POST /v1/{type}` for Segment's other call types: a clear refusal; unknown paths 404.
@@ -80,6 +128,7 @@ async fn store_call(
     body: Body,
     kind: CallKind,
     deadline: tokio::time::Instant,
+    caps: Caps,
 ) -> Result<Response, ApiError> {
     require_json_content_type(headers)?;
     let limit = match kind {
@@ -112,6 +161,24 @@ async fn store_call(
             })
             .collect();
         return Err(ApiError::InvalidEvents(rejections));
+    }
+    if caps == Caps::Live {
+        let partitions = request_partitions(&mapped);
+        if partitions.len() > MAX_PARTITIONS_PER_REQUEST {
+            return Err(ApiError::TooManyPartitions {
+                found: partitions.len(),
+                limit: MAX_PARTITIONS_PER_REQUEST,
+            });
+        }
+        state
+            .segment_partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .admit(&partitions, received_at.timestamp_millis())
+            .map_err(|found| ApiError::PartitionRateLimited {
+                found,
+                limit: MAX_PARTITIONS_PER_MINUTE,
+            })?;
     }
     let (outcome, stored) = store_mapped(state, size, mapped, received_at, deadline).await?;
     let answer = SegmentOutcome {

@@ -1,7 +1,9 @@
 //! The state every request needs, built once at start-up. A leaf module: the routes and
 //! the router import it, it imports neither.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use source_core::segment::partition_cap::PartitionWindow;
 
 use crate::identity::resolver::IdentityResolver;
 use crate::sink::EventSink;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub only_own_profiles: bool,
     /// The Segment API's own write keys (empty: every Segment call is refused).
     pub segment_keys: Arc<SegmentWriteKeys>,
+    /// The Firehose partitions Segment requests opened in the last minute.
+    pub segment_partitions: Arc<Mutex<PartitionWindow>>,
 }
 
 impl AppState {
@@ -51,6 +55,7 @@ impl AppState {
             identity: None,
             only_own_profiles: false,
             segment_keys: Arc::new(SegmentWriteKeys::default()),
+            segment_partitions: Arc::new(Mutex::new(PartitionWindow::default())),
         }
     }
 }
