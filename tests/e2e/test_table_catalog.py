@@ -245,5 +245,5 @@ def test_in_lambda_each_run_reports_the_figures_the_compaction_alarms_watch(endp
     template, _ = decode(str(ROOT / "template.yaml"))
     watched = {r["Properties"]["MetricName"] for r in template["Resources"].values()
                if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName", "").startswith("Compaction")}
-    assert len(watched) == 4 and watched <= emitted, (watched, emitted)
+    assert len(watched) == 5 and watched <= emitted, (watched, emitted)
     assert emulator.glue.get_table(DatabaseName=DATABASE, Name="tracks")["Table"]["Name"] == "tracks"

@@ -77,7 +77,9 @@ def test_each_event_once_and_a_rerun_with_nothing_new_writes_nothing(endpoint):
     again = compact(lake)
     assert again == {"objects_read": 0, "versions_written": 0, "rows_written": 0, "new_ids": 0,
                      "duplicates_dropped": 0, "unreadable_lines": 0, "lost_races": 0,
-                     "dead_letter_objects_compacted": 0, "publications_finished": 0}
+                     "dead_letter_objects_compacted": 0, "publications_finished": 0,
+                     "error_objects_compacted": 0, "error_objects_found": 0, "rows_with_cast_errors": 0,
+                     "rows_past_column_cap": 0}
     assert table_files(lake) == before, "a re-run with nothing new wrote"
 
 
@@ -360,6 +362,7 @@ def test_rows_in_firehose_error_records_reach_the_tables_and_their_objects_go(en
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["error_objects_compacted"] == len(errors) and report["unreadable_lines"] == 1
+    assert report["error_objects_found"] == len(errors) + 1
     assert emulator.keys("firehose-errors/") == ["firehose-errors/klaviyo/partitioning-failed/dt=2026-12-03/x.gz"]
     copy = emulator.download("_tables/", endpoint.lake.parent / "burst")
     con = connect_tables(copy)

@@ -195,6 +195,7 @@ pub fn compaction_run_document(report: &CompactionReport, timestamp_ms: i64) -> 
         ("CompactionNewIds", report.new_ids),
         ("CompactionDuplicatesDropped", report.duplicates_dropped),
         ("CompactionUnreadableLines", report.unreadable_lines),
+        ("CompactionErrorObjectsFound", report.error_objects_found),
         ("CompactionLostRaces", report.lost_races),
         ("CompactionRowsWithCastErrors", report.rows_with_cast_errors),
         ("CompactionRowsPastColumnCap", report.rows_past_column_cap),

@@ -140,6 +140,9 @@ pub struct CompactionReport {
     pub dead_letter_objects_compacted: u64,
     /// Firehose error objects whose rows are all in committed tables, and so deleted.
     pub error_objects_compacted: u64,
+    /// Firehose error objects found under the error prefix (whether Firehose logged them
+    /// or not): each means records took the error path.
+    pub error_objects_found: u64,
     /// Versions an earlier, stopped run committed that this run registered in the catalog.
     pub publications_finished: u64,
     /// New rows with a value that did not fit its declared column (kept in `_cast_errors`).
@@ -355,6 +358,9 @@ impl<'a> Compaction<'a> {
                 .list(&format!("{prefix}{}/", self.schema))
                 .await?
             {
+                if kind == SpillKind::ErrorRecords {
+                    report.error_objects_found += 1;
+                }
                 let bytes = self.get_required(&key).await?;
                 let mut lines_by_partition: BTreeMap<(String, String), Vec<Vec<u8>>> =
                     BTreeMap::new();
