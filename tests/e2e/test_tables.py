@@ -79,7 +79,7 @@ def test_each_event_once_and_a_rerun_with_nothing_new_writes_nothing(endpoint):
                      "duplicates_dropped": 0, "unreadable_lines": 0, "lost_races": 0,
                      "dead_letter_objects_compacted": 0, "publications_finished": 0,
                      "error_objects_compacted": 0, "error_objects_found": 0, "rows_with_cast_errors": 0,
-                     "rows_past_column_cap": 0}
+                     "rows_past_column_cap": 0, "raw_objects_expired": 0}
     assert table_files(lake) == before, "a re-run with nothing new wrote"
 
 
@@ -368,3 +368,30 @@ def test_rows_in_firehose_error_records_reach_the_tables_and_their_objects_go(en
     con = connect_tables(copy)
     assert con.execute("select count(*), count(distinct id) from email_opened where id like 'burst-%'"
                        ).fetchone() == (520, 520)
+
+
+def test_raw_retention_deletes_only_what_the_tables_hold(endpoint):
+    """`--raw-retention-days`: raw objects of days older than the retention go once a
+    committed manifest lists them; the tables keep every event; a recent day keeps its raw
+    objects."""
+    import datetime
+    lake = endpoint.lake
+    assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
+    compact(lake)
+    before = counts(lake, "tracks")
+    [original] = raw_objects(lake, "email_opened")
+    land_copy(original, "retry-copy.gz")
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    recent = lake / "klaviyo" / "collection=email_opened" / f"dt={today}"
+    recent.mkdir(parents=True)
+    rows = [json.loads(line) for line in gzip.decompress(original.read_bytes()).decode().splitlines() if line]
+    (recent / "today.gz").write_bytes(gzip.compress("".join(
+        json.dumps({**row, "id": "klaviyo-today", "timestamp": f"{today}T10:00:00.000Z"}) + "\n" for row in rows
+    ).encode()))
+    result = subprocess.run([str(ingest_binary()), "compact", "--lake", str(lake), "--raw-retention-days", "30"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["raw_objects_expired"] == 7, report
+    assert [p.parent.name for p in (lake / "klaviyo").rglob("*.gz")] == [f"dt={today}"]
+    assert counts(lake, "tracks") == (before[0] + 1, before[1] + 1)

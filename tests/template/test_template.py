@@ -387,3 +387,12 @@ def test_free_text_survives_a_native_copy():
     copy_sql = (ROOT / "sql/redshift/copy_native.sql").read_text()
     for column in ("email_subject", "campaign_name"):
         assert re.search(rf"\b{column} varchar\(65535\)", copy_sql), column
+
+
+def test_the_compaction_may_delete_raw_objects_only_when_a_retention_is_set(template):
+    statements = template["Resources"]["CompactionFunction"]["Properties"]["Policies"][0]["Statement"]
+    [raw] = [s for s in statements if s["Sid"] == "ReadTheRawLanding"]
+    assert raw["Action"] == {"Fn::If": ["HasRawRetention", ["s3:GetObject", "s3:DeleteObject"], "s3:GetObject"]}
+    assert template["Resources"]["CompactionFunction"]["Properties"]["Environment"]["Variables"][
+        "RAW_RETENTION_DAYS"] == {"Ref": "RawRetentionDays"}
+    assert template["Parameters"]["RawRetentionDays"]["Default"] == 0

@@ -51,7 +51,8 @@ pub async fn compact(
     };
     let mut compaction = Compaction::new(store.as_ref(), config.schema.clone())
         .with_dead_letter(config.dead_letter_prefix.clone())
-        .with_error_records(FIREHOSE_ERRORS_PREFIX);
+        .with_error_records(FIREHOSE_ERRORS_PREFIX)
+        .with_raw_retention(config.raw_retention_days, chrono::Utc::now().date_naive());
     if let Some(catalog) = &catalog {
         compaction = compaction.with_catalog(catalog);
     }

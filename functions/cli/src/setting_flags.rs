@@ -54,6 +54,7 @@ impl FlagGroup for Compact {
         settings::LAKE_DIR,
         settings::SCHEMA_NAME,
         settings::GLUE_DATABASE,
+        settings::RAW_RETENTION_DAYS,
     ];
 }
 

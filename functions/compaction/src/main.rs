@@ -81,6 +81,7 @@ fn start(
             catalog,
             // Outside Lambda stdout carries the report alone.
             metrics: MetricsEmitter::new(in_lambda && config.emit_metrics),
+            raw_retention_days: config.raw_retention_days,
         },
     ))
 }
@@ -95,6 +96,8 @@ struct Target {
     catalog: Option<GlueCatalog>,
     /// Where each finished run's figures go (EMF lines, in Lambda).
     metrics: MetricsEmitter,
+    /// Days of raw landing kept once compacted (0: all).
+    raw_retention_days: u32,
 }
 
 /// One run; its report as JSON (logged too). A held lease is a success: the run holding it
@@ -102,7 +105,8 @@ struct Target {
 async fn run(store: &S3Store, target: &Target) -> Result<Value, CompactionError> {
     let mut compaction = Compaction::new(store, target.schema.clone())
         .with_dead_letter(target.dead_letter_prefix.clone())
-        .with_error_records(FIREHOSE_ERRORS_PREFIX);
+        .with_error_records(FIREHOSE_ERRORS_PREFIX)
+        .with_raw_retention(target.raw_retention_days, chrono::Utc::now().date_naive());
     if let Some(catalog) = &target.catalog {
         compaction = compaction.with_catalog(catalog);
     }

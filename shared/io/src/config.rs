@@ -88,6 +88,8 @@ pub struct Config {
     pub emit_metrics: bool,
     /// Whether metrics carry per-route and per-collection dimensions too.
     pub detailed_metrics: bool,
+    /// Days after which the compaction deletes raw objects the tables hold (0: never).
+    pub raw_retention_days: u32,
     /// Profile lookup (and the Klaviyo key, host and revision the pull uses too).
     pub identity: IdentityConfig,
     /// The pull's request budget, per minute.
@@ -204,6 +206,13 @@ impl Config {
             write_key_secret_arn: read(&settings::WRITE_KEY_SECRET_ARN),
             emit_metrics: required_flag(&settings::EMIT_METRICS)?,
             detailed_metrics: required_flag(&settings::DETAILED_METRICS)?,
+            raw_retention_days: u32::try_from(in_range(
+                &settings::RAW_RETENTION_DAYS,
+                number(&settings::RAW_RETENTION_DAYS)?,
+                0..=36_500,
+                "from 0 (keep the raw landing) to 36500 days",
+            )?)
+            .unwrap_or(u32::MAX),
             identity,
             pull_requests_per_minute: u32::try_from(pull_requests_per_minute).unwrap_or(u32::MAX),
             pull_state_bucket: read(&settings::PULL_STATE_BUCKET),

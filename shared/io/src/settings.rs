@@ -281,6 +281,13 @@ pub const LAKE_BUCKET: Setting = setting(
     Described("stack: the data bucket"),
     "Bucket of the lake the compaction function compacts",
 );
+/// Days after which the compaction deletes raw landing objects its tables hold.
+pub const RAW_RETENTION_DAYS: Setting = setting(
+    "RAW_RETENTION_DAYS",
+    Flag::Long("raw-retention-days"),
+    Value("0"),
+    "Delete raw objects of days older than this once the tables hold them (0: keep them)",
+);
 /// Whether the endpoint's metrics carry per-route and per-collection dimensions.
 pub const DETAILED_METRICS: Setting = setting(
     "DETAILED_METRICS",
@@ -326,7 +333,7 @@ pub const PULL_REQUESTS_PER_MINUTE: Setting = setting(
 );
 
 /// Every setting, in the README table's order.
-pub const ALL: [Setting; 29] = [
+pub const ALL: [Setting; 30] = [
     WRITE_KEY,
     WRITE_KEY_PREVIOUS,
     SEGMENT_WRITE_KEY,
@@ -356,6 +363,7 @@ pub const ALL: [Setting; 29] = [
     LAKE_BUCKET,
     GLUE_DATABASE,
     DETAILED_METRICS,
+    RAW_RETENTION_DAYS,
 ];
 
 #[cfg(test)]

@@ -140,6 +140,8 @@ pub struct CompactionReport {
     pub dead_letter_objects_compacted: u64,
     /// Firehose error objects whose rows are all in committed tables, and so deleted.
     pub error_objects_compacted: u64,
+    /// Raw landing objects of days past the retention that the tables hold, deleted.
+    pub raw_objects_expired: u64,
     /// Firehose error objects found under the error prefix (whether Firehose logged them
     /// or not): each means records took the error path.
     pub error_objects_found: u64,
@@ -166,6 +168,9 @@ pub struct Compaction<'a> {
     error_prefix: Option<String>,
     /// Where committed versions are registered for readers (Glue), if anywhere.
     catalog: Option<&'a dyn TableCatalog>,
+    /// Raw objects of days before this one are deleted once their partition's manifest has
+    /// consumed them (the tables hold their rows), if set.
+    raw_kept_from: Option<String>,
 }
 
 /// What a partition's new rows come from.
@@ -287,7 +292,20 @@ impl<'a> Compaction<'a> {
             dead_letter_prefix: None,
             error_prefix: None,
             catalog: None,
+            raw_kept_from: None,
         }
+    }
+
+    /// Deletes the raw objects of days more than `days` before today once the tables hold
+    /// their rows (0: keeps every raw object). Only objects a committed manifest lists as
+    /// consumed go, so a stalled compaction deletes nothing it has not compacted.
+    pub fn with_raw_retention(mut self, days: u32, today: chrono::NaiveDate) -> Self {
+        self.raw_kept_from = (days > 0).then(|| {
+            (today - TimeDelta::days(i64::from(days)))
+                .format("%Y-%m-%d")
+                .to_string()
+        });
+        self
     }
 
     /// Also points `catalog`'s tables at each version this run commits.
@@ -405,10 +423,27 @@ impl<'a> Compaction<'a> {
                     Source::Raw(_) => None,
                 })
                 .collect();
+            let expiring: Vec<String> = match &self.raw_kept_from {
+                Some(kept_from) if day.as_str() < kept_from.as_str() => sources
+                    .iter()
+                    .filter_map(|source| match source {
+                        Source::Raw(name) => Some(format!(
+                            "{}/collection={collection}/dt={day}/{name}",
+                            self.schema
+                        )),
+                        Source::Spilled { .. } => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             let outcome = self
                 .compact_partition(&collection, &day, sources, &mut report)
                 .await?;
             if outcome == PartitionOutcome::Committed {
+                // Every raw object offered is in the committed manifest: past the retention,
+                // the landing's copy goes.
+                report.raw_objects_expired += expiring.len() as u64;
+                self.store.delete(&expiring).await?;
                 for key in fed {
                     if let Some((_, waiting)) = spilled.get_mut(&key) {
                         *waiting -= 1;
