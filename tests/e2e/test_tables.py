@@ -279,13 +279,17 @@ def test_spilled_rows_reach_the_tables_and_their_objects_go(endpoint, emulator):
                            Body=gzip.compress("".join(json.dumps(r) + "\n" for r in spilled).encode()))
     emulator.s3.put_object(Bucket=bucket, Key="dead-letter/klaviyo/dt=2024-01-05/broken.ndjson.gz",
                            Body=gzip.compress(b'{"id": "no event, no timestamp"}\n'))
+    # A gzip object cut short cannot be read at all: it stays too, and the run goes on.
+    emulator.s3.put_object(Bucket=bucket, Key="dead-letter/klaviyo/dt=2024-01-05/cut.ndjson.gz",
+                           Body=gzip.compress(b'{"id": "x"}\n' * 50)[:20])
     env = {**emulator.env(), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([str(ingest_binary()), "compact", "--bucket", bucket], capture_output=True,
                             text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["dead_letter_objects_compacted"] == 1 and report["unreadable_lines"] == 1
-    assert emulator.keys("dead-letter/") == ["dead-letter/klaviyo/dt=2024-01-05/broken.ndjson.gz"]
+    assert report["dead_letter_objects_compacted"] == 1 and report["unreadable_lines"] == 2
+    assert emulator.keys("dead-letter/") == ["dead-letter/klaviyo/dt=2024-01-05/broken.ndjson.gz",
+                                             "dead-letter/klaviyo/dt=2024-01-05/cut.ndjson.gz"]
     manifest = json.loads(emulator.s3.get_object(
         Bucket=bucket, Key=next(k for k in emulator.keys("_tables/klaviyo/email_opened/") if k.endswith("manifest.json"))
     )["Body"].read())

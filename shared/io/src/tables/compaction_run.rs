@@ -227,9 +227,19 @@ impl SpillKind {
         }
     }
 
-    /// The rows of an object of this kind; `Err` for a part that can never be one.
+    /// The rows of an object of this kind (gzip, or plain text when it does not start with
+    /// gzip's magic bytes); `Err` for a part that can never be one, or for the whole object
+    /// when it cannot be read (it then stays where it is, counted).
     fn rows(self, key: &str, bytes: &[u8]) -> Result<Vec<Result<Vec<u8>, ()>>, CompactionError> {
-        let lines = gzip_lines(key, bytes)?;
+        let lines = if bytes.starts_with(&[0x1f, 0x8b]) {
+            gzip_lines(key, bytes)?
+        } else {
+            bytes
+                .split(|byte| *byte == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
         Ok(match self {
             Self::DeadLetter => lines.into_iter().map(Ok).collect(),
             Self::ErrorRecords => lines
@@ -383,7 +393,12 @@ impl<'a> Compaction<'a> {
                 let mut lines_by_partition: BTreeMap<(String, String), Vec<Vec<u8>>> =
                     BTreeMap::new();
                 let mut placeable = true;
-                for line in kind.rows(&key, &bytes)? {
+                let rows = kind.rows(&key, &bytes).unwrap_or_else(|err| {
+                    // One unreadable object must not stop the run: it stays, counted.
+                    tracing::warn!(object = %key, error = %err, "a spilled object cannot be read; it stays");
+                    vec![Err(())]
+                });
+                for line in rows {
                     let partition = line.ok().and_then(|line| {
                         let place = serde_json::from_slice::<PlaceWire>(&line).ok()?;
                         let partition = PartitionKey::of_row(&place.event, &place.timestamp)?;
