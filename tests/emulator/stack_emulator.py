@@ -442,8 +442,7 @@ def emulate_glue(faults: Faults):
 
         def call(self, database_name, table_name, *args, **kwargs):
             partition_input = args[input_position]
-            keys = self.get_table(database_name, table_name).get_version(
-                str(self.get_table(database_name, table_name)._current_version)).get("PartitionKeys", [])
+            keys = self.get_table(database_name, table_name).as_dict().get("PartitionKeys", [])
             if len(partition_input.get("Values", [])) != len(keys):
                 raise JsonRESTError("InvalidInputException",
                                     f"{len(keys)} partition keys, {len(partition_input.get('Values', []))} values")

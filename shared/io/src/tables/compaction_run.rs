@@ -234,11 +234,7 @@ impl SpillKind {
         let lines = if bytes.starts_with(&[0x1f, 0x8b]) {
             gzip_lines(key, bytes)?
         } else {
-            bytes
-                .split(|byte| *byte == b'\n')
-                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-                .map(<[u8]>::to_vec)
-                .collect()
+            text_lines(key, bytes)?
         };
         Ok(match self {
             Self::DeadLetter => lines.into_iter().map(Ok).collect(),
@@ -780,8 +776,13 @@ impl<'a> Compaction<'a> {
 
 /// The lines of a gzip NDJSON object (one or more gzip members), blank ones left out.
 fn gzip_lines(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CompactionError> {
+    text_lines(key, std::io::BufReader::new(MultiGzDecoder::new(bytes)))
+}
+
+/// The lines `reader` gives, blank ones left out.
+fn text_lines(key: &str, reader: impl BufRead) -> Result<Vec<Vec<u8>>, CompactionError> {
     let mut lines = Vec::new();
-    for line in std::io::BufReader::new(MultiGzDecoder::new(bytes)).split(b'\n') {
+    for line in reader.split(b'\n') {
         let line = line.map_err(|err| corrupt(key, err))?;
         if !line.iter().all(u8::is_ascii_whitespace) {
             lines.push(line);
