@@ -1,6 +1,7 @@
 """The scheduled pull as deployed: the `pull` binary (what the PullFunction runs)
-against the Events API double, delivering through the emulated Firehose stream into S3 and
-keeping its state in an S3 object written with conditional writes (moto)."""
+against the Events API double, writing its raw objects straight into the lake's bucket (not
+through the emulated Firehose stream) and keeping its state and id ledgers in S3 objects
+written with conditional writes (moto)."""
 
 import datetime as dt
 import json
@@ -38,27 +39,50 @@ def stored_ids(emulator, tmp_path):
     return ids
 
 
-def test_the_scheduled_pull_delivers_through_firehose_and_keeps_its_state_in_s3(emulator, events_api, tmp_path):
+def metric_lines(result):
+    return [json.loads(line) for line in result.stdout.splitlines() if '"_aws"' in line]
+
+
+def test_the_scheduled_pull_writes_straight_to_s3_and_keeps_its_state_and_ledgers_there(emulator, events_api, tmp_path):
     emulator.clear()
     seed(events_api, [event(f"s{i}", "OPn3d1", hours_ago(3) + dt.timedelta(seconds=i)) for i in range(30)])
     first = run(emulator, events_api)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout.strip().splitlines()[-1])
     assert report["events"] == 30 and report["complete"] is True
-    metrics = [json.loads(line) for line in first.stdout.splitlines() if '"_aws"' in line]
-    assert metrics and metrics[0]["PullEventsStored"] == 30 and metrics[0]["PullKeyRefused"] == 0
-    assert 0 <= metrics[0]["PullCursorLagSeconds"] < 600
+    [metrics] = metric_lines(first)
+    assert metrics["PullEventsStored"] == 30 and metrics["PullKeyRefused"] == 0 and metrics["PullLeaseHeld"] == 0
+    assert 0 <= metrics["PullCursorLagSeconds"] < 600
     assert sorted(set(stored_ids(emulator, tmp_path))) == sorted(f"klaviyo-s{i}" for i in range(30))
+    # Not one record through Firehose: the pull's bytes never meet the stream's quota.
+    assert emulator.control("/stats")["records"] == 0
     state = emulator.s3.get_object(Bucket=emulator.info["bucket"], Key=STATE_KEY)
     saved = json.loads(state["Body"].read())
     assert saved["lease"] is None and "OPn3d1" in saved["streams"]
+    ledgers = emulator.keys("pull-state/ids/OPn3d1/")
+    assert ledgers and all(k.endswith(".ids") for k in ledgers)
 
-    # Another run holding an unexpired lease: this one must not start.
+    # A second run re-reads the recent hours (its late-event pass) and writes no object.
+    objects = {k: emulator.s3.head_object(Bucket=emulator.info["bucket"], Key=k)["ETag"]
+               for k in emulator.keys("klaviyo/")}
+    saved["streams"]["OPn3d1"]["passes"] = {}
+    emulator.s3.put_object(Bucket=emulator.info["bucket"], Key=STATE_KEY, Body=json.dumps(saved).encode())
+    again = run(emulator, events_api)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["events"] == 0
+    assert {k: emulator.s3.head_object(Bucket=emulator.info["bucket"], Key=k)["ETag"]
+            for k in emulator.keys("klaviyo/")} == objects
+
+    # Another run holding an unexpired lease: this one does nothing, and is no failure.
+    saved = json.loads(emulator.s3.get_object(Bucket=emulator.info["bucket"], Key=STATE_KEY)["Body"].read())
     saved["lease"] = {"holder": "lambda-other", "expires_at": (dt.datetime.now(dt.timezone.utc)
                                                               + dt.timedelta(minutes=5)).isoformat()}
     emulator.s3.put_object(Bucket=emulator.info["bucket"], Key=STATE_KEY, Body=json.dumps(saved).encode())
     blocked = run(emulator, events_api)
-    assert blocked.returncode == 1 and "holds the lease" in blocked.stderr
+    assert blocked.returncode == 3, blocked.stderr
+    assert "holds the lease" in blocked.stdout + blocked.stderr
+    [held] = metric_lines(blocked)
+    assert held["PullLeaseHeld"] == 1 and held["PullEventsStored"] == 0
 
 
 def test_a_refused_key_is_counted_for_the_alarm(emulator, events_api):
@@ -69,26 +93,6 @@ def test_a_refused_key_is_counted_for_the_alarm(emulator, events_api):
     assert result.returncode == 1 and "HTTP 403" in result.stderr
     [line] = [json.loads(l) for l in result.stdout.splitlines() if '"_aws"' in l]
     assert line["PullKeyRefused"] == 1
-
-
-def test_when_neither_firehose_nor_the_spill_can_store_the_cursor_stays(emulator, events_api, tmp_path):
-    emulator.clear()
-    first_event_at = hours_ago(2)
-    seed(events_api, [event(f"f{i}", "OPn3d1", first_event_at + dt.timedelta(seconds=i)) for i in range(5)])
-    emulator.control("/faults", {"fail_calls": 1000})
-    failed = run(emulator, events_api, DEAD_LETTER_BUCKET="no-such-bucket-for-spills", DELIVERY_TIMEOUT_SECS="2")
-    assert failed.returncode == 1 and "cursor stays before them" in failed.stderr, failed.stderr
-    saved = json.loads(emulator.s3.get_object(Bucket=emulator.info["bucket"], Key=STATE_KEY)["Body"].read())
-    opened = saved["streams"]["OPn3d1"]["realtime"]
-    # Empty days before the events may be done; nothing at or after the first unstored event.
-    assert dt.datetime.fromisoformat(opened["done"]) <= first_event_at
-    assert all(dt.datetime.fromisoformat(w["resume_at"]) <= first_event_at and w["next_link"] is None
-               for w in opened["open"])
-    assert all(dt.datetime.fromisoformat(to) <= first_event_at for _, to in opened["completed"])
-    emulator.control("/reset", {})
-    recovered = run(emulator, events_api)
-    assert recovered.returncode == 0, recovered.stderr
-    assert sorted(set(stored_ids(emulator, tmp_path))) == sorted(f"klaviyo-f{i}" for i in range(5))
 
 
 def cli(emulator, double, *args):
@@ -109,12 +113,22 @@ def test_a_backfill_into_the_bucket_replaces_its_own_objects_and_reconciles_to_z
     keys = [k for k in emulator.keys("klaviyo/collection=email_opened/")]
     ids = stored_ids(emulator, tmp_path)
     assert len(ids) == len(set(ids)) == 2_500
-    assert emulator.keys("pull-state/") == ["pull-state/backfill.json"]
+    state_keys = emulator.keys("pull-state/")
+    assert state_keys[0] == "pull-state/backfill.json"
+    # One id ledger per day read, beside the scheduled pull's state (the two share them).
+    assert state_keys[1:] == [f"pull-state/ids/OPn3d1/{(start + dt.timedelta(days=d)).date()}.ids" for d in range(2)]
 
-    # The same backfill from scratch: the same objects, replaced, none added.
-    emulator.s3.delete_object(Bucket=bucket, Key="pull-state/backfill.json")
+    # The same backfill asked again: every event is in its day's ledger, nothing is written.
+    etags = {k: emulator.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in keys}
     again = cli(emulator, events_api, "backfill", "--bucket", bucket, *window)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 events stored (0 rejected, 0 skipped, 2500 already stored)" in again.stdout, again.stdout
+    assert {k: emulator.s3.head_object(Bucket=bucket, Key=k)["ETag"] for k in keys} == etags
+
+    # From scratch (state and ledgers gone): the same objects, replaced, none added.
+    emulator.s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in state_keys]})
+    scratch = cli(emulator, events_api, "backfill", "--bucket", bucket, *window)
+    assert scratch.returncode == 0, scratch.stdout + scratch.stderr
     assert emulator.keys("klaviyo/collection=email_opened/") == keys
     assert len(stored_ids(emulator, tmp_path)) == 2_500
 

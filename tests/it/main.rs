@@ -7,6 +7,7 @@
 mod bad_inputs;
 mod firehose_partitioning;
 mod lambda_events;
+mod pull_late_events;
 mod pull_run;
 mod request_deadline;
 mod segment_api;

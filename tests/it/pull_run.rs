@@ -13,6 +13,15 @@
 //! `included`. An expired cursor is a 400 "Invalid cursor provided." (the run sees
 //! `EventsApiError::InvalidCursor`).
 //! <https://developers.klaviyo.com/en/reference/get_events>
+//!
+//! `POST /api/metric-aggregates` answers the daily `count` of the events listed by then,
+//! per UTC day of `[greater-or-equal, less-than)` (`interval: day`, `timezone: UTC`):
+//! `{"data": {"attributes": {"dates": [...], "data": [{"measurements": {"count": [...]}}]}}}`.
+//! <https://developers.klaviyo.com/en/reference/query_metric_aggregates>
+//!
+//! An event may be listed late (Klaviyo is eventually consistent): until the stand-in's
+//! clock reaches its `listed_at`, no query and no count sees it (an **assumption**: Klaviyo
+//! documents late listing, not how late).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,6 +33,7 @@ use serde_json::{Value, json};
 use source_core::klaviyo::metrics_page::AccountMetric;
 use source_core::pull::state::{Lease, PullState};
 use source_io::pull::events_source::{EventsApiError, EventsSource, SourceFuture};
+use source_io::pull::id_ledgers::MemoryIdLedgers;
 use source_io::pull::run::{PullError, PullPlan, PullRun, PullSettings};
 use source_io::pull::state_store::{PullStateStore, StateError, StateVersion, StoreFuture};
 use source_io::sink::memory::MemorySink;
@@ -31,22 +41,29 @@ use source_io::sink::{DeliveryFuture, EventSink, SinkError};
 use tokio::time::Instant;
 
 const BASE: &str = "https://a.klaviyo.test";
-const OPENED: &str = "MtOpen";
+pub(crate) const OPENED: &str = "MtOpen";
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     "2026-11-10T12:00:00Z".parse().unwrap()
 }
 
 /// One event the stand-in holds.
 #[derive(Debug, Clone)]
-struct StoredEvent {
-    id: String,
-    at: DateTime<Utc>,
+pub(crate) struct StoredEvent {
+    pub(crate) id: String,
+    pub(crate) at: DateTime<Utc>,
+    /// When Klaviyo starts listing it (`None`: at once).
+    pub(crate) listed_at: Option<DateTime<Utc>>,
 }
 
 /// Klaviyo's Events API, in memory.
-struct KlaviyoStandIn {
+pub(crate) struct KlaviyoStandIn {
     events: Vec<StoredEvent>,
+    /// The stand-in's (and the runs') current time.
+    pub(crate) clock: Mutex<DateTime<Utc>>,
+    /// Requests answered: event pages, and daily-count queries.
+    pub(crate) pages_served: AtomicUsize,
+    pub(crate) counts_served: AtomicUsize,
     /// Cursor uses to refuse as expired before accepting any.
     expire_cursors: AtomicUsize,
     /// Every `greater-or-equal(datetime, ...)` of a fresh query (no cursor), in order.
@@ -54,10 +71,13 @@ struct KlaviyoStandIn {
 }
 
 impl KlaviyoStandIn {
-    fn new(mut events: Vec<StoredEvent>) -> Arc<Self> {
+    pub(crate) fn new(mut events: Vec<StoredEvent>) -> Arc<Self> {
         events.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
         Arc::new(Self {
             events,
+            clock: Mutex::new(now()),
+            pages_served: AtomicUsize::new(0),
+            counts_served: AtomicUsize::new(0),
             expire_cursors: AtomicUsize::new(0),
             fresh_query_starts: Mutex::new(Vec::new()),
         })
@@ -98,10 +118,12 @@ impl KlaviyoStandIn {
                 None
             }
         };
+        let listed_by = *self.clock.lock().unwrap();
         let matching: Vec<&StoredEvent> = self
             .events
             .iter()
             .filter(|e| metric == OPENED && low <= e.at && e.at < high)
+            .filter(|e| e.listed_at.is_none_or(|listed| listed <= listed_by))
             .filter(|e| {
                 after
                     .as_deref()
@@ -132,6 +154,54 @@ impl KlaviyoStandIn {
             "links": {"self": url, "next": next, "prev": null}
         }))
         .unwrap())
+    }
+}
+
+impl KlaviyoStandIn {
+    /// Daily counts of the events listed by now, for a `daily_count_request` body.
+    fn daily_counts(&self, body: &[u8]) -> Vec<u8> {
+        let request: Value = serde_json::from_slice(body).unwrap();
+        let attributes = &request["data"]["attributes"];
+        assert_eq!(attributes["interval"], "day");
+        assert_eq!(attributes["timezone"], "UTC");
+        let bound = |operator: &str| -> DateTime<Utc> {
+            let filter = attributes["filter"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.starts_with(operator))
+                .unwrap();
+            filter[operator.len() + "(datetime,".len()..filter.len() - 1]
+                .parse()
+                .unwrap()
+        };
+        let (low, high) = (bound("greater-or-equal"), bound("less-than"));
+        assert!(
+            high - low <= TimeDelta::days(366),
+            "Klaviyo's maximum is a year"
+        );
+        let listed_by = *self.clock.lock().unwrap();
+        let metric = attributes["metric_id"].as_str().unwrap();
+        let mut dates = Vec::new();
+        let mut counts = Vec::new();
+        let mut day = low.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        while day < high {
+            let (from, to) = (day.max(low), (day + TimeDelta::days(1)).min(high));
+            let count = self
+                .events
+                .iter()
+                .filter(|e| metric == OPENED && from <= e.at && e.at < to)
+                .filter(|e| e.listed_at.is_none_or(|listed| listed <= listed_by))
+                .count();
+            dates.push(day.to_rfc3339());
+            counts.push(count as f64);
+            day += TimeDelta::days(1);
+        }
+        serde_json::to_vec(&json!({"data": {"type": "metric-aggregate", "id": "x",
+            "attributes": {"dates": dates,
+                "data": [{"dimensions": [], "measurements": {"count": counts}}]}}}))
+        .unwrap()
     }
 }
 
@@ -191,15 +261,25 @@ impl EventsSource for KlaviyoStandIn {
         Box::pin(async move {
             // A page takes Klaviyo a moment; on the paused clock this only orders the windows.
             tokio::time::sleep(Duration::from_millis(300)).await;
+            self.pages_served.fetch_add(1, Ordering::Relaxed);
             self.page(url)
+        })
+    }
+
+    fn metric_aggregates(&self, body: Vec<u8>, _deadline: Instant) -> SourceFuture<'_, Vec<u8>> {
+        Box::pin(async move {
+            self.counts_served.fetch_add(1, Ordering::Relaxed);
+            Ok(self.daily_counts(&body))
         })
     }
 }
 
 /// The state in memory, with S3's compare-and-set: a save names the version it read.
 #[derive(Default)]
-struct MemoryState {
-    stored: Mutex<(PullState, u64)>,
+pub(crate) struct MemoryState {
+    pub(crate) stored: Mutex<(PullState, u64)>,
+    /// The id ledgers, kept with the state so every run of a test shares them.
+    pub(crate) ledgers: Arc<MemoryIdLedgers>,
 }
 
 impl PullStateStore for MemoryState {
@@ -242,18 +322,21 @@ fn fresh(events: &[StoredEvent]) -> (Arc<KlaviyoStandIn>, Arc<MemoryState>, Arc<
     )
 }
 
-fn run_over(
+pub(crate) fn run_over(
     api: Arc<KlaviyoStandIn>,
     store: Arc<MemoryState>,
     sink: Arc<MemorySink>,
     holder: &str,
 ) -> PullRun {
+    let ledgers = store.ledgers.clone();
+    let clock_of = api.clone();
     PullRun {
         api,
         store,
+        ledgers,
         sink,
         settings: PullSettings::default(),
-        clock: Arc::new(now),
+        clock: Arc::new(move || *clock_of.clock.lock().unwrap()),
         holder: holder.into(),
         on_progress: Arc::new(|_| {}),
         stop: Arc::new(AtomicBool::new(false)),
@@ -268,12 +351,13 @@ fn events_over(days: i64, count: usize) -> Vec<StoredEvent> {
         .map(|i| StoredEvent {
             id: format!("E{i:06}"),
             at: start + TimeDelta::milliseconds(step * i as i64),
+            listed_at: None,
         })
         .collect()
 }
 
 /// Each stored row's Klaviyo event id, checked to be stored once.
-fn stored_once(sink: &MemorySink) -> BTreeSet<String> {
+pub(crate) fn stored_once(sink: &MemorySink) -> BTreeSet<String> {
     let rows = sink.rows();
     let mut ids = BTreeSet::new();
     for row in &rows {
@@ -291,7 +375,7 @@ fn ids_of(events: &[StoredEvent]) -> BTreeSet<String> {
     events.iter().map(|e| e.id.clone()).collect()
 }
 
-fn deadline() -> Instant {
+pub(crate) fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(840)
 }
 
@@ -356,6 +440,7 @@ async fn a_dense_window_is_split_and_read_once() {
         .map(|i| StoredEvent {
             id: format!("D{i:06}"),
             at: start + TimeDelta::seconds(i),
+            listed_at: None,
         })
         .collect();
     let (api, store, sink) = fresh(&events);
@@ -391,6 +476,7 @@ async fn an_expired_cursor_rereads_from_the_last_stored_second_without_a_copy() 
         .map(|i| StoredEvent {
             id: format!("C{i:06}"),
             at: start + TimeDelta::seconds(i / 6),
+            listed_at: None,
         })
         .collect();
     let (api, store, sink) = fresh(&events);
@@ -525,6 +611,7 @@ async fn a_cursor_that_always_expires_stops_the_run_instead_of_looping() {
         .map(|i| StoredEvent {
             id: format!("S{i:06}"),
             at,
+            listed_at: None,
         })
         .collect();
     let (api, store, sink) = fresh(&events);

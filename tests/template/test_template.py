@@ -272,27 +272,54 @@ def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(temp
     pull = template["Resources"]["PullFunction"]
     props = pull["Properties"]
     assert pull["Condition"] == "PullOn"
-    assert props["ReservedConcurrentExecutions"] == 1
-    [schedule] = props["Events"].values()
-    assert schedule["Type"] == "ScheduleV2" and schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    assert template["Conditions"]["PullOn"] == {"Fn::Equals": [{"Ref": "EnablePull"}, "true"]}
+    assert template["Parameters"]["EnablePull"]["AllowedValues"] == ["true", "false"]
+    # Reserved concurrency is a choice: an account at the minimum quota cannot reserve any.
+    assert props["ReservedConcurrentExecutions"] == {"Fn::If": ["ReservePullConcurrency", 1, {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["PullReservedConcurrency"]["AllowedValues"] == [0, 1]
+    # No Lambda retry of an asynchronous invocation, and no late run queued beside the next.
+    assert props["EventInvokeConfig"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+    assert "Events" not in props, "the schedule is a resource of its own, without a fixed name"
     # Every variable it is given is one the code reads (the README's table lists exactly those).
     readme = (ROOT / "README.md").read_text()
     for name in props["Environment"]["Variables"]:
         assert f"| `{name}` |" in readme, name
-    state_key = props["Environment"]["Variables"]["PULL_STATE_KEY"]
+    assert "DELIVERY_STREAM_NAME" not in props["Environment"]["Variables"], "the pull writes straight to S3"
     statements = [s for policy in props["Policies"] if isinstance(policy, dict) and "Statement" in policy
                   for s in policy["Statement"]]
     by_sid = {s["Sid"]: s for s in statements}
-    assert sub_text(by_sid["ReadAndWriteTheCursorState"]["Resource"]) == "${DataBucket.Arn}/" + state_key
-    assert sorted(by_sid["ReadAndWriteTheCursorState"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
-    assert by_sid["TellAMissingStateFromADeniedOne"]["Condition"]["StringEquals"]["s3:prefix"] == state_key
-    assert sub_text(by_sid["SpillUndeliverableRows"]["Resource"]) == "${DataBucket.Arn}/dead-letter/*"
+    assert sub_text(by_sid["ReadAndWriteTheStateAndIdLedgers"]["Resource"]) == "${DataBucket.Arn}/pull-state/*"
+    assert props["Environment"]["Variables"]["PULL_STATE_KEY"].startswith("pull-state/")
+    assert sorted(by_sid["ReadAndWriteTheStateAndIdLedgers"]["Action"]) == ["s3:GetObject", "s3:PutObject"]
+    assert sub_text(by_sid["WriteRawObjectsToTheLake"]["Resource"]) == "${DataBucket.Arn}/${SchemaName}/*"
+    # A GetObject carries no s3:prefix: a condition on it would leave a missing object a 403.
+    assert by_sid["TellAMissingStateFromADeniedOne"]["Action"] == "s3:ListBucket"
+    assert "Condition" not in by_sid["TellAMissingStateFromADeniedOne"]
+    assert not any("firehose" in str(policy).lower() for policy in props["Policies"])
+
     # The alarms read the metric names the function writes.
     code = (ROOT / "shared/io/src/metrics.rs").read_text()
     for alarm, metric in [("PullKeyRefusedAlarm", "PullKeyRefused"), ("PullCursorLagAlarm", "PullCursorLagSeconds")]:
         properties = template["Resources"][alarm]["Properties"]
         assert properties["MetricName"] == metric and f'"{metric}"' in code
     assert template["Resources"]["PullCursorLagAlarm"]["Properties"]["Threshold"] == 3600
+
+
+def test_schedules_have_no_fixed_name_so_two_stacks_deploy_in_one_region(template, monkeypatch):
+    output = translated(template, monkeypatch)
+    schedules = {n: r for n, r in output["Resources"].items() if r["Type"] == "AWS::Scheduler::Schedule"}
+    assert set(schedules) == {"PullFunctionSchedule", "CompactionFunctionSchedule"}
+    for name, schedule in schedules.items():
+        props = schedule["Properties"]
+        assert "Name" not in props, f"{name} has a fixed name"
+        assert props["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0}
+        function = name.removesuffix("Schedule")
+        assert props["Target"]["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+        role = output["Resources"][props["Target"]["RoleArn"]["Fn::GetAtt"][0]]
+        [statement] = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        assert statement == {"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                             "Resource": {"Fn::GetAtt": [function, "Arn"]}}
+    assert schedules["PullFunctionSchedule"]["Condition"] == "PullOn"
 
 
 def test_the_compaction_reads_the_error_prefix_the_stream_writes_and_may_empty_it(template):

@@ -202,12 +202,12 @@ mod tests {
             ["--parallel-windows", "0"],
             ["--settle-secs", "0"],
             ["--lease-secs", "-5"],
-            ["--trailing-window-hours", "-1"],
-            ["--reread-every-hours", "x"],
+            ["--recent-hours", "-1"],
+            ["--check-every-hours", "x"],
         ] {
             assert!(pull(&refused).is_err(), "{refused:?} was accepted");
         }
-        assert!(pull(&["--parallel-windows", "1", "--trailing-window-hours", "0"]).is_ok());
+        assert!(pull(&["--parallel-windows", "1", "--recent-hours", "0"]).is_ok());
     }
 
     #[test]
@@ -219,10 +219,14 @@ mod tests {
         assert_eq!(args.lease_secs, defaults.lease.num_seconds());
         assert_eq!(args.settle_secs, defaults.settle.num_seconds());
         assert_eq!(args.parallel_windows, defaults.parallel_windows);
+        assert_eq!(args.lookback_hours, defaults.first_run_lookback.num_hours());
+        assert_eq!(args.recent_hours, defaults.late.recent.num_hours());
         assert_eq!(
-            args.trailing_window_hours,
-            defaults.trailing_window.num_hours()
+            args.recent_every_minutes,
+            defaults.late.recent_every.num_minutes()
         );
-        assert_eq!(args.reread_every_hours, defaults.reread_every.num_hours());
+        assert_eq!(args.check_days, defaults.late.week_days);
+        assert_eq!(args.check_every_hours, defaults.late.week_every.num_hours());
+        assert_eq!(args.old_check_days, defaults.late.month_days);
     }
 }

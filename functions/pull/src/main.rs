@@ -1,7 +1,7 @@
 //! Entry point of the scheduled pull: the Lambda runtime when `AWS_LAMBDA_RUNTIME_API` is
 //! set (each invocation is one incremental run, stopping in time before the invocation's
-//! deadline); otherwise one run from the command line against the configured Firehose stream
-//! and state bucket, for trying the deployed configuration locally.
+//! deadline); otherwise one run from the command line against the configured bucket (raw
+//! objects, state and id ledgers), for trying the deployed configuration locally.
 
 mod scheduled;
 
@@ -83,6 +83,9 @@ fn summary(report: &source_io::pull::run::PullReport) -> Value {
         "events": report.events,
         "rejected": report.rejected,
         "skipped": report.skipped,
+        "already_stored": report.already_stored,
+        "count_checks": report.count_checks,
+        "days_reread": report.days_reread,
         "pages": report.pages,
         "complete": report.complete,
         "metrics": report.metrics,

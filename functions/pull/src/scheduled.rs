@@ -1,7 +1,8 @@
-//! The scheduled pull in AWS: one incremental run per invocation (EventBridge Scheduler,
-//! reserved concurrency 1), rows through the Firehose sink (spilling to the dead-letter
-//! prefix like the webhook path), state in S3 with conditional writes, and a metrics line
-//! for the alarms (refused key, cursor lag).
+//! The scheduled pull in AWS: one incremental run per invocation (EventBridge Scheduler),
+//! rows written straight into the data bucket under the lake's layout (not through
+//! Firehose: a re-read or a catch-up would meet the stream's regional quota, and the pull
+//! needs no buffering), the state and the id ledgers in S3 with conditional writes, and a
+//! metrics line for the alarms (refused key, cursor lag, lease held).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -11,14 +12,16 @@ use source_core::secret::ApiKey;
 use tokio::time::Instant;
 
 use source_io::aws_clients::sdk_config_from_lambda_environment;
-use source_io::config::{Config, SinkConfig};
+use source_io::config::Config;
 use source_io::metrics::{MetricsEmitter, PullRunFigures, pull_run_document};
 use source_io::pull::events_api::{EventsApi, EventsApiError};
+use source_io::pull::id_ledgers::S3IdLedgers;
 use source_io::pull::metric_selection::MetricChoice;
 use source_io::pull::run::{PullError, PullPlan, PullReport, PullRun, PullSettings};
 use source_io::pull::s3_state::S3StateObject;
+use source_io::s3_lake::S3LakeSink;
 use source_io::s3_objects::S3Objects;
-use source_io::startup::{StartError, firehose_sink};
+use source_io::startup::StartError;
 use source_io::write_key_secret::fetch_source_secret;
 
 /// Everything a scheduled run needs, built once per cold start.
@@ -30,7 +33,8 @@ pub struct ScheduledPull {
 
 impl ScheduledPull {
     /// Builds the run from `config`: the API key from the secret (or KLAVIYO_API_KEY), the
-    /// Firehose sink, the S3 state object, with AWS clients configured from the Lambda
+    /// lake in the state's bucket (PULL_STATE_BUCKET, the stack's data bucket), the S3
+    /// state object and id ledgers beside it, with AWS clients configured from the Lambda
     /// runtime's variables. Missing pieces fail the cold start, naming them.
     /// `lookup` is the process environment, for what the Lambda runtime sets (region,
     /// credentials, the log stream that names the lease holder).
@@ -50,11 +54,6 @@ impl ScheduledPull {
         let api_key: ApiKey = from_secret
             .or_else(|| config.identity.api_key.clone())
             .ok_or(StartError::Misconfigured("the pull needs a Klaviyo private API key: klaviyo_api_key in the secret (stack parameter KlaviyoApiKey) or KLAVIYO_API_KEY"))?;
-        let Some(SinkConfig::Firehose(firehose)) = &config.sink else {
-            return Err(StartError::Misconfigured(
-                "the scheduled pull writes to Firehose: set DELIVERY_STREAM_NAME and DEAD_LETTER_BUCKET",
-            ));
-        };
         let (Some(bucket), key) = (
             config.pull_state_bucket.clone(),
             config.pull_state_key.clone(),
@@ -74,8 +73,9 @@ impl ScheduledPull {
             api: api.clone(),
             run: PullRun {
                 api,
-                store: Arc::new(S3StateObject::new(s3.clone(), bucket, key)),
-                sink: Arc::new(firehose_sink(firehose, &config.schema, &sdk, s3)),
+                store: Arc::new(S3StateObject::new(s3.clone(), bucket.clone(), key.clone())),
+                ledgers: Arc::new(S3IdLedgers::beside_state(s3.clone(), bucket.clone(), &key)),
+                sink: Arc::new(S3LakeSink::new(s3, bucket, config.schema.clone())),
                 settings: PullSettings {
                     choice: MetricChoice {
                         channels: config.pull_channels.clone(),
@@ -97,9 +97,23 @@ impl ScheduledPull {
 
     /// One incremental run that stops in time to checkpoint before `deadline`; writes its
     /// metrics line and answers the report (an error fails the invocation, which the
-    /// function-errors alarm sees).
+    /// function-errors alarm sees). A run that finds the lease held by another (a run still
+    /// going, or a backfill of the same state) is not a failure: it counts `PullLeaseHeld`
+    /// and ends with an incomplete report.
     pub async fn invoke(&self, deadline: Instant) -> Result<PullReport, PullError> {
-        let result = self.run.run(&PullPlan::Incremental, deadline).await;
+        let mut lease_held = false;
+        let result = match self.run.run(&PullPlan::Incremental, deadline).await {
+            Err(PullError::LeaseHeld { holder, until }) => {
+                lease_held = true;
+                Ok(PullReport {
+                    warnings: vec![format!(
+                        "another pull run ({holder}) holds the lease until {until}; this one did nothing"
+                    )],
+                    ..PullReport::default()
+                })
+            }
+            other => other,
+        };
         let counts = self.api.counts();
         let now = Utc::now();
         let (report, refused) = match &result {
@@ -112,6 +126,7 @@ impl ScheduledPull {
             requests: counts.requests,
             rate_limited: counts.rate_limited,
             key_refused: refused,
+            lease_held,
             cursor_lag_secs: report
                 .and_then(|r| r.oldest_cursor)
                 .map(|cursor| (now - cursor).num_seconds().max(0)),

@@ -149,6 +149,8 @@ pub struct PullRunFigures {
     pub rate_limited: u64,
     /// Whether Klaviyo refused the API key (401/403).
     pub key_refused: bool,
+    /// Whether another run held the lease, so this one did nothing.
+    pub lease_held: bool,
     /// Now less the oldest realtime cursor, when the run reached one.
     pub cursor_lag_secs: Option<i64>,
 }
@@ -161,12 +163,14 @@ pub fn pull_run_document(figures: &PullRunFigures, timestamp_ms: i64) -> Value {
         json!({"Name": "PullRequests", "Unit": "Count"}),
         json!({"Name": "PullRateLimited", "Unit": "Count"}),
         json!({"Name": "PullKeyRefused", "Unit": "Count"}),
+        json!({"Name": "PullLeaseHeld", "Unit": "Count"}),
     ];
     let mut document = json!({
         "PullEventsStored": figures.events_stored,
         "PullRequests": figures.requests,
         "PullRateLimited": figures.rate_limited,
         "PullKeyRefused": u8::from(figures.key_refused),
+        "PullLeaseHeld": u8::from(figures.lease_held),
     });
     if let Some(lag) = figures.cursor_lag_secs {
         metrics.push(json!({"Name": "PullCursorLagSeconds", "Unit": "Seconds"}));
@@ -325,6 +329,7 @@ mod tests {
             1,
         );
         assert_eq!(refused["PullKeyRefused"], 1);
+        assert_eq!(refused["PullLeaseHeld"], 0);
         assert!(!declared(&refused).contains(&"PullCursorLagSeconds".to_owned()));
         assert!(refused.get("PullCursorLagSeconds").is_none());
     }

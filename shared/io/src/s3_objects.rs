@@ -31,6 +31,21 @@ pub enum S3Error {
     Unreachable(String),
 }
 
+impl S3Error {
+    /// What a failed read means, for messages: a 403 also answers a `GetObject` of a key
+    /// that does not exist when the caller may not `s3:ListBucket` the bucket ("If you
+    /// don't have the s3:ListBucket permission, Amazon S3 returns an HTTP status code 403",
+    /// GetObject, Amazon S3 API Reference), so it names both causes.
+    pub fn read_failure_detail(&self) -> String {
+        match self {
+            Self::Refused { status: 403, .. } => format!(
+                "{self}: either the role may not s3:GetObject the key, or the object does not exist and the role may not s3:ListBucket the bucket (S3 then answers 403 instead of 404)"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A condition on a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteCondition {
@@ -203,5 +218,27 @@ where
             }
         }
         _ => S3Error::Unreachable(DisplayErrorContext(&err).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_read_names_both_of_its_causes() {
+        let denied = S3Error::Refused {
+            status: 403,
+            code: "AccessDenied".into(),
+        };
+        assert!(denied.read_failure_detail().contains("s3:ListBucket"));
+        let unavailable = S3Error::Refused {
+            status: 503,
+            code: "SlowDown".into(),
+        };
+        assert_eq!(
+            unavailable.read_failure_detail(),
+            "S3 answered 503 SlowDown"
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use source_core::klaviyo::metric_aggregates::{daily_count_request, parse_daily_counts};
+use source_core::klaviyo::metric_aggregates::{
+    count_spans, daily_count_request, parse_daily_counts,
+};
+use source_core::pull::late_events::LatePasses;
 use source_core::pull::state::Order;
 use source_core::time_format::parse_iso_datetime;
 use source_io::sink::EventSink;
@@ -19,6 +22,7 @@ use crate::setting_flags::{self, SettingFlags};
 use source_io::aws_clients::load_sdk_config;
 use source_io::config::Config;
 use source_io::pull::events_api::EventsApi;
+use source_io::pull::id_ledgers::{IdLedgerStore, LocalIdLedgers, S3IdLedgers};
 use source_io::pull::metric_selection::{MetricChoice, select_metrics};
 use source_io::pull::run::{Progress, PullPlan, PullReport, PullRun, PullSettings};
 use source_io::pull::s3_state::S3StateObject;
@@ -38,6 +42,8 @@ pub struct Destination {
     pub sink: Arc<dyn EventSink>,
     /// Where the state lives.
     pub store: Arc<dyn PullStateStore>,
+    /// Where the ids stored per metric and day live.
+    pub ledgers: Arc<dyn IdLedgerStore>,
     /// The lake's place, for messages.
     pub place: String,
 }
@@ -59,10 +65,11 @@ pub async fn destination(
                     config.schema.clone(),
                 )),
                 store: Arc::new(S3StateObject::new(
-                    s3,
+                    s3.clone(),
                     bucket.to_owned(),
                     state_key.to_owned(),
                 )),
+                ledgers: Arc::new(S3IdLedgers::beside_state(s3, bucket.to_owned(), state_key)),
                 place: format!("s3://{bucket}/{}/", config.schema),
             }
         }
@@ -72,6 +79,7 @@ pub async fn destination(
             Destination {
                 sink: Arc::new(lake_sink),
                 store: Arc::new(LocalStateFile::in_lake(lake)),
+                ledgers: Arc::new(LocalIdLedgers::in_lake(lake)),
                 place: lake.display().to_string(),
             }
         }
@@ -101,15 +109,30 @@ pub struct PullArgs {
     #[arg(long, default_value_t = PullSettings::default().lease.num_seconds(),
           value_parser = clap::value_parser!(i64).range(1..))]
     pub lease_secs: i64,
-    /// Hours behind the realtime cursor the trailing re-read covers (Klaviyo lists some
-    /// events late); also how far back a stream without saved state starts. 0: no re-read.
-    #[arg(long, default_value_t = PullSettings::default().trailing_window.num_hours(),
+    /// Hours before now a stream without saved state starts.
+    #[arg(long, default_value_t = PullSettings::default().first_run_lookback.num_hours(),
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub lookback_hours: i64,
+    /// Hours behind the realtime cursor the recent late-event pass reads again (Klaviyo
+    /// lists some events late). 0: no recent pass.
+    #[arg(long, default_value_t = PullSettings::default().late.recent.num_hours(),
           value_parser = clap::value_parser!(i64).range(0..))]
-    pub trailing_window_hours: i64,
-    /// Hours between re-reads of the trailing window.
-    #[arg(long, default_value_t = PullSettings::default().reread_every.num_hours(),
+    pub recent_hours: i64,
+    /// Minutes between recent passes.
+    #[arg(long, default_value_t = PullSettings::default().late.recent_every.num_minutes(),
           value_parser = clap::value_parser!(i64).range(0..))]
-    pub reread_every_hours: i64,
+    pub recent_every_minutes: i64,
+    /// Whole days behind the cursor's day whose counts are checked against Klaviyo's
+    /// every --check-every-hours (days that differ are read again). 0: no check.
+    #[arg(long, default_value_t = PullSettings::default().late.week_days)]
+    pub check_days: u64,
+    /// Hours between checks of the last --check-days days.
+    #[arg(long, default_value_t = PullSettings::default().late.week_every.num_hours(),
+          value_parser = clap::value_parser!(i64).range(0..))]
+    pub check_every_hours: i64,
+    /// The oldest day behind the cursor's day checked once a day (from --check-days + 1).
+    #[arg(long, default_value_t = PullSettings::default().late.month_days)]
+    pub old_check_days: u64,
     /// Seconds behind now a read stays.
     #[arg(long, default_value_t = PullSettings::default().settle.num_seconds(),
           value_parser = clap::value_parser!(i64).range(1..))]
@@ -188,6 +211,7 @@ pub async fn run_pull(config: &Config, args: PullArgs, progress: bool) -> Result
     let run = PullRun {
         api: api.clone(),
         store: destination.store.clone(),
+        ledgers: destination.ledgers.clone(),
         sink: destination.sink.clone(),
         settings,
         clock: Arc::new(Utc::now),
@@ -235,10 +259,15 @@ fn settings(config: &Config, args: &PullArgs) -> PullSettings {
             names: args.metrics.clone(),
         },
         settle: TimeDelta::seconds(args.settle_secs),
-        trailing_window: TimeDelta::hours(args.trailing_window_hours),
-        reread_every: TimeDelta::hours(args.reread_every_hours),
-        // A stream without state starts as far back as the re-read reaches (at least an hour).
-        first_run_lookback: TimeDelta::hours(args.trailing_window_hours.max(1)),
+        late: LatePasses {
+            recent: TimeDelta::hours(args.recent_hours),
+            recent_every: TimeDelta::minutes(args.recent_every_minutes),
+            week_days: args.check_days,
+            week_every: TimeDelta::hours(args.check_every_hours),
+            month_days: args.old_check_days,
+            ..LatePasses::default()
+        },
+        first_run_lookback: TimeDelta::hours(args.lookback_hours),
         lease: TimeDelta::seconds(args.lease_secs),
         only_own_profiles: config.identity.only_own_profiles,
         parallel_windows: args.parallel_windows,
@@ -288,9 +317,13 @@ async fn estimate(
     };
     let mut per_metric = Vec::new();
     for metric in &selection.metrics {
-        let body = daily_count_request(&metric.id, from, to);
-        let counts = parse_daily_counts(&api.metric_aggregates(body, far).await?)?;
-        let events = counts.iter().map(|(_, n)| n).sum();
+        let mut events = 0;
+        // Klaviyo answers at most a year a query, five years back (metric_aggregates.rs).
+        for (span_from, span_to) in count_spans(from, to, Utc::now()) {
+            let body = daily_count_request(&metric.id, span_from, span_to);
+            let counts = parse_daily_counts(&api.metric_aggregates(body, far).await?)?;
+            events += counts.iter().map(|(_, n)| n).sum::<u64>();
+        }
         per_metric.push((metric.name.clone(), metric.id.clone(), events));
     }
     Ok(Estimate {
@@ -357,10 +390,11 @@ fn print_report(report: &PullReport, api: &EventsApi, place: &str) {
     let counts = api.counts();
     eprintln!();
     println!(
-        "{} events stored ({} rejected, {} skipped) from {} pages of {} metric(s) into {}; {} requests, {} x 429{}",
+        "{} events stored ({} rejected, {} skipped, {} already stored) from {} pages of {} metric(s) into {}; {} requests, {} x 429{}",
         report.events,
         report.rejected,
         report.skipped,
+        report.already_stored,
         report.pages,
         report.metrics.len(),
         place,
@@ -372,6 +406,12 @@ fn print_report(report: &PullReport, api: &EventsApi, place: &str) {
             "; NOT complete: run again to continue"
         }
     );
+    if report.count_checks > 0 {
+        println!(
+            "late events: {} daily-count queries, {} day(s) read again",
+            report.count_checks, report.days_reread
+        );
+    }
     for warning in &report.warnings {
         println!("warning: {warning}");
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use flate2::read::MultiGzDecoder;
-use source_core::klaviyo::metric_aggregates::{daily_count_request, parse_daily_counts};
+use source_core::klaviyo::metric_aggregates::{
+    count_spans, daily_count_request, parse_daily_counts,
+};
 use source_core::klaviyo::metric_alias::{MetricChannel, topic_for_metric_name};
 use source_core::klaviyo::topic::collection_for_topic;
 use source_core::warehouse::row::PartitionKey;
@@ -155,13 +157,14 @@ pub async fn reconcile(
             .get(&metric.id)
             .map_or_else(|| topic_for_metric_name(&metric.name), |s| s.topic.clone());
         let collection = collection_for_topic(&topic).slug().to_owned();
-        let counts = parse_daily_counts(
-            &api.metric_aggregates(
-                daily_count_request(&metric.id, args.from, args.to),
-                deadline,
-            )
-            .await?,
-        )?;
+        let mut counts = Vec::new();
+        // Klaviyo answers at most a year a query, five years back (metric_aggregates.rs).
+        for (from, to) in count_spans(args.from, args.to, chrono::Utc::now()) {
+            counts.extend(parse_daily_counts(
+                &api.metric_aggregates(daily_count_request(&metric.id, from, to), deadline)
+                    .await?,
+            )?);
+        }
         for (day, klaviyo) in counts {
             let stored = stored
                 .ids(&config.schema, &collection, day, &metric.id)

@@ -2,7 +2,7 @@
 //! day, for a backfill's plan and for reconciling what was stored against Klaviyo.
 //! <https://developers.klaviyo.com/en/reference/query_metric_aggregates>
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Months, NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,6 +28,37 @@ pub fn daily_count_request(metric_id: &str, from: DateTime<Utc>, to: DateTime<Ut
     })
     .to_string()
     .into_bytes()
+}
+
+/// The longest span one query may cover: Klaviyo's "the maximum time frame is 1 year"
+/// (Query Metric Aggregates), kept at 365 days so a leap year never exceeds it.
+pub const MAX_SPAN: TimeDelta = TimeDelta::days(365);
+
+/// How far back a query may reach: "up to 5 years of historical data" (Query Metric
+/// Aggregates), in months.
+pub const MAX_MONTHS_BACK: u32 = 60;
+
+/// `[from, to)` as the spans queries may ask for: nothing before five years before `now`,
+/// each span at most [`MAX_SPAN`], in order. Empty when nothing of the range is in reach.
+pub fn count_spans(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let reach = now
+        .checked_sub_months(Months::new(MAX_MONTHS_BACK))
+        .unwrap_or(from);
+    // Whole days, so each span's daily buckets are the days stored (the floor is the day
+    // after the one five years back began).
+    let reach = crate::pull::windows::window_floor(reach) + TimeDelta::days(1);
+    let mut start = from.max(reach);
+    let mut spans = Vec::new();
+    while start < to {
+        let end = (start + MAX_SPAN).min(to);
+        spans.push((start, end));
+        start = end;
+    }
+    spans
 }
 
 #[derive(Deserialize)]
@@ -86,6 +117,26 @@ pub fn parse_daily_counts(body: &[u8]) -> Result<Vec<(NaiveDate, u64)>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_range_is_asked_in_spans_of_a_year_within_five_years() {
+        let now = parse_iso_datetime("2026-12-03T10:00:00Z").unwrap();
+        let from = parse_iso_datetime("2018-01-01T00:00:00Z").unwrap();
+        let spans = count_spans(from, now, now);
+        assert_eq!(
+            spans[0].0,
+            parse_iso_datetime("2021-12-04T00:00:00Z").unwrap(),
+            "nothing before five years back"
+        );
+        assert_eq!(spans.last().unwrap().1, now);
+        assert!(spans.iter().all(|(a, b)| *b - *a <= MAX_SPAN));
+        assert!(spans.windows(2).all(|pair| pair[0].1 == pair[1].0));
+        // Five years and ten hours, with 2024's leap day: five whole spans and a short one.
+        assert_eq!(spans.len(), 6);
+        let recent = parse_iso_datetime("2026-11-01T00:00:00Z").unwrap();
+        assert_eq!(count_spans(recent, now, now), vec![(recent, now)]);
+        assert!(count_spans(from, from + TimeDelta::days(3), now).is_empty());
+    }
 
     #[test]
     fn asks_for_daily_counts_and_reads_them_back() {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::windows::{next_window, previous_window};
@@ -53,7 +53,7 @@ impl PullState {
 }
 
 /// One metric's incremental stream: everything dated before `realtime` has been stored
-/// (as Klaviyo listed it when read); the trailing re-read catches what it listed late.
+/// (as Klaviyo listed it when read); the late-event passes catch what it listed late.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamState {
     /// The metric's name when last seen (a rename is reported).
@@ -63,12 +63,53 @@ pub struct StreamState {
     pub topic: String,
     /// The realtime sweep: from its start to the settled limit, advancing every run.
     pub realtime: Sweep,
-    /// The current re-read of the trailing window, if one is under way.
+    /// Re-reads queued for late events, read front first: the recent hours behind the
+    /// cursor, and whole days whose count at Klaviyo differs from the ids stored.
     #[serde(default)]
-    pub reread: Option<Sweep>,
-    /// When the last re-read started; the next one starts a re-read interval later.
+    pub rereads: Vec<Reread>,
+    /// When each late-event pass last ran.
     #[serde(default)]
-    pub last_reread_started: Option<DateTime<Utc>>,
+    pub passes: PassTimes,
+    /// What is known of each recent day: ids stored, Klaviyo's count when last re-read.
+    #[serde(default)]
+    pub days: BTreeMap<NaiveDate, DayRecord>,
+}
+
+/// A re-read queued for late events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reread {
+    /// The range read again.
+    pub sweep: Sweep,
+    /// The whole day it covers and Klaviyo's count that asked for it (count-gated passes);
+    /// `None` for the recent hours.
+    #[serde(default)]
+    pub day_count: Option<(NaiveDate, u64)>,
+}
+
+/// When each late-event pass last started (`None`: never).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassTimes {
+    /// The re-read of the recent hours.
+    #[serde(default)]
+    pub recent: Option<DateTime<Utc>>,
+    /// The count check of the last week's days.
+    #[serde(default)]
+    pub week: Option<DateTime<Utc>>,
+    /// The count check of the older days.
+    #[serde(default)]
+    pub month: Option<DateTime<Utc>>,
+}
+
+/// One day of a stream, for the count checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayRecord {
+    /// Distinct ids stored for the day (its id ledger's size when last written).
+    pub stored: u64,
+    /// Klaviyo's count that last made the day be re-read in full: a count Klaviyo keeps
+    /// above or below the ids stored (events deleted since, say) does not re-read the day
+    /// again until it changes.
+    #[serde(default)]
+    pub klaviyo_when_reread: Option<u64>,
 }
 
 /// Reading order of a sweep.

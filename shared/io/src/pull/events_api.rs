@@ -225,6 +225,10 @@ impl EventsSource for EventsApi {
     fn events_page<'a>(&'a self, url: &'a str, deadline: Instant) -> SourceFuture<'a, Vec<u8>> {
         Box::pin(EventsApi::events_page(self, url, deadline))
     }
+
+    fn metric_aggregates(&self, body: Vec<u8>, deadline: Instant) -> SourceFuture<'_, Vec<u8>> {
+        Box::pin(EventsApi::metric_aggregates(self, body, deadline))
+    }
 }
 
 #[derive(Deserialize)]

@@ -130,8 +130,9 @@ mod tests {
             metric_name: name.into(),
             topic: "event:klaviyo.opened_email".into(),
             realtime: Sweep::new(at, at, Order::OldestFirst),
-            reread: None,
-            last_reread_started: None,
+            rereads: Vec::new(),
+            passes: Default::default(),
+            days: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod events_api;
 pub mod events_source;
+pub mod id_ledgers;
 pub mod metric_selection;
 pub mod run;
 pub mod s3_state;

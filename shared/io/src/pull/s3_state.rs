@@ -36,7 +36,7 @@ impl S3StateObject {
         let object = match self.s3.get(&self.bucket, &self.key).await {
             Ok(Some(object)) => object,
             Ok(None) => return Ok((PullState::default(), None)),
-            Err(err) => return Err(self.failure(err)),
+            Err(err) => return Err(self.failure(err.read_failure_detail())),
         };
         let state = serde_json::from_slice(&object.body).map_err(|err| StateError::Corrupt {
             place: self.place(),
@@ -67,10 +67,15 @@ impl S3StateObject {
             .await
         {
             Ok(etag) => Ok(etag),
-            // 412: changed since read; 409: a concurrent conditional write won.
+            // 412: changed since read; 409: a concurrent conditional write won. Or this very
+            // write committed on an attempt whose answer was lost (a time-out the SDK
+            // retried): then the stored state is the one written, and the run goes on.
             Err(S3Error::Refused {
                 status: 412 | 409, ..
-            }) => Err(StateError::Conflict),
+            }) => match self.read().await {
+                Ok((stored, etag)) if stored == *state => Ok(etag),
+                _ => Err(StateError::Conflict),
+            },
             Err(err) => Err(self.failure(err)),
         }
     }
