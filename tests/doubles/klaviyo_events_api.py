@@ -20,7 +20,8 @@ Steered through:
   POST /__series   {"metric_id", "prefix", "start", "count", "step_us", "profiles"}
                    (adds `count` generated events, one every step_us microseconds, without
                    holding them in memory: for large histories)
-  POST /__control  {"fail": [{"status": 503}, {"status": 429, "retry_after": 2}], "delay": 0.0,
+  POST /__control  {"fail": [{"status": 503}, {"status": 429, "retry_after": 2, "path": "/api/events"}],
+                    "delay": 0.0,
                     "max_page_size": 1000, "burst_per_second": 350, "steady_per_minute": 3500,
                     "cursor_ttl": null, "expire_cursors": false, "forbidden": false}
   GET  /__stats    every request: time, path, status
@@ -39,12 +40,17 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MAX_PAGE_SIZE = 1000      # "up to 1000 with page[size]" (Get Events, revision 2026-01-15+)
 DEFAULT_PAGE_SIZE = 200   # "Returns 200 events per page by default"
-BURST_PER_SECOND = 350    # "Burst: 350/s"
-STEADY_PER_MINUTE = 3500  # "Steady: 3500/m"
+BURST_PER_SECOND = 350    # Get Events: "Burst: 350/s"
+STEADY_PER_MINUTE = 3500  # Get Events: "Steady: 3500/m"
+# Every endpoint has its own limits, per account, in fixed 1 s and 60 s windows ("Rate
+# limits, status codes, and errors"): Get Metrics is M (10/s, 150/m), Query Metric
+# Aggregates S (3/s, 60/m).
+OTHER_LIMITS = {"/api/metrics": (10, 150), "/api/metric-aggregates": (3, 60)}
 CONDITION = re.compile(r'(equals|greater-or-equal|greater-than|less-than|less-or-equal)\((\w+),("?)([^,)"]*)\3\)')
 
 
@@ -164,23 +170,30 @@ class State:
         total = sum(1 for e in self.events if e["metric_id"] == metric_id and low <= e["at"] < high)
         return total + sum(s.count_between(low, high) for s in self.series if s.metric_id == metric_id)
 
-    def admit(self, now):
-        """Fixed 1 s and 60 s windows: None when admitted, else the Retry-After seconds."""
+    def limits(self, endpoint):
+        return OTHER_LIMITS.get(endpoint, (self.burst, self.steady))
+
+    def admit(self, endpoint, now):
+        """The endpoint's fixed 1 s and 60 s windows: (None, steady window state) when
+        admitted, else (the Retry-After seconds, None)."""
+        burst, steady = self.limits(endpoint)
         second, minute = int(now), int(now // 60)
-        if self.windows.get(("s", second), 0) >= self.burst:
-            return 1
-        if self.windows.get(("m", minute), 0) >= self.steady:
-            return max(1, math.ceil((minute + 1) * 60 - now))
-        self.windows[("s", second)] = self.windows.get(("s", second), 0) + 1
-        self.windows[("m", minute)] = self.windows.get(("m", minute), 0) + 1
-        return None
+        if self.windows.get((endpoint, "s", second), 0) >= burst:
+            return 1, None
+        if self.windows.get((endpoint, "m", minute), 0) >= steady:
+            return max(1, math.ceil((minute + 1) * 60 - now)), None
+        self.windows[(endpoint, "s", second)] = self.windows.get((endpoint, "s", second), 0) + 1
+        used = self.windows[(endpoint, "m", minute)] = self.windows.get((endpoint, "m", minute), 0) + 1
+        return None, {"RateLimit-Limit": str(steady), "RateLimit-Remaining": str(steady - used),
+                      "RateLimit-Reset": str(max(1, math.ceil((minute + 1) * 60 - now)))}
 
 
 def event_resource(event, base):
     at = from_micros(event["at"])
     # Klaviyo's examples show both forms: "2022-11-08T01:23:45+00:00" and "2023-08-10 07:21:56+00:00".
     separator = "T" if int(event["id"].encode().hex(), 16) % 2 == 0 else " "
-    text = at.isoformat(sep=separator, timespec="seconds" if at.microsecond == 0 else "microseconds")
+    # Whole seconds, as in every example Klaviyo publishes; the order within a second is the id's.
+    text = at.isoformat(sep=separator, timespec="seconds")
     relationships = {"metric": {"data": {"type": "metric", "id": event["metric_id"]},
                                 "links": {"self": f"{base}/api/events/{event['id']}/relationships/metric/",
                                           "related": f"{base}/api/events/{event['id']}/metric/"}}}
@@ -190,7 +203,7 @@ def event_resource(event, base):
                                               "related": f"{base}/api/events/{event['id']}/profile/"}}
     return {"type": "event", "id": event["id"],
             "attributes": {"timestamp": event["at"] // 1_000_000, "event_properties": event["properties"],
-                           "datetime": text, "uuid": f"uuid-{event['id']}"},
+                           "datetime": text, "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, event["id"]))},
             "relationships": relationships, "links": {"self": f"{base}/api/events/{event['id']}/"}}
 
 
@@ -200,6 +213,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, status, payload, headers=None):
         body = json.dumps(payload).encode()
+        # Every answer but a 429 tells the steady window's state (set by gate()).
+        window, self.rate_limit_headers = getattr(self, "rate_limit_headers", None), None
+        if window and status != 429:
+            headers = {**window, **(headers or {})}
         self.send_response(status)
         self.send_header("Content-Type", "application/vnd.api+json")
         self.send_header("Content-Length", str(len(body)))
@@ -229,9 +246,16 @@ class Handler(BaseHTTPRequestHandler):
         if not self.headers.get("revision"):
             self.answer(400, klaviyo_error(400, "invalid", "Invalid input.", "A revision header is required."))
             return False
+        endpoint = urllib.parse.urlsplit(self.path).path.rstrip("/")
         with state.lock:
-            retry_after = state.admit(time.time())
-            fail = state.fail.pop(0) if state.fail and retry_after is None else None
+            retry_after, self.rate_limit_headers = state.admit(endpoint, time.time())
+            # An injected failure may name a part of the path it is for ({"path": "/api/events"}).
+            fail = None
+            if retry_after is None:
+                for i, entry in enumerate(state.fail):
+                    if entry.get("path", "") in self.path:
+                        fail = state.fail.pop(i)
+                        break
             delay = state.delay
         if retry_after is not None:
             self.answer(429, klaviyo_error(429, "throttled", "Request was throttled.",

@@ -323,6 +323,30 @@ def test_a_429_waits_for_retry_after_and_a_refused_page_size_falls_back(events_a
     assert len(rows(lake)) == 450
 
 
+def test_a_429_pauses_every_window_of_the_endpoint_not_only_the_one_that_got_it(events_api, tmp_path):
+    start = hours_ago(24 * 6).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Six days of 1,000 events, read six windows at once, 200 events a page: every window
+    # keeps asking for pages while the others wait. The 429 comes on a cursor page, while
+    # every window is busy.
+    seed(events_api, [event(f"p{d}-{i}", "OPn3d1", start + dt.timedelta(days=d, seconds=80 * i))
+                      for d in range(6) for i in range(1_000)])
+    events_api.post("/__control", {"max_page_size": 200,
+                                   "fail": [{"status": 429, "retry_after": 2, "path": "page%5Bcursor%5D"}]})
+    lake = tmp_path / "lake"
+    result = pull(events_api, lake, "--from", iso(start), "--to", iso(start + dt.timedelta(days=6)),
+                  "--parallel-windows", "6")
+    assert "1 x 429" in result.stdout, result.stdout
+    requests = [r for r in events_api.stats()["requests"] if "/api/events" in r["path"]]
+    throttled = next(r for r in requests if r["status"] == 429)
+    # Requests already in flight when the 429 was answered are answered at once; after
+    # that, nothing goes to Get Events until Retry-After has passed.
+    during = [r for r in requests if throttled["t"] + 0.1 < r["t"] < throttled["t"] + 1.95]
+    assert during == [], f"{len(during)} requests to Get Events during its Retry-After"
+    assert len([r for r in requests if r["t"] > throttled["t"] + 1.95]) > 6
+    ids = [r["id"] for r in rows(lake)]
+    assert len(ids) == len(set(ids)) == 6_000
+
+
 def test_the_cursor_never_moves_past_rows_that_were_not_stored(events_api, tmp_path):
     at = hours_ago(3).replace(minute=0, second=0)
     seed(events_api, [event("first", "WKHXf4", at), event("second", "OPn3d1", at + dt.timedelta(minutes=1))])

@@ -66,6 +66,9 @@ pub(crate) struct KlaviyoStandIn {
     pub(crate) counts_served: AtomicUsize,
     /// Cursor uses to refuse as expired before accepting any.
     expire_cursors: AtomicUsize,
+    /// The most events a page holds whatever `page[size]` asks (0: as asked): Klaviyo's
+    /// 2026-01-15 reference still says "a maximum of 200 events per page" in one place.
+    page_cap: AtomicUsize,
     /// Every `greater-or-equal(datetime, ...)` of a fresh query (no cursor), in order.
     fresh_query_starts: Mutex<Vec<String>>,
 }
@@ -78,6 +81,7 @@ impl KlaviyoStandIn {
             clock: Mutex::new(now()),
             pages_served: AtomicUsize::new(0),
             counts_served: AtomicUsize::new(0),
+            page_cap: AtomicUsize::new(0),
             expire_cursors: AtomicUsize::new(0),
             fresh_query_starts: Mutex::new(Vec::new()),
         })
@@ -101,6 +105,10 @@ impl KlaviyoStandIn {
         let low: DateTime<Utc> = condition("greater-or-equal").unwrap().parse().unwrap();
         let high: DateTime<Utc> = condition("less-than").unwrap().parse().unwrap();
         let size: usize = param("page[size]").map_or(200, |size| size.parse().unwrap());
+        let size = match self.page_cap.load(Ordering::Relaxed) {
+            0 => size,
+            cap => size.min(cap),
+        };
         let after = match param("page[cursor]") {
             Some(cursor) => {
                 if self
@@ -432,8 +440,18 @@ async fn a_run_stopped_between_pages_is_continued_by_the_next_without_a_copy() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dense_window_is_split_and_read_once() {
-    // 5,000 events, one a second from the start of a past day: the first full page covers
-    // 17 minutes of the day's window, so the rest of the window is split.
+    dense_day_is_split(0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dense_window_is_split_even_when_klaviyo_sends_fewer_events_than_asked() {
+    // page[size]=1000 asked, 200 sent: the page is full by its next link, not its length.
+    dense_day_is_split(200).await;
+}
+
+/// 5,000 events, one a second from the start of a past day: the first full page covers
+/// minutes of the day's window, so the rest of the window is split.
+async fn dense_day_is_split(page_cap: usize) {
     let start: DateTime<Utc> = "2026-11-08T00:00:00Z".parse().unwrap();
     let end = start + TimeDelta::days(1);
     let events: Vec<StoredEvent> = (0..5_000)
@@ -444,6 +462,7 @@ async fn a_dense_window_is_split_and_read_once() {
         })
         .collect();
     let (api, store, sink) = fresh(&events);
+    api.page_cap.store(page_cap, Ordering::Relaxed);
     let report = run_over(api.clone(), store, sink.clone(), "run-1")
         .run(&PullPlan::Incremental, deadline())
         .await

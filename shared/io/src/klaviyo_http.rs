@@ -22,6 +22,9 @@ pub struct Answer {
     pub status: StatusCode,
     /// `Retry-After`, whole seconds, when sent.
     pub retry_after: Option<u64>,
+    /// `RateLimit-Remaining` and `RateLimit-Reset` (seconds), when sent: the state of the
+    /// endpoint's steady (one-minute) window, on every answer but a 429.
+    pub rate_limit: Option<(u64, u64)>,
     /// The body.
     pub body: Bytes,
 }
@@ -128,6 +131,14 @@ impl KlaviyoHttp {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
+            let number = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let rate_limit = number("ratelimit-remaining").zip(number("ratelimit-reset"));
             let body = response
                 .into_body()
                 .collect()
@@ -137,6 +148,7 @@ impl KlaviyoHttp {
             Ok::<_, ExchangeError>(Answer {
                 status,
                 retry_after,
+                rate_limit,
                 body,
             })
         };

@@ -1,7 +1,14 @@
-//! The request budget of a pull: Klaviyo's Get Events allows a burst of 350/s and 3,500/min
-//! steady per account, shared by every private key of the account, so the pull spends a
-//! configurable share and leaves the rest to the user's other integrations.
-//! <https://developers.klaviyo.com/en/reference/get_events> ("Burst: 350/s, Steady: 3500/m")
+//! The request budgets of a pull, one per Klaviyo endpoint: Klaviyo limits each endpoint on
+//! its own, per account (shared by every private key of the account), in fixed one-second
+//! and one-minute windows. Get Events allows 350/s and 3,500/min (the pull spends a
+//! configurable share and leaves the rest to the user's other integrations), Get Metrics
+//! 10/s and 150/min, Query Metric Aggregates 3/s and 60/min.
+//! <https://developers.klaviyo.com/en/reference/get_events> ("Burst: 350/s, Steady: 3500/m"),
+//! <https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling>.
+//!
+//! A 429 is a window spent: its `Retry-After` pauses every request to that endpoint, not only
+//! the one that got it (the others would be refused too). An answer whose `RateLimit-Remaining`
+//! is 0 pauses the endpoint for its `RateLimit-Reset` seconds the same way.
 
 use std::time::Duration;
 
@@ -50,9 +57,113 @@ impl RateBudget {
     }
 }
 
+/// The Klaviyo endpoints a pull calls, each with its own limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /api/events`: XL, 350/s and 3,500/min.
+    Events,
+    /// `GET /api/metrics`: M, 10/s and 150/min.
+    Metrics,
+    /// `POST /api/metric-aggregates`: S, 3/s and 60/min.
+    MetricAggregates,
+}
+
+impl Endpoint {
+    /// Every endpoint, in a fixed order (an index for per-endpoint state).
+    pub const ALL: [Endpoint; 3] = [Self::Events, Self::Metrics, Self::MetricAggregates];
+
+    /// Klaviyo's steady limit, requests a minute.
+    pub fn steady_per_minute(self) -> u32 {
+        match self {
+            Self::Events => KLAVIYO_STEADY_LIMIT_PER_MINUTE,
+            Self::Metrics => 150,
+            Self::MetricAggregates => 60,
+        }
+    }
+
+    /// Its place in [`Endpoint::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Self::Events => 0,
+            Self::Metrics => 1,
+            Self::MetricAggregates => 2,
+        }
+    }
+}
+
+/// One endpoint's budget and pause.
+#[derive(Debug, Clone)]
+pub struct EndpointGate {
+    budget: RateBudget,
+    paused_until: Option<Duration>,
+}
+
+impl EndpointGate {
+    /// A gate spending at most `per_minute` (and never more than Klaviyo's steady limit).
+    pub fn new(endpoint: Endpoint, per_minute: u32) -> Self {
+        Self {
+            budget: RateBudget::per_minute(per_minute.min(endpoint.steady_per_minute())),
+            paused_until: None,
+        }
+    }
+
+    /// How long a request at `now` must wait for a pause to end (`None`: no pause). A
+    /// request that waited asks again: another pause may have come meanwhile.
+    pub fn pause_left(&self, now: Duration) -> Option<Duration> {
+        self.paused_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
+    /// Reserves a request at `now` (no pause left): how long to wait for the budget.
+    pub fn reserve(&mut self, now: Duration) -> Duration {
+        self.budget.reserve(now)
+    }
+
+    /// Pauses every request until `now + wait` (a longer pause already set stays).
+    pub fn pause(&mut self, now: Duration, wait: Duration) {
+        let until = now + wait;
+        self.paused_until = Some(self.paused_until.map_or(until, |old| old.max(until)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_holds_every_request_of_its_endpoint_and_only_grows() {
+        let mut gate = EndpointGate::new(Endpoint::Events, 3_500);
+        let at = |s: u64| Duration::from_secs(s);
+        assert_eq!(gate.pause_left(at(10)), None);
+        gate.pause(at(10), at(5));
+        assert_eq!(gate.pause_left(at(12)), Some(at(3)));
+        // A shorter Retry-After from another window's 429 does not shorten it.
+        gate.pause(at(11), at(1));
+        assert_eq!(gate.pause_left(at(14)), Some(at(1)));
+        assert_eq!(gate.pause_left(at(15)), None);
+    }
+
+    #[test]
+    fn each_endpoint_keeps_to_its_own_documented_limit() {
+        // Asked for more than Klaviyo allows, the aggregates gate still spends 60 a minute.
+        let mut gate = EndpointGate::new(Endpoint::MetricAggregates, 3_500);
+        let mut now = Duration::ZERO;
+        let mut sent = Vec::new();
+        for _ in 0..130 {
+            now += gate.reserve(now);
+            sent.push(now.as_secs_f64());
+        }
+        let in_first_minute = sent.iter().filter(|t| **t < 60.0).count();
+        assert!(in_first_minute <= 61, "{in_first_minute}");
+        assert_eq!(Endpoint::Metrics.steady_per_minute(), 150);
+        assert!(
+            Endpoint::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.index() == i)
+        );
+    }
 
     /// Sends `count` requests as fast as the budget allows; the send times.
     fn send_times(budget: &mut RateBudget, count: usize) -> Vec<f64> {

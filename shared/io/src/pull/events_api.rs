@@ -1,5 +1,6 @@
-//! Klaviyo's Metrics and Events APIs as the pull uses them: every request waits for the
-//! rate budget; 429s wait for `Retry-After`; 5xx, timeouts and broken connections back off
+//! Klaviyo's Metrics and Events APIs as the pull uses them: every request waits for its
+//! endpoint's budget (rate_budget.rs); a 429's `Retry-After` pauses every request to that
+//! endpoint; 5xx, timeouts and broken connections back off
 //! and retry; 401/403 stop the run at once (a key without `events:read` or revoked will not
 //! heal by retrying); a 400 is told apart as an expired cursor, a page size the revision
 //! refuses, or a bad request.
@@ -10,7 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Deserialize;
 use source_core::klaviyo::metrics_page::{AccountMetric, parse_metrics_page};
-use source_core::pull::rate_budget::RateBudget;
+use source_core::pull::rate_budget::{Endpoint, EndpointGate};
 use source_core::retry::RetryPolicy;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -54,17 +55,26 @@ pub struct RequestCounts {
 pub struct EventsApi {
     http: KlaviyoHttp,
     requests_per_minute: u32,
-    budget: Mutex<(RateBudget, Instant)>,
+    /// Each endpoint's budget and pause, in [`Endpoint::ALL`] order, with their time origin.
+    gates: Mutex<(Vec<EndpointGate>, Instant)>,
     counts: std::sync::Mutex<RequestCounts>,
 }
 
 impl EventsApi {
-    /// The APIs over `http`, sending at most `requests_per_minute`.
+    /// The APIs over `http`, sending at most `requests_per_minute` to Get Events (the other
+    /// endpoints at their documented limits).
     pub fn new(http: KlaviyoHttp, requests_per_minute: u32) -> Arc<Self> {
+        let gates = Endpoint::ALL
+            .iter()
+            .map(|endpoint| match endpoint {
+                Endpoint::Events => EndpointGate::new(*endpoint, requests_per_minute),
+                other => EndpointGate::new(*other, other.steady_per_minute()),
+            })
+            .collect();
         Arc::new(Self {
             http,
             requests_per_minute,
-            budget: Mutex::new((RateBudget::per_minute(requests_per_minute), Instant::now())),
+            gates: Mutex::new((gates, Instant::now())),
             counts: std::sync::Mutex::new(RequestCounts::default()),
         })
     }
@@ -105,7 +115,7 @@ impl EventsApi {
         let mut url = format!("{}/api/metrics", self.http.base_url());
         let mut metrics = Vec::new();
         loop {
-            let body = self.get(&url, deadline).await?;
+            let body = self.get(Endpoint::Metrics, &url, deadline).await?;
             let page = parse_metrics_page(&body)
                 .map_err(|err| EventsApiError::Unreadable(err.to_string()))?;
             metrics.extend(page.metrics);
@@ -126,7 +136,7 @@ impl EventsApi {
         if !self.http.may_follow(url) {
             return Err(EventsApiError::ForeignLink);
         }
-        self.get(url, deadline).await
+        self.get(Endpoint::Events, url, deadline).await
     }
 
     /// `POST /api/metric-aggregates` with `body`; the answer's bytes.
@@ -136,30 +146,52 @@ impl EventsApi {
         deadline: Instant,
     ) -> Result<Vec<u8>, EventsApiError> {
         let url = format!("{}/api/metric-aggregates", self.http.base_url());
-        self.send(deadline, || self.http.post_json(&url, body.clone()))
-            .await
+        self.send(Endpoint::MetricAggregates, deadline, || {
+            self.http.post_json(&url, body.clone())
+        })
+        .await
     }
 
-    async fn get(&self, url: &str, deadline: Instant) -> Result<Vec<u8>, EventsApiError> {
-        self.send(deadline, || self.http.get(url)).await
+    async fn get(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, EventsApiError> {
+        self.send(endpoint, deadline, || self.http.get(url)).await
     }
 
-    async fn send<F, Fut>(&self, deadline: Instant, exchange: F) -> Result<Vec<u8>, EventsApiError>
+    async fn send<F, Fut>(
+        &self,
+        endpoint: Endpoint,
+        deadline: Instant,
+        exchange: F,
+    ) -> Result<Vec<u8>, EventsApiError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<Answer, ExchangeError>>,
     {
         let mut failures = 0u32;
         loop {
-            self.wait_for_budget(deadline).await?;
+            self.wait_for_turn(endpoint, deadline).await?;
             self.count(|c| c.requests += 1);
             let wait = match exchange().await {
-                Ok(answer) if answer.status.is_success() => return Ok(answer.body.to_vec()),
+                Ok(answer) if answer.status.is_success() => {
+                    // The window is spent: wait for its reset rather than earn a 429.
+                    if let Some((0, reset)) = answer.rate_limit {
+                        self.pause(endpoint, Duration::from_secs(reset)).await;
+                    }
+                    return Ok(answer.body.to_vec());
+                }
                 Ok(answer) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
                     self.count(|c| c.rate_limited += 1);
-                    answer
+                    let retry_after = answer
                         .retry_after
-                        .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
+                        .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs);
+                    // Every request to the endpoint waits, not only this one; the next
+                    // turn of this one waits in `wait_for_turn`.
+                    self.pause(endpoint, retry_after).await;
+                    Duration::ZERO
                 }
                 Ok(answer) if answer.status.is_server_error() => {
                     self.count(|c| c.failed += 1);
@@ -189,17 +221,41 @@ impl EventsApi {
         }
     }
 
-    async fn wait_for_budget(&self, deadline: Instant) -> Result<(), EventsApiError> {
-        let wait = {
-            let mut guard = self.budget.lock().await;
-            let (budget, origin) = &mut *guard;
-            budget.reserve(Instant::now().saturating_duration_since(*origin))
+    /// Pauses every request to `endpoint` for `wait`.
+    async fn pause(&self, endpoint: Endpoint, wait: Duration) {
+        let mut guard = self.gates.lock().await;
+        let (gates, origin) = &mut *guard;
+        let now = Instant::now().saturating_duration_since(*origin);
+        gates[endpoint.index()].pause(now, wait);
+    }
+
+    /// Waits until `endpoint`'s budget allows one more request and it is not paused: a
+    /// pause that begins while a request waits for its turn holds it too.
+    async fn wait_for_turn(
+        &self,
+        endpoint: Endpoint,
+        deadline: Instant,
+    ) -> Result<(), EventsApiError> {
+        let budget_wait = {
+            let mut guard = self.gates.lock().await;
+            let (gates, origin) = &mut *guard;
+            let now = Instant::now().saturating_duration_since(*origin);
+            gates[endpoint.index()].reserve(now)
         };
-        if Instant::now() + wait > deadline {
-            return Err(EventsApiError::Deadline);
+        let mut wait = budget_wait;
+        loop {
+            if Instant::now() + wait > deadline {
+                return Err(EventsApiError::Deadline);
+            }
+            tokio::time::sleep(wait).await;
+            let guard = self.gates.lock().await;
+            let (gates, origin) = &*guard;
+            let now = Instant::now().saturating_duration_since(*origin);
+            match gates[endpoint.index()].pause_left(now) {
+                Some(pause) => wait = pause,
+                None => return Ok(()),
+            }
         }
-        tokio::time::sleep(wait).await;
-        Ok(())
     }
 
     fn count(&self, change: impl FnOnce(&mut RequestCounts)) {
@@ -269,6 +325,7 @@ mod tests {
 
     fn answer(status: u16, body: &str) -> Answer {
         Answer {
+            rate_limit: None,
             status: StatusCode::from_u16(status).unwrap(),
             retry_after: None,
             body: Bytes::from(body.to_owned()),
