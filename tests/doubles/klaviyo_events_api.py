@@ -4,6 +4,7 @@ here. Every behaviour is written from Klaviyo's documents; tests/doubles/README.
 one with its source. It imports nothing from the project.
 
 Served:
+  GET  /api/accounts             the key's account (its id is what webhooks call klaviyo_account_id)
   GET  /api/metrics              the account's metrics (JSON:API)
   GET  /api/events               filter=equals(metric_id,"..."),greater-or-equal(datetime,...),
                                  less-than(datetime,...); sort=datetime; page[size] (max 1000,
@@ -50,7 +51,8 @@ STEADY_PER_MINUTE = 3500  # Get Events: "Steady: 3500/m"
 # Every endpoint has its own limits, per account, in fixed 1 s and 60 s windows ("Rate
 # limits, status codes, and errors"): Get Metrics is M (10/s, 150/m), Query Metric
 # Aggregates S (3/s, 60/m).
-OTHER_LIMITS = {"/api/metrics": (10, 150), "/api/metric-aggregates": (3, 60)}
+OTHER_LIMITS = {"/api/metrics": (10, 150), "/api/metric-aggregates": (3, 60), "/api/accounts": (1, 15)}
+ACCOUNT_ID = "XyZ9Ab"     # a public-key-shaped id (six characters), as Klaviyo's are
 CONDITION = re.compile(r'(equals|greater-or-equal|greater-than|less-than|less-or-equal)\((\w+),("?)([^,)"]*)\3\)')
 
 
@@ -347,12 +349,19 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
             return
         path = url.path.rstrip("/")
-        if path not in ("/api/metrics", "/api/events"):
+        if path not in ("/api/metrics", "/api/events", "/api/accounts"):
             self.answer(404, klaviyo_error(404, "not_found", "Not found.", url.path))
             return
         if not self.gate():
             return
         base = f"http://{self.headers.get('Host')}"
+        if path == "/api/accounts":
+            self.answer(200, {"data": [{"type": "account", "id": ACCOUNT_ID,
+                                        "attributes": {"industry": "Retail", "timezone": "UTC",
+                                                       "preferred_currency": "USD", "public_api_key": ACCOUNT_ID},
+                                        "links": {"self": f"{base}/api/accounts/{ACCOUNT_ID}/"}}],
+                              "links": {"self": f"{base}/api/accounts/", "next": None, "prev": None}})
+            return
         if path == "/api/metrics":
             with self.state.lock:
                 data = [{"type": "metric", "id": m["id"],

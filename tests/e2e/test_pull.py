@@ -158,8 +158,13 @@ def test_a_pushed_and_a_pulled_event_give_the_same_row_and_one_deduped_id(events
     page = json.loads(urllib_get(events_api, "/api/events?filter=" + urllib_quote(
         f'equals(metric_id,"OPn3d1"),greater-or-equal(datetime,{iso(at)}),'
         f'less-than(datetime,{iso(at + dt.timedelta(seconds=1))})')))
+    # The webhook names the account the pull read from GET /api/accounts, and its payload's
+    # revision differs from the pull's pinned one (docs/pull.md lists what may differ).
+    time.sleep(1.1)  # Get Accounts allows one request a second: the pull just made it
+    [account] = json.loads(urllib_get(events_api, "/api/accounts"))["data"]
     webhook = {"data": [{"topic": "event:klaviyo.opened_email", "payload": {"data": page["data"][0]}}],
-               "meta": {"klaviyo_webhook_id": "wh-parity", "timestamp": iso(hours_ago(0)), "version": "2026-01-15"}}
+               "meta": {"klaviyo_webhook_id": "wh-parity", "timestamp": iso(hours_ago(0)), "version": "2025-07-15",
+                        "klaviyo_account_id": account["id"]}}
     # Pushed into a lake of its own: the local lake names objects after the ids they hold,
     # so in one lake the second copy would replace the first before it could be compared.
     pushed_lake = tmp_path / "pushed"
@@ -174,9 +179,12 @@ def test_a_pushed_and_a_pulled_event_give_the_same_row_and_one_deduped_id(events
     [pushed] = rows(pushed_lake, "email_opened")
     [pulled] = rows(lake, "email_opened")
     assert (pushed["context_klaviyo_source"], pulled["context_klaviyo_source"]) == ("webhook", "pull")
-    receipt = {"received_at", "sent_at", "uuid_ts", "context_klaviyo_source", "context_klaviyo_webhook_id"}
+    receipt = {"received_at", "sent_at", "uuid_ts", "context_klaviyo_source", "context_klaviyo_webhook_id",
+               "context_integration_version"}
     assert {k: v for k, v in pushed.items() if k not in receipt} == \
         {k: v for k, v in pulled.items() if k not in receipt}
+    assert pushed["context_klaviyo_account_id"] == pulled["context_klaviyo_account_id"] == account["id"]
+    assert (pushed["context_integration_version"], pulled["context_integration_version"]) == ("2025-07-15", "2026-01-15")
     assert pushed["id"] == pulled["id"] == "klaviyo-4sDShKQjrdT"
 
     # In S3 both copies land as separate objects (Firehose names objects itself): the

@@ -19,6 +19,9 @@
 //! `{"data": {"attributes": {"dates": [...], "data": [{"measurements": {"count": [...]}}]}}}`.
 //! <https://developers.klaviyo.com/en/reference/query_metric_aggregates>
 //!
+//! `GET /api/accounts` lists the one account of the key: `{"data": [{"type": "account",
+//! "id"}]}`. <https://developers.klaviyo.com/en/reference/get_accounts>
+//!
 //! An event may be listed late (Klaviyo is eventually consistent): until the stand-in's
 //! clock reaches its `listed_at`, no query and no count sees it (an **assumption**: Klaviyo
 //! documents late listing, not how late).
@@ -41,6 +44,8 @@ use source_io::sink::{DeliveryFuture, EventSink, SinkError};
 use tokio::time::Instant;
 
 const BASE: &str = "https://a.klaviyo.test";
+/// The account the stand-in's key belongs to (`GET /api/accounts`).
+const ACCOUNT: &str = "XyZ9Ab";
 pub(crate) const OPENED: &str = "MtOpen";
 
 pub(crate) fn now() -> DateTime<Utc> {
@@ -274,6 +279,10 @@ impl EventsSource for KlaviyoStandIn {
         })
     }
 
+    fn account_id(&self, _deadline: Instant) -> SourceFuture<'_, Option<String>> {
+        Box::pin(async { Ok(Some(ACCOUNT.to_owned())) })
+    }
+
     fn metric_aggregates(&self, body: Vec<u8>, _deadline: Instant) -> SourceFuture<'_, Vec<u8>> {
         Box::pin(async move {
             self.counts_served.fetch_add(1, Ordering::Relaxed);
@@ -398,6 +407,10 @@ async fn an_incremental_run_stores_every_event_once_and_saves_its_cursor() {
     assert!(report.complete);
     assert_eq!(report.events, 2_500);
     assert_eq!(stored_once(&sink), ids_of(&events));
+    // Every row names the account, as a webhook row does (read once, kept in the state).
+    assert!(sink.rows().iter().all(|row| {
+        row.columns().unwrap()["context_klaviyo_account_id"].as_str() == Some(ACCOUNT)
+    }));
     let state = store.stored.lock().unwrap().0.clone();
     assert_eq!(state.lease, None, "the lease is released at the end");
     let stream = &state.streams[OPENED];

@@ -258,7 +258,7 @@ fn parse_channels(value: String) -> Result<Vec<MetricChannel>, ConfigError> {
             MetricChannel::parse(name).ok_or_else(|| {
                 invalid(
                     &settings::PULL_CHANNELS,
-                    "a comma-separated list of email, sms, push",
+                    "a comma-separated list of email, sms, push, consent",
                     value.clone(),
                 )
             })

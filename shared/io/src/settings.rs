@@ -321,7 +321,7 @@ pub const PULL_CHANNELS: Setting = setting(
     "PULL_CHANNELS",
     Flag::Long("channels"),
     Value("email"),
-    "Channels whose Klaviyo metrics are read: email, sms, push, comma-separated",
+    "Channels whose Klaviyo metrics are read: email, sms, push, consent, comma-separated",
 );
 /// The pull's request budget against Klaviyo's Get Events, per minute.
 pub const PULL_REQUESTS_PER_MINUTE: Setting = setting(

@@ -3,8 +3,9 @@
 //!
 //! Klaviyo spells one metric several ways across accounts and years ("Unsubscribed" on old
 //! accounts, "Unsubscribed from Email Marketing" on new ones; "SMS" renamed "Text Message"
-//! in 2026), so names are compared after folding case and white space, and every spelling
-//! of one metric gives one topic.
+//! in 2026, the SMS unsubscribe "Unsubscribed from Text Messaging Marketing" since July
+//! 2026), so names are compared after folding case and white space, and every spelling of
+//! one metric gives one topic.
 
 /// Which family a metric belongs to; the pull selects email by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -15,12 +16,15 @@ pub enum MetricChannel {
     Sms,
     /// Mobile push: pulled when the user asks for them.
     Push,
+    /// Consent and list changes (subscribed, unsubscribed from a list, preferences, merged
+    /// profiles): pulled when the user asks for them.
+    Consent,
 }
 
 impl MetricChannel {
-    /// The channel named `name` (`email`, `sms`, `push`; case and spaces ignored).
+    /// The channel named `name` (`email`, `sms`, `push`, `consent`; case and spaces ignored).
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Email, Self::Sms, Self::Push]
+        [Self::Email, Self::Sms, Self::Push, Self::Consent]
             .into_iter()
             .find(|channel| channel.as_str().eq_ignore_ascii_case(name.trim()))
     }
@@ -31,6 +35,7 @@ impl MetricChannel {
             Self::Email => "email",
             Self::Sms => "sms",
             Self::Push => "push",
+            Self::Consent => "consent",
         }
     }
 }
@@ -114,6 +119,17 @@ const KNOWN_METRICS: &[KnownMetric] = &[
             "Unsubscribed from SMS Marketing",
             "Unsubscribed from Text Messages",
             "Unsubscribed from Text Message Marketing",
+            "Unsubscribed from Text Messaging Marketing",
+        ],
+    },
+    KnownMetric {
+        topic: "consented_to_receive_sms",
+        channel: MetricChannel::Sms,
+        // "Consented to Receive SMS" is Klaviyo's name (help center, SMS Metrics); the text
+        // message spelling follows the 2026 rename of its siblings (an assumption).
+        names: &[
+            "Consented to Receive SMS",
+            "Consented to Receive Text Messages",
         ],
     },
     KnownMetric {
@@ -130,6 +146,31 @@ const KNOWN_METRICS: &[KnownMetric] = &[
         topic: "bounced_push",
         channel: MetricChannel::Push,
         names: &["Bounced Push"],
+    },
+    KnownMetric {
+        topic: "subscribed_to_email_marketing",
+        channel: MetricChannel::Consent,
+        names: &["Subscribed to Email Marketing"],
+    },
+    KnownMetric {
+        topic: "subscribed_to_list",
+        channel: MetricChannel::Consent,
+        names: &["Subscribed to List"],
+    },
+    KnownMetric {
+        topic: "unsubscribed_from_list",
+        channel: MetricChannel::Consent,
+        names: &["Unsubscribed from List"],
+    },
+    KnownMetric {
+        topic: "updated_email_preferences",
+        channel: MetricChannel::Consent,
+        names: &["Updated Email Preferences"],
+    },
+    KnownMetric {
+        topic: "merged_profile",
+        channel: MetricChannel::Consent,
+        names: &["Merged Profile"],
     },
 ];
 
@@ -216,6 +257,14 @@ mod tests {
             ("Clicked SMS", "Clicked Text Message"),
             ("Failed to Deliver SMS", "Failed to Deliver Text Message"),
             ("Unsubscribed from SMS", "Unsubscribed from Text Messages"),
+            (
+                "Unsubscribed from SMS",
+                "Unsubscribed from Text Messaging Marketing",
+            ),
+            (
+                "Consented to Receive SMS",
+                "Consented to Receive Text Messages",
+            ),
         ] {
             assert_eq!(topic_for_metric_name(old), topic_for_metric_name(new));
             assert_eq!(
@@ -227,6 +276,46 @@ mod tests {
             collection_for_topic(&topic_for_metric_name("Received Text Message")).slug(),
             "received_sms"
         );
+    }
+
+    #[test]
+    fn the_consent_metrics_are_a_channel_of_their_own() {
+        for name in [
+            "Subscribed to Email Marketing",
+            "Subscribed to List",
+            "Unsubscribed from List",
+            "Updated Email Preferences",
+            "Merged Profile",
+        ] {
+            assert_eq!(
+                alias_for_metric_name(name).map(|a| a.channel),
+                Some(MetricChannel::Consent),
+                "{name}"
+            );
+        }
+        assert_eq!(topics_of_channel(MetricChannel::Consent).len(), 5);
+        assert_eq!(
+            MetricChannel::parse(" Consent"),
+            Some(MetricChannel::Consent)
+        );
+    }
+
+    #[test]
+    fn a_webhook_topic_named_after_a_renamed_metric_lands_with_its_pulled_events() {
+        for (topic, metric) in [
+            (
+                "event:klaviyo.unsubscribed_from_text_messaging_marketing",
+                "Unsubscribed from SMS",
+            ),
+            ("event:klaviyo.received_text_message", "Received SMS"),
+            ("event:klaviyo.received_sms", "Received Text Message"),
+        ] {
+            assert_eq!(
+                collection_for_topic(topic).slug(),
+                collection_for_topic(&topic_for_metric_name(metric)).slug(),
+                "{topic}"
+            );
+        }
     }
 
     #[test]

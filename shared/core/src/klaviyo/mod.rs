@@ -1,6 +1,7 @@
 //! Klaviyo: system webhooks (authentication, envelope decoding, topic names) and the
 //! Events and Metrics APIs the pull reads.
 
+pub mod accounts_page;
 pub mod events_page;
 pub mod events_query;
 pub mod json_api;

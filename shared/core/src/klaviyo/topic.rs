@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use super::metric_alias::alias_for_metric_name;
 use crate::collection::Collection;
 use crate::warehouse::column_name::column_name;
 
@@ -38,7 +39,13 @@ pub fn collection_for_topic(topic: &str) -> Collection {
         .iter()
         .find(|(slug, topics)| *slug == name || topics.contains(&&*name))
         .and_then(|(slug, _)| Collection::email(slug))
-        .unwrap_or_else(|| Collection::named(&event_name_for_topic(&name)))
+        .unwrap_or_else(|| {
+            // A topic named after any spelling of a metric the pull knows (a webhook topic
+            // of a renamed metric) lands where that metric's pulled events do.
+            let known = alias_for_metric_name(&name.replace('_', " "));
+            let name = known.map_or(name, |alias| Cow::Borrowed(alias.topic));
+            Collection::named(&event_name_for_topic(&name))
+        })
 }
 
 /// Strips white space and the `event:` / `klaviyo.` prefixes (in any case) from a topic

@@ -45,6 +45,8 @@ pub enum KlaviyoDelivery<'a> {
     Pull {
         /// The `revision` header the page was read with.
         revision: &'a str,
+        /// The account's id (`GET /api/accounts`), when the key may read it.
+        account_id: Option<&'a str>,
     },
 }
 
@@ -75,7 +77,7 @@ impl KlaviyoDelivery<'_> {
     fn revision(&self) -> Option<&str> {
         match self {
             Self::Webhook { meta, .. } => meta.version.as_deref(),
-            Self::Pull { revision } => Some(revision),
+            Self::Pull { revision, .. } => Some(revision),
         }
     }
 }
@@ -127,7 +129,7 @@ impl BatchShared {
                 Some(sent_at.into()),
                 meta.account_id.as_deref().map(Arc::from),
             ),
-            KlaviyoDelivery::Pull { .. } => (None, None),
+            KlaviyoDelivery::Pull { account_id, .. } => (None, account_id.map(Arc::from)),
         };
         Self {
             received_text: format_timestamp(received_at).into(),

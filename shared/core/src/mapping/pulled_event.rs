@@ -25,6 +25,7 @@ pub struct MappedPage {
 pub fn map_events_page(
     page: EventsPage<'_>,
     revision: &str,
+    account_id: Option<&str>,
     received_at: DateTime<Utc>,
 ) -> MappedPage {
     let resolutions = page
@@ -33,7 +34,14 @@ pub fn map_events_page(
         .map(|(id, profile)| (id, Resolution::Found(profile)))
         .collect();
     MappedPage {
-        mapped: map_klaviyo_events(page.events, KlaviyoDelivery::Pull { revision }, received_at),
+        mapped: map_klaviyo_events(
+            page.events,
+            KlaviyoDelivery::Pull {
+                revision,
+                account_id,
+            },
+            received_at,
+        ),
         resolutions,
     }
 }
@@ -55,13 +63,15 @@ mod tests {
                          {"type": "metric", "id": "M1", "attributes": {"name": "Clicked Email"}}]}"#;
         let page = decode_events_page(body.as_bytes(), "event:klaviyo.clicked_email").unwrap();
         let received = parse_iso_datetime("2024-01-05T00:00:00Z").unwrap();
-        let mapped = map_events_page(page, "2026-01-15", received);
+        let mapped = map_events_page(page, "2026-01-15", Some("XyZ9Ab"), received);
         let track = mapped.mapped[0].as_ref().unwrap();
         assert_eq!(track.message_id, "klaviyo-EVT1");
         assert_eq!(track.collection_slug, "email_link_clicked");
         assert_eq!(track.context_json()["klaviyo"]["source"], "pull");
         assert_eq!(track.context_json()["integration"]["version"], "2026-01-15");
         assert!(track.context_json()["klaviyo"].get("webhook_id").is_none());
+        // The account, as webhook rows carry it from meta.klaviyo_account_id.
+        assert_eq!(track.context_json()["klaviyo"]["account_id"], "XyZ9Ab");
         assert_eq!(track.sent_at, None);
         let rejection = mapped.mapped[1].as_ref().unwrap_err();
         assert_eq!(rejection.source, "klaviyo_pull");

@@ -2,7 +2,7 @@
 //! its own, per account (shared by every private key of the account), in fixed one-second
 //! and one-minute windows. Get Events allows 350/s and 3,500/min (the pull spends a
 //! configurable share and leaves the rest to the user's other integrations), Get Metrics
-//! 10/s and 150/min, Query Metric Aggregates 3/s and 60/min.
+//! 10/s and 150/min, Query Metric Aggregates 3/s and 60/min, Get Accounts 1/s and 15/min.
 //! <https://developers.klaviyo.com/en/reference/get_events> ("Burst: 350/s, Steady: 3500/m"),
 //! <https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling>.
 //!
@@ -66,11 +66,18 @@ pub enum Endpoint {
     Metrics,
     /// `POST /api/metric-aggregates`: S, 3/s and 60/min.
     MetricAggregates,
+    /// `GET /api/accounts`: XS, 1/s and 15/min.
+    Accounts,
 }
 
 impl Endpoint {
     /// Every endpoint, in a fixed order (an index for per-endpoint state).
-    pub const ALL: [Endpoint; 3] = [Self::Events, Self::Metrics, Self::MetricAggregates];
+    pub const ALL: [Endpoint; 4] = [
+        Self::Events,
+        Self::Metrics,
+        Self::MetricAggregates,
+        Self::Accounts,
+    ];
 
     /// Klaviyo's steady limit, requests a minute.
     pub fn steady_per_minute(self) -> u32 {
@@ -78,6 +85,7 @@ impl Endpoint {
             Self::Events => KLAVIYO_STEADY_LIMIT_PER_MINUTE,
             Self::Metrics => 150,
             Self::MetricAggregates => 60,
+            Self::Accounts => 15,
         }
     }
 
@@ -87,6 +95,7 @@ impl Endpoint {
             Self::Events => 0,
             Self::Metrics => 1,
             Self::MetricAggregates => 2,
+            Self::Accounts => 3,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct PullState {
     /// The run allowed to advance anything, until it expires.
     #[serde(default)]
     pub lease: Option<Lease>,
+    /// The Klaviyo account's id, read once (`GET /api/accounts`) and put on every row.
+    #[serde(default)]
+    pub account_id: Option<String>,
 }
 
 /// A run's claim on the state.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use serde::Deserialize;
+use source_core::klaviyo::accounts_page::parse_account_id;
 use source_core::klaviyo::metrics_page::{AccountMetric, parse_metrics_page};
 use source_core::pull::rate_budget::{Endpoint, EndpointGate};
 use source_core::retry::RetryPolicy;
@@ -284,6 +285,19 @@ impl EventsSource for EventsApi {
 
     fn metric_aggregates(&self, body: Vec<u8>, deadline: Instant) -> SourceFuture<'_, Vec<u8>> {
         Box::pin(EventsApi::metric_aggregates(self, body, deadline))
+    }
+
+    fn account_id(&self, deadline: Instant) -> SourceFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let url = format!("{}/api/accounts", self.http.base_url());
+            match self.get(Endpoint::Accounts, &url, deadline).await {
+                Ok(body) => parse_account_id(&body)
+                    .map_err(|err| EventsApiError::Unreadable(err.to_string())),
+                // A key without accounts:read still pulls; its rows carry no account id.
+                Err(EventsApiError::Unauthorized { .. }) => Ok(None),
+                Err(err) => Err(err),
+            }
+        })
     }
 }
 

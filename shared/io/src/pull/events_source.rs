@@ -21,6 +21,9 @@ pub trait EventsSource: Send + Sync {
     fn metrics(&self, deadline: Instant) -> SourceFuture<'_, Vec<AccountMetric>>;
     /// One page of events: `url` is a query built by the pull or a `links.next`.
     fn events_page<'a>(&'a self, url: &'a str, deadline: Instant) -> SourceFuture<'a, Vec<u8>>;
+    /// The account's id (`GET /api/accounts`); `None` when the key may not read it
+    /// (`accounts:read`), which leaves pulled rows without it.
+    fn account_id(&self, deadline: Instant) -> SourceFuture<'_, Option<String>>;
     /// `POST /api/metric-aggregates` with `body` (Klaviyo's daily counts); the answer.
     fn metric_aggregates(&self, body: Vec<u8>, deadline: Instant) -> SourceFuture<'_, Vec<u8>>;
 }

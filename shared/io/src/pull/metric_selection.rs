@@ -65,7 +65,7 @@ pub fn select_metrics(
         if by_channel || by_name || known_stream {
             if by_name && !metric.is_klaviyos_own() {
                 selection.warnings.push(format!(
-                    "metric \"{}\" ({}) is not one of Klaviyo's own (integration {}); Klaviyo documents that custom metrics cannot be filtered by metric_id",
+                    "metric \"{}\" ({}) is not one of Klaviyo's own but comes from integration {}: it is read like any metric, with the properties that integration sent (Klaviyo's custom metrics, which combine metrics, are a different object and are not read)",
                     metric.name,
                     metric.id,
                     metric.integration_key.as_deref().unwrap_or("unknown")

@@ -400,6 +400,7 @@ impl PullRun {
             .checked_sub(self.settings.stop_margin)
             .unwrap_or(deadline);
         let account = self.api.metrics(stop_at).await?;
+        self.remember_account_id(session, stop_at).await;
         let selection = {
             let mut guard = session.lock().await;
             let selection = select_metrics(&account, &self.settings.choice, &guard.state.streams);
@@ -457,6 +458,24 @@ impl PullRun {
                 .min();
         }
         Ok(())
+    }
+
+    /// Reads the account's id once (it is kept in the state): pulled rows carry it as
+    /// webhook rows do. Without it (a key without `accounts:read`, Klaviyo failing) the run
+    /// goes on and tries again next time.
+    async fn remember_account_id(&self, session: &Mutex<Session>, stop_at: Instant) {
+        if session.lock().await.state.account_id.is_some() {
+            return;
+        }
+        match self.api.account_id(stop_at).await {
+            Ok(Some(id)) => session.lock().await.state.account_id = Some(id),
+            Ok(None) => tracing::warn!(
+                "the key may not read the account (accounts:read): pulled rows carry no account id"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the account id; pulled rows carry none this run")
+            }
+        }
     }
 
     /// The realtime sweep to the settled limit, then the late-event passes that are due.
@@ -808,15 +827,17 @@ impl PullRun {
             let topic_owned = topic.to_owned();
             let reading = window.clone();
             let known = ledger.clone();
+            let account_id = session.lock().await.state.account_id.clone();
             let page = cpu_work(WorkSize::Large, move || {
-                read_page(
-                    &body,
-                    &topic_owned,
-                    &revision,
+                let read = PageReading {
+                    topic: &topic_owned,
+                    revision: &revision,
+                    account_id: account_id.as_deref(),
                     received_at,
-                    &reading,
-                    &known,
-                )
+                    window: &reading,
+                    ledger: &known,
+                };
+                read_page(&body, &read)
             })
             .await
             .map_err(|_| PullError::Page("the page-reading task failed".into()))?
@@ -921,16 +942,20 @@ struct ReadPage {
     position: StoredPage,
 }
 
-fn read_page(
-    body: &[u8],
-    topic: &str,
-    revision: &str,
+/// What a page is read with.
+struct PageReading<'a> {
+    topic: &'a str,
+    revision: &'a str,
+    account_id: Option<&'a str>,
     received_at: DateTime<Utc>,
-    window: &OpenWindow,
-    ledger: &RwLock<IdLedger>,
-) -> Result<ReadPage, String> {
-    let mut page = decode_events_page(body, topic).map_err(|err| err.to_string())?;
-    drop_already_stored(&mut page.events, window);
+    window: &'a OpenWindow,
+    ledger: &'a RwLock<IdLedger>,
+}
+
+fn read_page(body: &[u8], read: &PageReading<'_>) -> Result<ReadPage, String> {
+    let ledger = read.ledger;
+    let mut page = decode_events_page(body, read.topic).map_err(|err| err.to_string())?;
+    drop_already_stored(&mut page.events, read.window);
     // The position covers every event of the page, stored now or before.
     let position = stored_page(&page.events, page.next.clone());
     let before = page.events.len();
@@ -947,7 +972,7 @@ fn read_page(
         });
     }
     let already_stored = before - page.events.len();
-    let mapped = map_events_page(page, revision, received_at);
+    let mapped = map_events_page(page, read.revision, read.account_id, read.received_at);
     Ok(ReadPage {
         new_ids,
         already_stored,
