@@ -8,7 +8,7 @@ Served:
   GET  /api/metrics              the account's metrics (JSON:API)
   GET  /api/events               filter=equals(metric_id,"..."),greater-or-equal(datetime,...),
                                  less-than(datetime,...); sort=datetime; page[size] (max 1000,
-                                 default 200); include=profile,metric; sparse fields; opaque
+                                 default 200); include=profile (and metric); sparse fields; opaque
                                  cursors in links.next
   POST /api/metric-aggregates    daily counts of a metric
 

@@ -52,15 +52,22 @@ pub fn apply_identity(
             event.user_id = None;
             event.anonymous_id = Some(email.clone());
         }
-        (None, None) => {}
+        (None, None) => {
+            // A text-message-only profile: its phone number is all that names it.
+            if let Some(phone) = &profile.phone_number {
+                event.user_id = None;
+                event.anonymous_id = Some(phone.clone());
+            }
+        }
     }
-    if let Some(email) = &profile.email {
+    for (trait_name, value) in [("email", &profile.email), ("phone", &profile.phone_number)] {
+        let Some(value) = value else { continue };
         let traits = event
             .context
             .entry("traits")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(traits) = traits {
-            traits.insert("email".into(), json!(email));
+            traits.insert(trait_name.into(), json!(value));
         }
     }
     set_resolved(event, true);
@@ -91,6 +98,7 @@ mod tests {
             id: "01PROFILE".into(),
             email: email.map(str::to_owned),
             external_id: external_id.map(str::to_owned),
+            phone_number: None,
         })
     }
 
@@ -108,6 +116,23 @@ mod tests {
         assert_eq!(e.context["traits"]["email"], "a@example.com");
         assert!(resolved(&e));
         assert_eq!(klaviyo_profile_id(&e), Some("01PROFILE"));
+    }
+
+    #[test]
+    fn a_text_message_only_profile_is_named_by_its_phone_number() {
+        let mut e = event();
+        let profile = Resolution::Found(Profile {
+            id: "P".into(),
+            email: None,
+            external_id: None,
+            phone_number: Some("+15005550006".into()),
+        });
+        assert_eq!(
+            apply_identity(&mut e, &profile, false),
+            IdentityDecision::Keep
+        );
+        assert_eq!(e.anonymous_id.as_deref(), Some("+15005550006"));
+        assert_eq!(e.context["traits"]["phone"], "+15005550006");
     }
 
     #[test]

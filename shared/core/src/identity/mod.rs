@@ -23,6 +23,8 @@ pub struct Profile {
     pub email: Option<String>,
     /// `attributes.external_id`: the id the customer's own systems use.
     pub external_id: Option<String>,
+    /// `attributes.phone_number` (E.164): the identity of a text-message-only profile.
+    pub phone_number: Option<String>,
 }
 
 /// Why a lookup gave no answer.

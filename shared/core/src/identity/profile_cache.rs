@@ -77,6 +77,7 @@ mod tests {
             id: id.into(),
             email: None,
             external_id: Some("u".into()),
+            phone_number: None,
         }
     }
 

@@ -21,7 +21,7 @@ pub fn profiles_query(ids: &[String]) -> String {
         .collect();
     let filter = format!("any(id,[{}])", quoted.join(","));
     format!(
-        "filter={}&fields%5Bprofile%5D=email%2Cexternal_id&page%5Bsize%5D={}",
+        "filter={}&fields%5Bprofile%5D=email%2Cexternal_id%2Cphone_number&page%5Bsize%5D={}",
         percent_encode(&filter),
         MAX_PROFILES_PER_PAGE
     )
@@ -57,6 +57,8 @@ struct AttributesWire {
     email: Option<String>,
     #[serde(default)]
     external_id: Option<String>,
+    #[serde(default)]
+    phone_number: Option<String>,
 }
 
 /// Parses one page of `GET /api/profiles`. Empty strings count as absent.
@@ -71,6 +73,7 @@ pub fn parse_profiles_page(body: &[u8]) -> Result<ProfilesPage, serde_json::Erro
                 id: p.id,
                 email: present(p.attributes.email),
                 external_id: present(p.attributes.external_id),
+                phone_number: present(p.attributes.phone_number),
             })
             .collect(),
         next: next_link(page.links),
@@ -86,7 +89,7 @@ mod tests {
         let query = profiles_query(&["01A".to_owned(), "01B".to_owned()]);
         assert_eq!(
             query,
-            "filter=any%28id%2C%5B%2201A%22%2C%2201B%22%5D%29&fields%5Bprofile%5D=email%2Cexternal_id&page%5Bsize%5D=100"
+            "filter=any%28id%2C%5B%2201A%22%2C%2201B%22%5D%29&fields%5Bprofile%5D=email%2Cexternal_id%2Cphone_number&page%5Bsize%5D=100"
         );
     }
 
@@ -95,7 +98,7 @@ mod tests {
         let body = br#"{"data": [
             {"type": "profile", "id": "01A", "attributes": {"email": "a@example.com", "external_id": "u-1"}},
             {"type": "profile", "id": "01B", "attributes": {"email": "b@example.com", "external_id": null}},
-            {"type": "profile", "id": "01C", "attributes": {"email": "", "external_id": "  "}}],
+            {"type": "profile", "id": "01C", "attributes": {"email": "", "external_id": "  ", "phone_number": "+15005550006"}}],
             "links": {"self": "x", "next": "https://a.klaviyo.com/api/profiles/?page%5Bcursor%5D=abc"}}"#;
         let page = parse_profiles_page(body).unwrap();
         assert_eq!(
@@ -104,17 +107,20 @@ mod tests {
                 Profile {
                     id: "01A".into(),
                     email: Some("a@example.com".into()),
-                    external_id: Some("u-1".into())
+                    external_id: Some("u-1".into()),
+                    phone_number: None,
                 },
                 Profile {
                     id: "01B".into(),
                     email: Some("b@example.com".into()),
-                    external_id: None
+                    external_id: None,
+                    phone_number: None,
                 },
                 Profile {
                     id: "01C".into(),
                     email: None,
-                    external_id: None
+                    external_id: None,
+                    phone_number: Some("+15005550006".into()),
                 },
             ]
         );

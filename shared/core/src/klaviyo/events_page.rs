@@ -1,6 +1,6 @@
-//! One page of Klaviyo's `GET /api/events` with `include=profile,metric`: the events (each
-//! the same resource a webhook carries in `payload.data`), the profiles and metrics they
-//! name, and the next page's link.
+//! One page of Klaviyo's `GET /api/events` with `include=profile`: the events (each the
+//! same resource a webhook carries in `payload.data`), the profiles they name, and the next
+//! page's link.
 
 use std::collections::HashMap;
 
@@ -55,6 +55,8 @@ struct IncludedAttributesWire {
     email: Option<String>,
     #[serde(default)]
     external_id: Option<String>,
+    #[serde(default)]
+    phone_number: Option<String>,
 }
 
 /// Decodes one page of a stream that reads one metric; every event gets the stream's
@@ -82,6 +84,7 @@ pub fn decode_events_page<'a>(
                     id,
                     email: present(included.attributes.email),
                     external_id: present(included.attributes.external_id),
+                    phone_number: present(included.attributes.phone_number),
                 },
             );
         }
@@ -143,6 +146,7 @@ mod tests {
                 id: "P1".into(),
                 email: Some("a@example.com".into()),
                 external_id: None,
+                phone_number: None,
             }
         );
         assert_eq!(

@@ -104,6 +104,7 @@ mod tests {
             id: id.into(),
             email: Some(format!("{id}@example.com")),
             external_id: external_id.map(str::to_owned),
+            phone_number: None,
         };
         (id.to_owned(), Resolution::Found(profile))
     }

@@ -139,6 +139,7 @@ mod tests {
                                 id: id.clone(),
                                 email: Some(format!("{id}@example.com")),
                                 external_id: None,
+                                phone_number: None,
                             },
                         )
                     })
