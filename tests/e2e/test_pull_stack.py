@@ -85,6 +85,20 @@ def test_the_scheduled_pull_writes_straight_to_s3_and_keeps_its_state_and_ledger
     assert held["PullLeaseHeld"] == 1 and held["PullEventsStored"] == 0
 
 
+def test_a_state_write_whose_answer_was_lost_does_not_stop_the_run(emulator, events_api, tmp_path):
+    """The first run's lease write commits, but its answer is lost: the SDK retries the
+    conditional write, S3 refuses it (412: the object exists now), and the run reads the
+    state back, finds exactly what it wrote, and goes on."""
+    emulator.clear()
+    seed(events_api, [event(f"lost{i}", "OPn3d1", hours_ago(2) + dt.timedelta(seconds=i)) for i in range(5)])
+    emulator.control("/faults", {"lose_answer": {"call": f"s3:put {STATE_KEY}"}})
+    result = run(emulator, events_api)
+    assert emulator.control("/stats").get("lost_answer") == f"s3:put {STATE_KEY}", "the fault never fired"
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["events"] == 5
+    assert sorted(set(stored_ids(emulator, tmp_path))) == sorted(f"klaviyo-lost{i}" for i in range(5))
+
+
 def test_a_refused_key_is_counted_for_the_alarm(emulator, events_api):
     emulator.clear()
     seed(events_api, [])

@@ -177,6 +177,9 @@ class Faults:
             self.random = random.Random(7)
             # A call to hold (see `Faults.hold_if`): {"call": "<substring of its description>"}.
             self.plan["hold"] = None
+            # A write to commit and then answer 500, once ({"call": "<text>"}): a request
+            # that reached S3 and whose answer the client never got.
+            self.plan["lose_answer"] = None
             # The Direct PUT quota, bytes per second; None: the Region's (a test may lower it
             # to reach it with a small burst).
             self.plan["bytes_per_second"] = None
@@ -236,6 +239,17 @@ class Faults:
             self.stats["held_call"] = description
         self.released.wait(timeout=300)
         raise JsonRESTError("InternalError", "held and dropped by the emulator", )
+
+    def lose_answer_if(self, description: str) -> bool:
+        """Whether this call (already applied) must answer 500 instead of its result: the
+        first one whose description contains the planned text."""
+        with self.lock:
+            lose = self.plan.get("lose_answer")
+            if not lose or lose["call"] not in description:
+                return False
+            self.plan["lose_answer"] = None
+            self.stats["lost_answer"] = description
+            return True
 
     def record_fails(self, rate: float) -> bool:
         with self.lock:
@@ -461,7 +475,12 @@ def holdable_s3(faults: Faults):
 
     def put_object(self, bucket_name, key_name, *args, **kwargs):
         faults.hold_if(f"s3:put {key_name}")
-        return original_put(self, bucket_name, key_name, *args, **kwargs)
+        result = original_put(self, bucket_name, key_name, *args, **kwargs)
+        if faults.lose_answer_if(f"s3:put {key_name}"):
+            error = JsonRESTError("InternalError", "applied, and the answer lost by the emulator")
+            error.code = 500
+            raise error
+        return result
 
     def delete_object(self, bucket_name, key_name, *args, **kwargs):
         faults.hold_if(f"s3:delete {key_name}")

@@ -423,3 +423,12 @@ def test_the_compaction_may_delete_raw_objects_only_when_a_retention_is_set(temp
     assert template["Resources"]["CompactionFunction"]["Properties"]["Environment"]["Variables"][
         "RAW_RETENTION_DAYS"] == {"Ref": "RawRetentionDays"}
     assert template["Parameters"]["RawRetentionDays"]["Default"] == 0
+
+
+def test_every_stack_parameter_has_a_row_in_the_parameter_table(template):
+    """docs/operations.md's table (linked from the README's Deploy section) lists every
+    parameter `sam deploy --guided` asks for, the pull's included."""
+    table = (ROOT / "docs/operations.md").read_text()
+    missing = [name for name in template["Parameters"]
+               if f"| `{name}` |" not in table and f"`{name}` /" not in table and f"/ `{name}` |" not in table]
+    assert missing == [], f"parameters without a row in docs/operations.md: {missing}"
