@@ -57,7 +57,8 @@ def run_one(binary, events, latency, budget, parallel):
             began = time.monotonic()
             pull = subprocess.Popen([binary, "pull", "--lake", lake, "--from", start.isoformat(),
                                      "--to", (start + dt.timedelta(days=31)).isoformat(),
-                                     "--requests-per-minute", str(budget), "--parallel-windows", str(parallel)],
+                                     "--requests-per-minute", str(budget),
+                                     *(["--parallel-windows", str(parallel)] if parallel else [])],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             peak_kib = 0
             while pull.poll() is None:
@@ -72,7 +73,7 @@ def run_one(binary, events, latency, budget, parallel):
         return {"events": events, "seconds": round(elapsed, 1), "events_per_s": round(rate),
                 "ceiling_events_per_s": round(ceiling), "share_of_ceiling": round(rate / ceiling, 2),
                 "peak_rss_mib": round(peak_kib / 1024, 1), "latency_s": latency,
-                "budget_per_min": budget, "parallel_windows": parallel, "requests": requests(out),
+                "budget_per_min": budget, "parallel_windows": parallel or "default", "requests": requests(out),
                 "summary": out.splitlines()[0] if out else ""}
     finally:
         double.terminate()
@@ -93,7 +94,8 @@ def main():
     parser.add_argument("--latency", type=float, default=0.3, help="seconds per page at the double")
     parser.add_argument("--budget", type=int, default=700, help="requests per minute (the default budget)")
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--parallel-windows", type=int, default=8, help="the pull's default is 8")
+    parser.add_argument("--parallel-windows", type=int, default=None,
+                        help="default: the pull's own, derived from the budget (8 at 700/min, 35 at 3,500)")
     args = parser.parse_args()
     for events in map(int, args.sizes.split(",")):
         print(json.dumps(run_one(args.binary, events, args.latency, args.budget, args.parallel_windows)), flush=True)

@@ -218,7 +218,12 @@ mod tests {
         let defaults = source_io::pull::run::PullSettings::default();
         assert_eq!(args.lease_secs, defaults.lease.num_seconds());
         assert_eq!(args.settle_secs, defaults.settle.num_seconds());
-        assert_eq!(args.parallel_windows, defaults.parallel_windows);
+        // Unset: the run derives it from the request budget.
+        assert_eq!(args.parallel_windows, None);
+        assert_eq!(
+            source_core::pull::rate_budget::windows_for_budget(700),
+            defaults.parallel_windows
+        );
         assert_eq!(args.lookback_hours, defaults.first_run_lookback.num_hours());
         assert_eq!(args.recent_hours, defaults.late.recent.num_hours());
         assert_eq!(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use chrono::Utc;
+use source_core::pull::rate_budget::windows_for_budget;
 use source_core::secret::ApiKey;
 use tokio::time::Instant;
 
@@ -82,6 +83,7 @@ impl ScheduledPull {
                         names: Vec::new(),
                     },
                     only_own_profiles: config.identity.only_own_profiles,
+                    parallel_windows: windows_for_budget(config.pull_requests_per_minute),
                     // Longer than any invocation (at most 15 minutes): a crashed run's
                     // lease lapses before the schedule's next-but-one run.
                     lease: chrono::TimeDelta::minutes(16),

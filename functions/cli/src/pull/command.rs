@@ -11,6 +11,7 @@ use source_core::klaviyo::metric_aggregates::{
     count_spans, daily_count_request, parse_daily_counts,
 };
 use source_core::pull::late_events::LatePasses;
+use source_core::pull::rate_budget::windows_for_budget;
 use source_core::pull::state::Order;
 use source_core::time_format::parse_iso_datetime;
 use source_io::sink::EventSink;
@@ -139,9 +140,9 @@ pub struct PullArgs {
     pub settle_secs: i64,
     /// Days (windows) read at once per metric: each window's pages come one after the
     /// other, so several at once keep the request budget busy while pages are slow.
-    #[arg(long, default_value_t = PullSettings::default().parallel_windows,
-          value_parser = parallel_windows)]
-    pub parallel_windows: usize,
+    /// Default: enough to spend the request budget (8 at 700 a minute, 35 at 3,500).
+    #[arg(long, value_parser = parallel_windows)]
+    pub parallel_windows: Option<usize>,
     /// Write the lake's objects straight into this S3 bucket instead of a directory (a
     /// backfill that skips Firehose); the state then lives in the bucket too (--state-key).
     #[arg(long, conflicts_with = settings::LAKE_DIR.var)]
@@ -270,7 +271,9 @@ fn settings(config: &Config, args: &PullArgs) -> PullSettings {
         first_run_lookback: TimeDelta::hours(args.lookback_hours),
         lease: TimeDelta::seconds(args.lease_secs),
         only_own_profiles: config.identity.only_own_profiles,
-        parallel_windows: args.parallel_windows,
+        parallel_windows: args
+            .parallel_windows
+            .unwrap_or_else(|| windows_for_budget(config.pull_requests_per_minute)),
         ..PullSettings::default()
     }
 }
