@@ -99,6 +99,37 @@ def test_a_state_write_whose_answer_was_lost_does_not_stop_the_run(emulator, eve
     assert sorted(set(stored_ids(emulator, tmp_path))) == sorted(f"klaviyo-lost{i}" for i in range(5))
 
 
+def test_in_lambda_a_refused_key_is_one_error_not_a_failed_invocation(emulator, events_api):
+    """Under the Lambda Runtime API: the invocation succeeds (no errors alarm every tick),
+    the log says why once, and PullKeyRefused is 1 (its alarm is the one that fires)."""
+    import sys
+    import time
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda_runtime"))
+    from runtime_api import RuntimeApi
+    emulator.clear()
+    seed(events_api, [])
+    events_api.post("/__control", {"forbidden": True})
+    api = RuntimeApi({"source": "aws.scheduler"})
+    env = {**os.environ, **emulator.env(WRITE_KEY_SECRET_ARN="", KLAVIYO_API_KEY=events_api.API_KEY,
+                                          KLAVIYO_API_BASE_URL=events_api.url,
+                                          PULL_STATE_BUCKET=emulator.info["bucket"]),
+           "AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": "pull",
+           "AWS_LAMBDA_LOG_STREAM_NAME": "stand-in", "AWS_LAMBDA_LOG_GROUP_NAME": "stand-in",
+           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
+    process = subprocess.Popen([str(pull_binary())], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while api.response is None and api.error is None and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    out, err = (text.decode(errors="replace") for text in process.communicate())
+    api.shutdown()
+    assert api.error is None and api.response is not None, err[-2000:]
+    assert "HTTP 403" in json.loads(api.response)["error"]
+    [line] = [json.loads(l) for l in out.splitlines() if '"_aws"' in l]
+    assert line["PullKeyRefused"] == 1
+    assert sum("refused the pull's key" in l for l in (out + err).splitlines()) == 1
+
+
 def test_a_refused_key_is_counted_for_the_alarm(emulator, events_api):
     emulator.clear()
     seed(events_api, [])

@@ -299,10 +299,16 @@ def test_the_pull_runs_alone_on_a_schedule_with_exactly_the_access_it_needs(temp
 
     # The alarms read the metric names the function writes.
     code = (ROOT / "shared/io/src/metrics.rs").read_text()
-    for alarm, metric in [("PullKeyRefusedAlarm", "PullKeyRefused"), ("PullCursorLagAlarm", "PullCursorLagSeconds")]:
-        properties = template["Resources"][alarm]["Properties"]
-        assert properties["MetricName"] == metric and f'"{metric}"' in code
-    assert template["Resources"]["PullCursorLagAlarm"]["Properties"]["Threshold"] == 3600
+    refused = template["Resources"]["PullKeyRefusedAlarm"]["Properties"]
+    assert refused["MetricName"] == "PullKeyRefused" and '"PullKeyRefused"' in code
+    lag = template["Resources"]["PullCursorLagAlarm"]["Properties"]
+    by_id = {m["Id"]: m for m in lag["Metrics"]}
+    assert by_id["lag"]["MetricStat"]["Metric"]["MetricName"] == "PullCursorLagSeconds" and '"PullCursorLagSeconds"' in code
+    assert by_id["refused"]["MetricStat"]["Metric"]["MetricName"] == "PullKeyRefused"
+    # While the key is refused the lag alarm stays quiet (one alarm for one problem); a
+    # period with no lag at all (no run finished) breaches.
+    assert by_id["lagUnlessRefused"]["Expression"] == "IF(FILL(refused, 0) > 0, 0, FILL(lag, 86400))"
+    assert lag["Threshold"] == 3600 and lag["TreatMissingData"] == "breaching"
 
 
 def test_schedules_have_no_fixed_name_so_two_stacks_deploy_in_one_region(template, monkeypatch):

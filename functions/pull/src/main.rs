@@ -12,6 +12,8 @@ use crate::scheduled::ScheduledPull;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use source_io::config::Config;
+use source_io::pull::events_api::EventsApiError;
+use source_io::pull::run::PullError;
 use source_io::settings::Mode;
 use source_io::telemetry::{init_logging, json_logs};
 use tokio::time::Instant;
@@ -41,10 +43,17 @@ async fn main() -> ExitCode {
         let pull = &pull;
         let handler = service_fn(move |event: LambdaEvent<Value>| async move {
             let deadline = deadline_of(event.context.deadline);
-            pull.invoke(deadline)
-                .await
-                .map(|report| summary(&report))
-                .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+            match pull.invoke(deadline).await {
+                Ok(report) => Ok(summary(&report)),
+                // A refused key is one clear error (its log line and PullKeyRefused, which
+                // has an alarm), not also a failed invocation every tick for the errors
+                // alarm: retrying cannot fix it.
+                Err(err @ PullError::Klaviyo(EventsApiError::Unauthorized { .. })) => {
+                    tracing::error!(error = %err, "Klaviyo refused the pull's key");
+                    Ok(json!({"error": err.to_string(), "complete": false}))
+                }
+                Err(err) => Err(Box::new(err) as Box<dyn std::error::Error + Send + Sync>),
+            }
         });
         return match lambda_runtime::run(handler).await {
             Ok(()) => ExitCode::SUCCESS,
