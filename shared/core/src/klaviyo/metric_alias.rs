@@ -230,53 +230,6 @@ pub fn fold_metric_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::klaviyo::topic::collection_for_topic;
-
-    #[test]
-    fn every_spelling_of_an_email_metric_lands_in_the_webhook_collection() {
-        for (name, collection) in [
-            ("Received Email", "email_delivered"),
-            ("Opened Email", "email_opened"),
-            ("Clicked Email", "email_link_clicked"),
-            ("Bounced Email", "email_bounced"),
-            ("Marked Email as Spam", "email_marked_as_spam"),
-            ("marked  email AS spam", "email_marked_as_spam"),
-            ("Unsubscribed", "email_unsubscribed"),
-            ("Unsubscribed from Email Marketing", "email_unsubscribed"),
-            ("Dropped Email", "dropped_email"),
-        ] {
-            let topic = topic_for_metric_name(name);
-            assert_eq!(collection_for_topic(&topic).slug(), collection, "{name}");
-        }
-    }
-
-    #[test]
-    fn the_text_message_rename_keeps_the_sms_collection() {
-        for (old, new) in [
-            ("Received SMS", "Received Text Message"),
-            ("Clicked SMS", "Clicked Text Message"),
-            ("Failed to Deliver SMS", "Failed to Deliver Text Message"),
-            ("Unsubscribed from SMS", "Unsubscribed from Text Messages"),
-            (
-                "Unsubscribed from SMS",
-                "Unsubscribed from Text Messaging Marketing",
-            ),
-            (
-                "Consented to Receive SMS",
-                "Consented to Receive Text Messages",
-            ),
-        ] {
-            assert_eq!(topic_for_metric_name(old), topic_for_metric_name(new));
-            assert_eq!(
-                alias_for_metric_name(new).map(|a| a.channel),
-                Some(MetricChannel::Sms)
-            );
-        }
-        assert_eq!(
-            collection_for_topic(&topic_for_metric_name("Received Text Message")).slug(),
-            "received_sms"
-        );
-    }
 
     #[test]
     fn the_consent_metrics_are_a_channel_of_their_own() {
@@ -297,37 +250,6 @@ mod tests {
         assert_eq!(
             MetricChannel::parse(" Consent"),
             Some(MetricChannel::Consent)
-        );
-    }
-
-    #[test]
-    fn a_webhook_topic_named_after_a_renamed_metric_lands_with_its_pulled_events() {
-        for (topic, metric) in [
-            (
-                "event:klaviyo.unsubscribed_from_text_messaging_marketing",
-                "Unsubscribed from SMS",
-            ),
-            ("event:klaviyo.received_text_message", "Received SMS"),
-            ("event:klaviyo.received_sms", "Received Text Message"),
-        ] {
-            assert_eq!(
-                collection_for_topic(topic).slug(),
-                collection_for_topic(&topic_for_metric_name(metric)).slug(),
-                "{topic}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_unknown_metric_keeps_its_own_name() {
-        assert_eq!(alias_for_metric_name("Placed Order"), None);
-        assert_eq!(
-            topic_for_metric_name("Placed  Order"),
-            "event:klaviyo.placed_order"
-        );
-        assert_eq!(
-            collection_for_topic(&topic_for_metric_name("Placed Order")).slug(),
-            "placed_order"
         );
     }
 
