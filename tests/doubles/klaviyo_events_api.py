@@ -16,7 +16,9 @@ Steered through:
   POST /__reset                   forget everything
   POST /__metrics  {"metrics": [{"id", "name", "integration_key"}]}       (replaces)
   POST /__profiles {"profiles": [{"id", "email", "external_id"}]}         (adds)
-  POST /__events   {"events": [{"id", "metric_id", "profile_id", "datetime", "properties"}]}
+  POST /__events   {"events": [{"id", "metric_id", "profile_id", "datetime", "properties",
+                    "attributions": [{"id", "attributed_event", "campaign", "campaign_message",
+                                      "flow", "flow_message", "flow_message_variation"}]}]}
                    (adds; an event added after a read is "late": Klaviyo is eventually consistent)
   POST /__series   {"metric_id", "prefix", "start", "count", "step_us", "profiles"}
                    (adds `count` generated events, one every step_us microseconds, without
@@ -139,7 +141,8 @@ class State:
     def add_event(self, event):
         at = to_micros(parse_time(event["datetime"]))
         record = {"id": event["id"], "metric_id": event["metric_id"], "profile_id": event.get("profile_id"),
-                  "at": at, "properties": event.get("properties", {})}
+                  "at": at, "properties": event.get("properties", {}),
+                  "attributions": event.get("attributions", [])}
         bisect.insort(self.events, record, key=lambda e: (e["at"], e["id"]))
 
     def page(self, metric_id, low, high, after, size):
@@ -206,6 +209,10 @@ def event_resource(event, base):
     relationships = {"metric": {"data": {"type": "metric", "id": event["metric_id"]},
                                 "links": {"self": f"{base}/api/events/{event['id']}/relationships/metric/",
                                           "related": f"{base}/api/events/{event['id']}/metric/"}}}
+    if event.get("attributions"):
+        relationships["attributions"] = {"data": [{"type": "attribution", "id": a["id"]} for a in event["attributions"]],
+                                         "links": {"self": f"{base}/api/events/{event['id']}/relationships/attributions/",
+                                                   "related": f"{base}/api/events/{event['id']}/attributions/"}}
     if event.get("profile_id"):
         relationships["profile"] = {"data": {"type": "profile", "id": event["profile_id"]},
                                     "links": {"self": f"{base}/api/events/{event['id']}/relationships/profile/",
@@ -224,7 +231,8 @@ def event_json(event, base):
     rendered straight into text (the double must keep up with pages of 1,000 events at
     Klaviyo's full rate on a small machine); any other goes through `json.dumps`."""
     eid, mid, pid = event["id"], event["metric_id"], event.get("profile_id")
-    if not (PLAIN.fullmatch(eid) and PLAIN.fullmatch(mid) and (not pid or PLAIN.fullmatch(pid))):
+    if event.get("attributions") or not (PLAIN.fullmatch(eid) and PLAIN.fullmatch(mid)
+                                         and (not pid or PLAIN.fullmatch(pid))):
         return json.dumps(event_resource(event, base))
     at = from_micros(event["at"])
     separator = "T" if int(eid.encode().hex(), 16) % 2 == 0 else " "
@@ -460,6 +468,16 @@ class Handler(BaseHTTPRequestHandler):
                     attributes = {k: v for k, v in attributes.items() if k in fields}
                 included.append({"type": "profile", "id": profile_id, "attributes": attributes,
                                  "links": {"self": f"{base}/api/profiles/{profile_id}/"}})
+        if "attributions" in includes:
+            kinds = {"attributed_event": ("attributed-event", "event"), "campaign": ("campaign", "campaign"),
+                     "campaign_message": ("campaign-message", "campaign-message"), "flow": ("flow", "flow"),
+                     "flow_message": ("flow-message", "flow-message"),
+                     "flow_message_variation": ("flow-message-variation", "flow-message")}
+            for e in page:
+                for a in e.get("attributions", []):
+                    included.append({"type": "attribution", "id": a["id"], "relationships": {
+                        name: {"data": {"type": kind, "id": a[key]} if a.get(key) else None}
+                        for key, (name, kind) in kinds.items()}})
         if "metric" in includes and page:
             metric = metrics.get(metric_id, {"name": "Unknown"})
             included.append({"type": "metric", "id": metric_id, "attributes": {"name": metric["name"]},

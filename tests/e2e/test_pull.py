@@ -297,6 +297,27 @@ def test_an_explicit_window_read_again_stores_what_klaviyo_listed_late(events_ap
     assert len(ids) == len(set(ids)) == 51 and "klaviyo-w-late" in ids
 
 
+def test_a_conversion_read_by_name_keeps_its_flow_attribution(events_api, tmp_path):
+    """Placed Order, read with --metric: its attribution comes as relationships (recent
+    revisions), and lands in the columns a webhook's $flow / $message fill."""
+    at = hours_ago(4).replace(minute=0, second=0)
+    events_api.post("/__metrics", {"metrics": [*EMAIL_METRICS, {"id": "PlOrd1", "name": "Placed Order",
+                                                                "integration_key": "shopify"}]})
+    events_api.post("/__profiles", {"profiles": PROFILES})
+    order = {"id": "ord-1", "metric_id": "PlOrd1", "profile_id": PROFILES[0]["id"], "datetime": iso(at),
+             "properties": {"$value": 42.5},
+             "attributions": [{"id": "attr-1", "attributed_event": "open-9", "flow": "FlowA1",
+                               "flow_message": "FMsgB2", "flow_message_variation": "VarC3"}]}
+    events_api.post("/__events", {"events": [order]})
+    lake = tmp_path / "lake"
+    pull(events_api, lake, "--metric", "Placed Order", "--from", iso(at - dt.timedelta(minutes=5)),
+         "--to", iso(at + dt.timedelta(minutes=5)))
+    [row] = rows(lake, "placed_order")
+    assert (row["campaign_id"], row["email_id"]) == ("FlowA1", "FMsgB2"), row
+    # Klaviyo's $-keys as a webhook's would be flattened.
+    assert (row["klaviyo_variation"], row["klaviyo_attributed_event_id"]) == ("VarC3", "open-9"), row
+
+
 def test_the_request_budget_is_never_exceeded(events_api, tmp_path):
     start = hours_ago(20).replace(minute=0, second=0)
     series(events_api, 30_000, start, 2_000_000)

@@ -1,6 +1,6 @@
-//! One page of Klaviyo's `GET /api/events` with `include=profile`: the events (each the
-//! same resource a webhook carries in `payload.data`), the profiles they name, and the next
-//! page's link.
+//! One page of Klaviyo's `GET /api/events` with `include=profile,attributions`: the events
+//! (each the same resource a webhook carries in `payload.data`, with its attribution put back
+//! into its properties, attributions.rs), the profiles they name, and the next page's link.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::klaviyo::json_api::{LinksWire, next_link};
 use serde_json::value::RawValue;
 
+use super::attributions::{RelationshipsWire, attributed_properties};
 use super::webhook::{DecodedEvent, StringOrNumber, decode_event_resource};
 use crate::identity::Profile;
 use crate::json_depth::{MAX_JSON_DEPTH, nests_deeper_than};
@@ -46,6 +47,9 @@ struct IncludedWire {
     id: StringOrNumber,
     #[serde(default)]
     attributes: IncludedAttributesWire,
+    /// An attribution's relationships (campaign, flow, ...); other types' are not read.
+    #[serde(default)]
+    relationships: Option<RelationshipsWire>,
 }
 
 /// The attributes of an included profile: only what identity uses.
@@ -75,8 +79,12 @@ pub fn decode_events_page<'a>(
         serde_json::from_slice(body).map_err(|err| PageError(err.to_string()))?;
     let present = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
     let mut profiles = HashMap::new();
+    let mut attributions = HashMap::new();
     for included in page.included {
-        if included.kind == "profile" {
+        if included.kind == "attribution" {
+            let relationships = included.relationships.unwrap_or_default();
+            attributions.insert(String::from(included.id), relationships.attribution());
+        } else if included.kind == "profile" {
             let id = String::from(included.id);
             profiles.insert(
                 id.clone(),
@@ -96,6 +104,12 @@ pub fn decode_events_page<'a>(
         .map(|(index, raw)| {
             decode_event_resource(index, raw).map(|mut event| {
                 event.topic = metric_topic.to_owned();
+                // Only pages with attributions (conversion metrics) pay for this.
+                if !attributions.is_empty()
+                    && let Some(properties) = attributed_properties(event.raw, &attributions)
+                {
+                    event.properties = properties;
+                }
                 event
             })
         })

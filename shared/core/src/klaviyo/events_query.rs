@@ -13,7 +13,8 @@ pub const MAX_EVENTS_PAGE_SIZE: u32 = 1000;
 pub const DEFAULT_EVENTS_PAGE_SIZE: u32 = 200;
 
 /// The query string (without `?`) for events of `metric_id` with `from <= datetime < to`,
-/// oldest first, with the profile (email, external id and phone number only: identity).
+/// oldest first, with the profile (email, external id and phone number only: identity) and
+/// the attributions (campaign and flow of a conversion).
 pub fn events_query(
     metric_id: &str,
     from: DateTime<Utc>,
@@ -27,7 +28,7 @@ pub fn events_query(
         filter_time(to)
     );
     format!(
-        "filter={}&sort=datetime&page%5Bsize%5D={page_size}&include=profile\
+        "filter={}&sort=datetime&page%5Bsize%5D={page_size}&include=profile%2Cattributions\
          &fields%5Bprofile%5D=email%2Cexternal_id%2Cphone_number",
         percent_encode(&filter)
     )
@@ -53,7 +54,7 @@ mod tests {
             query,
             "filter=equals%28metric_id%2C%22Xi7Kwh%22%29%2Cgreater-or-equal%28datetime%2C\
              2024-01-01T00%3A00%3A00Z%29%2Cless-than%28datetime%2C2024-01-02T00%3A00%3A00Z%29\
-             &sort=datetime&page%5Bsize%5D=1000&include=profile\
+             &sort=datetime&page%5Bsize%5D=1000&include=profile%2Cattributions\
              &fields%5Bprofile%5D=email%2Cexternal_id%2Cphone_number"
         );
     }

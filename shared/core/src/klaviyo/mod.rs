@@ -2,6 +2,7 @@
 //! Events and Metrics APIs the pull reads.
 
 pub mod accounts_page;
+pub mod attributions;
 pub mod events_page;
 pub mod events_query;
 pub mod json_api;
