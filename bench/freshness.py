@@ -51,6 +51,9 @@ def main():
         tmp = Path(tmp)
         emulator = StackEmulator(tmp)
         endpoint = LocalEndpoint(None, env=emulator.env())
+        # The server logs every request: read its pipes, or a full pipe blocks it.
+        for pipe in (endpoint.process.stdout, endpoint.process.stderr):
+            threading.Thread(target=lambda p=pipe: [None for _ in p], daemon=True).start()
         sent = {}
         stop = threading.Event()
 
