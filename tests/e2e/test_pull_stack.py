@@ -22,10 +22,17 @@ def pull_binary() -> Path:
     return Path(path)
 
 
+def pull_env(emulator, double, **overrides) -> dict:
+    """The scheduled pull's environment as template.yaml sets it: the lake's bucket for state
+    and rows, and no Firehose settings (the pull does not need a delivery stream)."""
+    return {**os.environ, **emulator.env(WRITE_KEY_SECRET_ARN="", KLAVIYO_API_KEY=double.API_KEY,
+                                           KLAVIYO_API_BASE_URL=double.url,
+                                           PULL_STATE_BUCKET=emulator.info["bucket"],
+                                           DELIVERY_STREAM_NAME="", DEAD_LETTER_BUCKET="", **overrides)}
+
+
 def run(emulator, double, **overrides):
-    env = {**os.environ, **emulator.env(WRITE_KEY_SECRET_ARN="", KLAVIYO_API_KEY=double.API_KEY,
-                                          KLAVIYO_API_BASE_URL=double.url,
-                                          PULL_STATE_BUCKET=emulator.info["bucket"], **overrides)}
+    env = pull_env(emulator, double, **overrides)
     return subprocess.run([str(pull_binary())], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -110,9 +117,7 @@ def test_in_lambda_a_refused_key_is_one_error_not_a_failed_invocation(emulator, 
     seed(events_api, [])
     events_api.post("/__control", {"forbidden": True})
     api = RuntimeApi({"source": "aws.scheduler"})
-    env = {**os.environ, **emulator.env(WRITE_KEY_SECRET_ARN="", KLAVIYO_API_KEY=events_api.API_KEY,
-                                          KLAVIYO_API_BASE_URL=events_api.url,
-                                          PULL_STATE_BUCKET=emulator.info["bucket"]),
+    env = {**pull_env(emulator, events_api),
            "AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": "pull",
            "AWS_LAMBDA_LOG_STREAM_NAME": "stand-in", "AWS_LAMBDA_LOG_GROUP_NAME": "stand-in",
            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
