@@ -188,9 +188,9 @@ pub fn table_row(members: Map<String, Value>, columns: &TableColumns) -> TableRo
             extra.insert(name, value);
             continue;
         };
-        match cell(&value, declared_type(&name)) {
-            Some(cell) => row[position] = cell,
-            None => {
+        match cell(value, declared_type(&name)) {
+            Ok(cell) => row[position] = cell,
+            Err(value) => {
                 cast_errors.insert(name, value);
             }
         }
@@ -208,17 +208,19 @@ pub fn table_row(members: Map<String, Value>, columns: &TableColumns) -> TableRo
     row
 }
 
-/// `value` as a cell of type `ty`; `None` when it does not fit.
-fn cell(value: &Value, ty: ColumnType) -> Option<Cell> {
+/// `value` as a cell of type `ty`, its text moved rather than copied; the value back when it
+/// does not fit.
+fn cell(value: Value, ty: ColumnType) -> Result<Cell, Value> {
     match (value, ty) {
-        (Value::Null, _) => Some(Cell::Null),
-        (Value::String(text), ColumnType::Text) => Some(Cell::Text(text.clone())),
-        (other, ColumnType::Text) => Some(Cell::Text(other.to_string())),
-        (Value::Bool(flag), ColumnType::Boolean) => Some(Cell::Bool(*flag)),
-        (Value::String(text), ColumnType::Timestamp) => DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|time| Cell::Millis(time.timestamp_millis())),
-        _ => None,
+        (Value::Null, _) => Ok(Cell::Null),
+        (Value::String(text), ColumnType::Text) => Ok(Cell::Text(text)),
+        (other, ColumnType::Text) => Ok(Cell::Text(other.to_string())),
+        (Value::Bool(flag), ColumnType::Boolean) => Ok(Cell::Bool(flag)),
+        (Value::String(text), ColumnType::Timestamp) => match DateTime::parse_from_rfc3339(&text) {
+            Ok(time) => Ok(Cell::Millis(time.timestamp_millis())),
+            Err(_) => Err(Value::String(text)),
+        },
+        (other, _) => Err(other),
     }
 }
 

@@ -647,7 +647,7 @@ impl<'a> Compaction<'a> {
         // into its row and dropped, so a day's lines and parsed members are never all held.
         let mut grown = false;
         let (mut cast_error_rows, mut capped_rows) = (0, 0);
-        for (_, line) in taken {
+        for (id, line) in taken {
             let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&line) else {
                 continue;
             };
@@ -655,9 +655,8 @@ impl<'a> Compaction<'a> {
             let row = table_row(members, &columns);
             cast_error_rows += u64::from(*cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
             capped_rows += u64::from(*cell_of(&row, &columns, EXTRA) != Cell::Null);
-            if let Some(id) = row_id(&row, &columns) {
-                rows.insert(id, row);
-            }
+            // The merge took the line under its text `id`, which the row holds as it is.
+            rows.insert(id, row);
         }
         if grown {
             // Saved before any file that has them: a file's columns are always a prefix of
