@@ -18,6 +18,12 @@ use source_io::tables::s3_store::S3Store;
 use source_io::tables::table_store::StoreError;
 use source_io::telemetry::{init_logging, json_logs};
 
+/// mimalloc rather than glibc's malloc: a new row allocates a string per member, and with
+/// glibc about a third of a compaction's time went to malloc and free (docs/design.md,
+/// "Allocator"). One run at a time, so one heap's worth of memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let env = |key: &str| std::env::var(key).ok();
