@@ -15,7 +15,10 @@ use std::collections::HashMap;
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::raw_members::RawMembers;
 
 /// Columns a table may have, its two own included. Athena and Glue allow far more; a cap
 /// keeps a caller who invents property names from growing a table without end.
@@ -179,19 +182,19 @@ pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> &'r
 }
 
 /// The table row of a raw row's `members`, for a table with `columns` (grown beforehand).
-pub fn table_row(members: Map<String, Value>, columns: &TableColumns) -> TableRow {
+pub fn table_row(members: RawMembers<'_>, columns: &TableColumns) -> TableRow {
     let mut row = vec![Cell::Null; columns.columns().len()];
     let mut cast_errors = Map::new();
     let mut extra = Map::new();
-    for (name, value) in members {
+    for (name, value) in members.into_members() {
         let Some(position) = columns.position(&name) else {
-            extra.insert(name, value);
+            extra.insert(name.into_owned(), json_value(value));
             continue;
         };
-        match cell(value, declared_type(&name)) {
+        match raw_cell(value, declared_type(&name)) {
             Ok(cell) => row[position] = cell,
             Err(value) => {
-                cast_errors.insert(name, value);
+                cast_errors.insert(name.into_owned(), value);
             }
         }
     }
@@ -206,6 +209,33 @@ pub fn table_row(members: Map<String, Value>, columns: &TableColumns) -> TableRo
         row[position] = Cell::Text(Value::Object(extra).to_string());
     }
     row
+}
+
+/// The value whose JSON text is `raw`.
+fn json_value(raw: &RawValue) -> Value {
+    // The text was read as JSON by the same parser, with the same nesting limit: it parses.
+    serde_json::from_str(raw.get()).unwrap_or_else(|_| Value::String(raw.get().to_owned()))
+}
+
+/// The cell of the value whose JSON text is `raw`, in a column of type `ty`; the value back
+/// when it does not fit. A string without escapes (nearly every one) is copied once, straight
+/// from the line; anything else takes the general way through [`cell`].
+fn raw_cell(raw: &RawValue, ty: ColumnType) -> Result<Cell, Value> {
+    let text = raw.get();
+    let plain = text
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .filter(|inner| !inner.contains('\\'));
+    match plain {
+        Some(inner) => match ty {
+            ColumnType::Text => Ok(Cell::Text(inner.to_owned())),
+            ColumnType::Timestamp => DateTime::parse_from_rfc3339(inner)
+                .map(|time| Cell::Millis(time.timestamp_millis()))
+                .map_err(|_| Value::String(inner.to_owned())),
+            ColumnType::Boolean => Err(Value::String(inner.to_owned())),
+        },
+        None => cell(json_value(raw), ty),
+    }
 }
 
 /// `value` as a cell of type `ty`, its text moved rather than copied; the value back when it
@@ -229,11 +259,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn members(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            _ => panic!("not an object"),
+    /// The row of the JSON object `value`, its columns grown first when `grow` is set.
+    fn row_of(value: &Value, columns: &mut TableColumns, grow: bool) -> TableRow {
+        let line = value.to_string();
+        let members = RawMembers::parse(line.as_bytes()).unwrap();
+        if grow {
+            columns.grow(members.names());
         }
+        table_row(members, columns)
     }
 
     #[test]
@@ -253,14 +286,12 @@ mod tests {
     #[test]
     fn declared_columns_keep_their_types_and_the_rest_is_exact_text() {
         let mut columns = TableColumns::default();
-        let raw: Value = serde_json::from_str(
-            r#"{"id":"k-1","timestamp":"2024-01-04T18:05:01.000Z","context_klaviyo_identity_resolved":true,
-                "klaviyo_esp":1,"big":123456789012345678901234567890,"e":1.50,"s":"Hi","n":null}"#,
-        )
-        .unwrap();
-        let raw = members(raw);
-        columns.grow(raw.keys().map(String::as_str));
-        let row = table_row(raw, &columns);
+        let line = br#"{"id":"k-1","timestamp":"2024-01-04T18:05:01.000Z","context_klaviyo_identity_resolved":true,
+                "klaviyo_esp":1,"big":123456789012345678901234567890,"e":1.50,"s":"Hi","n":null,
+                "q":"say \"hi\"","o":{"b": [1, 2.0]}}"#;
+        let members = RawMembers::parse(line).unwrap();
+        columns.grow(members.names());
+        let row = table_row(members, &columns);
         assert_eq!(
             *cell_of(&row, &columns, "timestamp"),
             Cell::Millis(1_704_391_501_000)
@@ -280,6 +311,14 @@ mod tests {
         assert_eq!(*cell_of(&row, &columns, "e"), Cell::Text("1.50".into()));
         assert_eq!(*cell_of(&row, &columns, "s"), Cell::Text("Hi".into()));
         assert_eq!(*cell_of(&row, &columns, "n"), Cell::Null);
+        assert_eq!(
+            *cell_of(&row, &columns, "q"),
+            Cell::Text(r#"say "hi""#.into())
+        );
+        assert_eq!(
+            *cell_of(&row, &columns, "o"),
+            Cell::Text(r#"{"b":[1,2.0]}"#.into())
+        );
         assert_eq!(*cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
         assert_eq!(*cell_of(&row, &columns, EXTRA), Cell::Null);
     }
@@ -288,9 +327,10 @@ mod tests {
     fn a_value_that_does_not_fit_is_null_and_kept_in_cast_errors() {
         let mut columns = TableColumns::default();
         columns.grow(["timestamp", "context_klaviyo_identity_resolved"]);
-        let row = table_row(
-            members(json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})),
-            &columns,
+        let row = row_of(
+            &json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"}),
+            &mut columns,
+            false,
         );
         assert_eq!(*cell_of(&row, &columns, "timestamp"), Cell::Null);
         let Cell::Text(errors) = cell_of(&row, &columns, CAST_ERRORS) else {
@@ -317,7 +357,7 @@ mod tests {
         assert_eq!(added, MAX_COLUMNS - start - 3);
         assert_eq!(columns.columns().len(), MAX_COLUMNS);
         let last = &many[2 * MAX_COLUMNS - 1];
-        let row = table_row(members(json!({"a": "x", last.clone(): 7})), &columns);
+        let row = row_of(&json!({"a": "x", last.clone(): 7}), &mut columns, false);
         assert_eq!(*cell_of(&row, &columns, "a"), Cell::Text("x".into()));
         assert_eq!(
             *cell_of(&row, &columns, EXTRA),

@@ -4,4 +4,5 @@
 
 pub mod columns;
 pub mod merge;
+pub mod raw_members;
 pub mod winner;

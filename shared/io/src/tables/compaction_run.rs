@@ -21,11 +21,11 @@ use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use source_core::compaction::columns::{
     CAST_ERRORS, Cell, EXTRA, TableColumns, TableRow, cell_of, table_row,
 };
 use source_core::compaction::merge::PartitionMerge;
+use source_core::compaction::raw_members::RawMembers;
 use source_core::compaction::winner::CopyRank;
 use source_core::warehouse::row::PartitionKey;
 
@@ -648,10 +648,10 @@ impl<'a> Compaction<'a> {
         let mut grown = false;
         let (mut cast_error_rows, mut capped_rows) = (0, 0);
         for (id, line) in taken {
-            let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&line) else {
+            let Some(members) = RawMembers::parse(&line) else {
                 continue;
             };
-            grown |= columns.grow(members.keys().map(String::as_str)) > 0;
+            grown |= columns.grow(members.names()) > 0;
             let row = table_row(members, &columns);
             cast_error_rows += u64::from(*cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
             capped_rows += u64::from(*cell_of(&row, &columns, EXTRA) != Cell::Null);
