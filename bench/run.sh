@@ -2,9 +2,11 @@
 # Every benchmark, one command: mapping throughput (criterion), instructions per event
 # (valgrind), the endpoint under load (wrk), cold-start proxy, init time through a Lambda
 # Runtime API stand-in and binary sizes, the pull's backfill throughput and memory, the
+# compaction's throughput, memory and instructions per row, the
 # Firehose billing measurement, the cost model and the fault-injection soak. Writes
 # bench/results/<date>-<host>.md with the machine's description. Loopback only; every run is
-# bounded in time. Takes about 15 minutes on 2 cores.
+# bounded in time. Takes about 18 minutes on 2 cores (the compaction steps took 2 min 17 s and
+# 28 s of it here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -55,6 +57,18 @@ work=$(mktemp -d)
   echo "## Pull backfill from the Events API double (bench/pull.py, 0.3 s per page, budget 700/min)"
   echo
   .venv/bin/python bench/pull.py --binary target/release/klaviyo-source
+  echo
+  echo "## Compaction of a 1,000,000-row day (bench/compaction.py, release command line, glibc)"
+  echo
+  echo '```'
+  .venv/bin/python bench/compaction.py --binary target/release/klaviyo-source
+  echo '```'
+  echo
+  echo "## Compaction instructions per new row and per duplicate (bench/compaction_instructions.sh)"
+  echo
+  echo '```'
+  bash bench/compaction_instructions.sh target/release/klaviyo-source
+  echo '```'
   echo
   echo "## Firehose billing (cargo run --release -p source-core --example firehose_billing)"
   echo
