@@ -19,13 +19,11 @@
 //! One difference from `Map`: an escape that is not text (a lone UTF-16 surrogate, `"\ud800"`)
 //! in a member's value is still refused, but the error's position is just after the object's
 //! end rather than at the escape, because values are first taken as raw text.
-
-use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::raw_object::{Key, RawObject};
 
 /// A JSON object decoded into one buffer (see the module documentation for what it keeps).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,66 +174,6 @@ impl<'de> Deserialize<'de> for DecodedObject {
         );
         let entries = decode_members(members, &mut text).map_err(de::Error::custom)?;
         Ok(Self { text, entries })
-    }
-}
-
-/// An object's members as sent: keys (borrowed unless escaped) and raw values.
-struct RawObject<'de>(Vec<(Key<'de>, &'de RawValue)>);
-
-impl<'de> Deserialize<'de> for RawObject<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RawObjectVisitor)
-    }
-}
-
-struct RawObjectVisitor;
-
-impl<'de> Visitor<'de> for RawObjectVisitor {
-    type Value = RawObject<'de>;
-
-    // The words serde_json's `Map` uses, so a wrong type is reported as it always was.
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a map")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(access.size_hint().unwrap_or(16));
-        while let Some(member) = access.next_entry::<Key<'de>, &'de RawValue>()? {
-            members.push(member);
-        }
-        Ok(RawObject(members))
-    }
-}
-
-/// An object key: borrowed from the input when it has no escapes.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = Key<'de>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a string key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
-        Ok(Key(Cow::Borrowed(key)))
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(Key(Cow::Owned(key.to_owned())))
-    }
-
-    fn visit_string<E: de::Error>(self, key: String) -> Result<Self::Value, E> {
-        Ok(Key(Cow::Owned(key)))
     }
 }
 

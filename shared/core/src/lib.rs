@@ -21,6 +21,7 @@ pub mod json_depth;
 pub mod klaviyo;
 pub mod mapping;
 pub mod pull;
+pub mod raw_object;
 pub mod retry;
 pub mod secret;
 pub mod segment;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::raw_members::RawMembers;
+use crate::raw_object::{Key, RawObject};
 
 /// Columns a table may have, its two own included. Athena and Glue allow far more; a cap
 /// keeps a caller who invents property names from growing a table without end.
@@ -182,11 +182,11 @@ pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> &'r
 }
 
 /// The table row of a raw row's `members`, for a table with `columns` (grown beforehand).
-pub fn table_row(members: RawMembers<'_>, columns: &TableColumns) -> TableRow {
+pub fn table_row(members: RawObject<'_>, columns: &TableColumns) -> TableRow {
     let mut row = vec![Cell::Null; columns.columns().len()];
     let mut cast_errors = Map::new();
     let mut extra = Map::new();
-    for (name, value) in members.into_members() {
+    for (Key(name), value) in members.0 {
         let Some(position) = columns.position(&name) else {
             extra.insert(name.into_owned(), json_value(value));
             continue;
@@ -262,9 +262,9 @@ mod tests {
     /// The row of the JSON object `value`, its columns grown first when `grow` is set.
     fn row_of(value: &Value, columns: &mut TableColumns, grow: bool) -> TableRow {
         let line = value.to_string();
-        let members = RawMembers::parse(line.as_bytes()).unwrap();
+        let members = RawObject::parse(line.as_bytes()).unwrap();
         if grow {
-            columns.grow(members.names());
+            columns.grow(members.keys());
         }
         table_row(members, columns)
     }
@@ -289,8 +289,8 @@ mod tests {
         let line = br#"{"id":"k-1","timestamp":"2024-01-04T18:05:01.000Z","context_klaviyo_identity_resolved":true,
                 "klaviyo_esp":1,"big":123456789012345678901234567890,"e":1.50,"s":"Hi","n":null,
                 "q":"say \"hi\"","o":{"b": [1, 2.0]}}"#;
-        let members = RawMembers::parse(line).unwrap();
-        columns.grow(members.names());
+        let members = RawObject::parse(line).unwrap();
+        columns.grow(members.keys());
         let row = table_row(members, &columns);
         assert_eq!(
             *cell_of(&row, &columns, "timestamp"),

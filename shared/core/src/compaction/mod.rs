@@ -4,5 +4,4 @@
 
 pub mod columns;
 pub mod merge;
-pub mod raw_members;
 pub mod winner;

@@ -25,8 +25,8 @@ use source_core::compaction::columns::{
     CAST_ERRORS, Cell, EXTRA, TableColumns, TableRow, cell_of, table_row,
 };
 use source_core::compaction::merge::PartitionMerge;
-use source_core::compaction::raw_members::RawMembers;
 use source_core::compaction::winner::CopyRank;
+use source_core::raw_object::RawObject;
 use source_core::warehouse::row::PartitionKey;
 
 use super::glue_catalog::{PublishedVersion, TableCatalog};
@@ -648,10 +648,10 @@ impl<'a> Compaction<'a> {
         let mut grown = false;
         let (mut cast_error_rows, mut capped_rows) = (0, 0);
         for (id, line) in taken {
-            let Some(members) = RawMembers::parse(&line) else {
+            let Some(members) = RawObject::parse(&line) else {
                 continue;
             };
-            grown |= columns.grow(members.names()) > 0;
+            grown |= columns.grow(members.keys()) > 0;
             let row = table_row(members, &columns);
             cast_error_rows += u64::from(*cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
             capped_rows += u64::from(*cell_of(&row, &columns, EXTRA) != Cell::Null);
