@@ -19,6 +19,7 @@
 //! One difference from `Map`: an escape that is not text (a lone UTF-16 surrogate, `"\ud800"`)
 //! in a member's value is still refused, but the error's position is just after the object's
 //! end rather than at the escape, because values are first taken as raw text.
+
 use serde::de::{self, Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

@@ -181,7 +181,8 @@ pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> &'r
         .unwrap_or(&Cell::Null)
 }
 
-/// The table row of a raw row's `members`, for a table with `columns` (grown beforehand).
+/// The table row of a raw row's `members`, for a table with `columns` (grown beforehand). A
+/// member sent twice counts with its last value, as in a JSON object read into a map.
 pub fn table_row(members: RawObject<'_>, columns: &TableColumns) -> TableRow {
     let mut row = vec![Cell::Null; columns.columns().len()];
     let mut cast_errors = Map::new();
@@ -191,9 +192,12 @@ pub fn table_row(members: RawObject<'_>, columns: &TableColumns) -> TableRow {
             extra.insert(name.into_owned(), json_value(value));
             continue;
         };
+        // An earlier value of the same member gives way, whether it fit or not.
+        cast_errors.remove(name.as_ref());
         match raw_cell(value, declared_type(&name)) {
             Ok(cell) => row[position] = cell,
             Err(value) => {
+                row[position] = Cell::Null;
                 cast_errors.insert(name.into_owned(), value);
             }
         }
@@ -259,14 +263,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The row of the JSON object `value`, its columns grown first when `grow` is set.
-    fn row_of(value: &Value, columns: &mut TableColumns, grow: bool) -> TableRow {
-        let line = value.to_string();
-        let members = RawObject::parse(line.as_bytes()).unwrap();
-        if grow {
-            columns.grow(members.keys());
-        }
-        table_row(members, columns)
+    /// The row of the raw row `line` for a table with `columns`.
+    fn row_of(line: &str, columns: &TableColumns) -> TableRow {
+        table_row(RawObject::parse(line.as_bytes()).unwrap(), columns)
     }
 
     #[test]
@@ -328,9 +327,9 @@ mod tests {
         let mut columns = TableColumns::default();
         columns.grow(["timestamp", "context_klaviyo_identity_resolved"]);
         let row = row_of(
-            &json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"}),
-            &mut columns,
-            false,
+            &json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})
+                .to_string(),
+            &columns,
         );
         assert_eq!(*cell_of(&row, &columns, "timestamp"), Cell::Null);
         let Cell::Text(errors) = cell_of(&row, &columns, CAST_ERRORS) else {
@@ -340,6 +339,31 @@ mod tests {
         assert_eq!(
             errors,
             json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})
+        );
+    }
+
+    #[test]
+    fn a_member_sent_twice_counts_with_its_last_value() {
+        let mut columns = TableColumns::default();
+        columns.grow(["s", "timestamp"]);
+        let row = row_of(
+            r#"{"s":"first","timestamp":"yesterday","s":"last","timestamp":"2024-01-04T18:05:01.000Z"}"#,
+            &columns,
+        );
+        assert_eq!(*cell_of(&row, &columns, "s"), Cell::Text("last".into()));
+        assert_eq!(
+            *cell_of(&row, &columns, "timestamp"),
+            Cell::Millis(1_704_391_501_000)
+        );
+        assert_eq!(*cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
+        let row = row_of(
+            r#"{"timestamp":"2024-01-04T18:05:01.000Z","timestamp":"yesterday"}"#,
+            &columns,
+        );
+        assert_eq!(*cell_of(&row, &columns, "timestamp"), Cell::Null);
+        assert_eq!(
+            *cell_of(&row, &columns, CAST_ERRORS),
+            Cell::Text(r#"{"timestamp":"yesterday"}"#.into())
         );
     }
 
@@ -357,7 +381,7 @@ mod tests {
         assert_eq!(added, MAX_COLUMNS - start - 3);
         assert_eq!(columns.columns().len(), MAX_COLUMNS);
         let last = &many[2 * MAX_COLUMNS - 1];
-        let row = row_of(&json!({"a": "x", last.clone(): 7}), &mut columns, false);
+        let row = row_of(&json!({"a": "x", last.clone(): 7}).to_string(), &columns);
         assert_eq!(*cell_of(&row, &columns, "a"), Cell::Text("x".into()));
         assert_eq!(
             *cell_of(&row, &columns, EXTRA),
