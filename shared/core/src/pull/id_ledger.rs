@@ -45,12 +45,23 @@ pub enum LedgerDecodeError {
 impl IdLedger {
     /// Whether `id` is stored.
     pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains(&fingerprint(id))
+        self.contains_fingerprint(fingerprint(id))
     }
 
     /// Records `id` as stored; whether it was new.
     pub fn insert(&mut self, id: &str) -> bool {
-        self.ids.insert(fingerprint(id))
+        self.insert_fingerprint(fingerprint(id))
+    }
+
+    /// Whether the id whose [`fingerprint`] is `print` is stored (for a caller that checks
+    /// and records one id in several ledgers: it hashes the id once).
+    pub fn contains_fingerprint(&self, print: u128) -> bool {
+        self.ids.contains(&print)
+    }
+
+    /// Records the id whose [`fingerprint`] is `print` as stored; whether it was new.
+    pub fn insert_fingerprint(&mut self, print: u128) -> bool {
+        self.ids.insert(print)
     }
 
     /// How many distinct ids are stored.

@@ -24,7 +24,7 @@ use source_core::klaviyo::metric_alias::topic_for_metric_name;
 use source_core::klaviyo::metrics_page::AccountMetric;
 use source_core::mapping::Mapped;
 use source_core::mapping::pulled_event::map_events_page;
-use source_core::pull::id_ledger::IdLedger;
+use source_core::pull::id_ledger::{IdLedger, fingerprint};
 use source_core::pull::late_events::{
     LatePasses, checked_days, days_to_reread, forget_days_before, is_due,
 };
@@ -854,8 +854,8 @@ impl PullRun {
             .await?;
             {
                 let mut known = ledger.write().unwrap_or_else(|p| p.into_inner());
-                for id in &page.new_ids {
-                    known.insert(id);
+                for &print in &page.new_ids {
+                    known.insert_fingerprint(print);
                 }
             }
             let mut guard = session.lock().await;
@@ -863,8 +863,8 @@ impl PullRun {
                 .ledgers
                 .get_mut(&(metric.id.clone(), window.from.date_naive()))
             {
-                for id in &page.new_ids {
-                    open.unsaved.insert(id);
+                for &print in &page.new_ids {
+                    open.unsaved.insert_fingerprint(print);
                 }
             }
             let last_second = page.position.last_second;
@@ -932,8 +932,8 @@ fn plan_reaches(plan: &PullPlan, limit: DateTime<Utc>) -> bool {
 
 /// A page read and mapped.
 struct ReadPage {
-    /// The ids of the events mapped here (not in the day's ledger before).
-    new_ids: Vec<String>,
+    /// The fingerprints of the ids of the events mapped here (not in the day's ledger before).
+    new_ids: Vec<u128>,
     /// Events the day's ledger already held, left out.
     already_stored: usize,
     mapped: Vec<Mapped>,
@@ -962,14 +962,17 @@ fn read_page(body: &[u8], read: &PageReading<'_>) -> Result<ReadPage, String> {
     let mut new_ids = Vec::with_capacity(before);
     {
         let known = ledger.read().unwrap_or_else(|p| p.into_inner());
-        page.events.retain(|event| match ledger_id(event) {
-            Some(id) if known.contains(&id) => false,
-            Some(id) => {
-                new_ids.push(id);
-                true
-            }
-            None => true,
-        });
+        // Each id hashed once: the fingerprint is checked here and recorded, once stored,
+        // in the day's ledger and in its unsaved part.
+        page.events
+            .retain(|event| match ledger_id(event).map(|id| fingerprint(&id)) {
+                Some(print) if known.contains_fingerprint(print) => false,
+                Some(print) => {
+                    new_ids.push(print);
+                    true
+                }
+                None => true,
+            });
     }
     let already_stored = before - page.events.len();
     let mapped = map_events_page(page, read.revision, read.account_id, read.received_at);
