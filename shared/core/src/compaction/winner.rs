@@ -5,8 +5,10 @@
 //! 1. a copy whose identity is resolved over one whose profile lookup failed
 //!    (`context_klaviyo_identity_resolved = false`): a pulled copy repairs a webhook row;
 //! 2. the earliest `received_at` (the first time the source had it);
-//! 3. the smallest SHA-256 of the row's JSON text: a fixed tie-break, so any order of arrival
-//!    and any split into runs keeps the same row.
+//! 3. the smallest XXH3-128 of the row's JSON text: a fixed tie-break, so any order of arrival
+//!    and any split into runs keeps the same row. XXH3 is a published, fixed algorithm, and
+//!    the tie-break needs no secrecy: whoever could choose a row's hash could as well choose
+//!    its text (measured 23 % of a dropped copy's time with SHA-256, bench/results).
 //!
 //! A row without `context_klaviyo_identity_resolved` (a Segment client's event) counts as
 //! resolved; one without `received_at` comes after every copy that has it.
@@ -14,7 +16,7 @@
 use std::cmp::Ordering;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use twox_hash::XxHash3_128;
 
 /// What ranks one copy of an event, read from its row without parsing the rest of it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
@@ -26,8 +28,29 @@ pub struct CopyRank {
     /// `received_at` as rows write it (`YYYY-MM-DDTHH:MM:SS.mmmZ`, so text order is time
     /// order); empty when the row has none.
     pub received_at: String,
-    /// SHA-256 of the row's JSON text, hex.
-    pub hash: String,
+    /// XXH3-128 of the row's JSON text, kept in the index as 32 hex digits. An index line
+    /// written before the hash was XXH3 has none and reads as 0: its row wins a tie.
+    #[serde(rename = "xxh3", with = "hex_u128", default)]
+    pub hash: u128,
+}
+
+/// XXH3-128 of a row's JSON text: the rule's tie-break, and how an exact copy is known.
+pub fn line_hash(line: &[u8]) -> u128 {
+    XxHash3_128::oneshot(line)
+}
+
+/// A `u128` as 32 lowercase hex digits (JSON numbers that wide are not portable).
+mod hex_u128 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{value:032x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+        let text = <&str>::deserialize(deserializer)?;
+        u128::from_str_radix(text, 16).map_err(D::Error::custom)
+    }
 }
 
 /// The members of a row the rank needs; serde skips every other member without building it.
@@ -54,7 +77,7 @@ impl CopyRank {
             id: wire.id,
             resolved: wire.context_klaviyo_identity_resolved != Some(false),
             received_at: wire.received_at.unwrap_or_default(),
-            hash: hex::encode(Sha256::digest(line)),
+            hash: line_hash(line),
         })
     }
 
@@ -125,6 +148,20 @@ mod tests {
         assert!(segment.resolved);
         let timeless = rank(r#"{"id":"s"}"#);
         assert!(segment.beats(&timeless));
+    }
+
+    #[test]
+    fn the_index_keeps_the_hash_as_hex_and_an_older_index_line_reads_as_zero() {
+        let kept = rank(r#"{"id":"a","received_at":"2024-01-04T18:05:30.000Z"}"#);
+        let text = serde_json::to_string(&kept).unwrap();
+        assert!(text.contains(&format!(r#""xxh3":"{:032x}""#, kept.hash)));
+        assert_eq!(serde_json::from_str::<CopyRank>(&text).unwrap(), kept);
+        let older: CopyRank = serde_json::from_str(
+            r#"{"id":"a","resolved":true,"received_at":"2024-01-04T18:05:30.000Z","hash":"ab"}"#,
+        )
+        .unwrap();
+        assert_eq!(older.hash, 0);
+        assert!(!kept.beats(&older));
     }
 
     #[test]
