@@ -1,11 +1,13 @@
 //! New raw copies of a partition's events against what its table already holds: which lines
 //! the next version takes. A copy of an id the table holds costs a rank (three members read,
 //! the rest of the line skipped) and is dropped unless it beats the kept row; a partition
-//! changes only when it gains an id or a better row.
+//! changes only when it gains an id or a better row. An exact copy of a line already ranked
+//! (a Firehose retry's) is known by its hash alone and costs no parse: it ranks as that line
+//! did, so it cannot win where that line lost or was kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::winner::{CopyRank, UnrankableLine};
+use super::winner::{CopyRank, UnrankableLine, line_hash};
 
 /// What became of one offered line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,24 +25,40 @@ pub enum Offer {
 pub struct PartitionMerge {
     ranks: HashMap<String, CopyRank>,
     taken: HashMap<String, Vec<u8>>,
+    /// The hashes of every line ranked so far, committed or offered (0, an older index's
+    /// "no hash", left out).
+    seen: HashSet<u128>,
     offered: u64,
 }
 
 impl PartitionMerge {
     /// A merge over a committed version whose rows rank as `committed`.
     pub fn over(committed: impl IntoIterator<Item = CopyRank>) -> Self {
+        let ranks: HashMap<String, CopyRank> = committed
+            .into_iter()
+            .map(|rank| (rank.id.clone(), rank))
+            .collect();
+        let seen = ranks
+            .values()
+            .map(|rank| rank.hash)
+            .filter(|hash| *hash != 0)
+            .collect();
         Self {
-            ranks: committed
-                .into_iter()
-                .map(|rank| (rank.id.clone(), rank))
-                .collect(),
+            ranks,
+            seen,
             ..Self::default()
         }
     }
 
     /// Offers the raw row `line`.
     pub fn offer(&mut self, line: &[u8]) -> Result<Offer, UnrankableLine> {
-        let rank = CopyRank::of_line(line)?;
+        let hash = line_hash(line);
+        if self.seen.contains(&hash) {
+            self.offered += 1;
+            return Ok(Offer::Duplicate);
+        }
+        let rank = CopyRank::of_hashed_line(line, hash)?;
+        self.seen.insert(hash);
         self.offered += 1;
         let offer = match self.ranks.get(&rank.id) {
             None => Offer::NewId,
@@ -152,6 +170,25 @@ mod tests {
         }
         assert!(!merge.changed());
         assert_eq!(merge.duplicates(), 28);
+    }
+
+    #[test]
+    fn exact_copies_of_a_losing_line_and_of_a_kept_row_from_an_older_index_stay_out() {
+        let early = row(1, 10, true, 0);
+        let late = row(1, 20, true, 0);
+        let mut merge = PartitionMerge::default();
+        assert_eq!(merge.offer(&late).unwrap(), Offer::NewId);
+        assert_eq!(merge.offer(&early).unwrap(), Offer::Better);
+        // The replaced line and the winner, sent again, are known by their hashes.
+        assert_eq!(merge.offer(&late).unwrap(), Offer::Duplicate);
+        assert_eq!(merge.offer(&early).unwrap(), Offer::Duplicate);
+        assert_eq!(merge.duplicates(), 3);
+        // An index written before XXH3 has no hashes: a copy is ranked, and loses the tie.
+        let mut older = CopyRank::of_line(&early).unwrap();
+        older.hash = 0;
+        let mut merge = PartitionMerge::over([older]);
+        assert_eq!(merge.offer(&early).unwrap(), Offer::Duplicate);
+        assert!(!merge.changed());
     }
 
     #[test]

@@ -71,13 +71,18 @@ pub struct UnrankableLine(pub String);
 impl CopyRank {
     /// The rank of the row whose JSON text is `line`.
     pub fn of_line(line: &[u8]) -> Result<Self, UnrankableLine> {
+        Self::of_hashed_line(line, line_hash(line))
+    }
+
+    /// The rank of the row whose JSON text is `line` and whose [`line_hash`] is `hash`.
+    pub fn of_hashed_line(line: &[u8], hash: u128) -> Result<Self, UnrankableLine> {
         let wire: RankWire =
             serde_json::from_slice(line).map_err(|err| UnrankableLine(err.to_string()))?;
         Ok(Self {
             id: wire.id,
             resolved: wire.context_klaviyo_identity_resolved != Some(false),
             received_at: wire.received_at.unwrap_or_default(),
-            hash: line_hash(line),
+            hash,
         })
     }
 
