@@ -13,12 +13,12 @@
 //! uses them. The store's lock keeps two runs apart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use flate2::Compression;
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use source_core::compaction::columns::{
@@ -41,6 +41,8 @@ pub const TABLES_DIR: &str = "_tables";
 /// A version's id index. Its name starts with `_`, which Athena and Redshift Spectrum take
 /// for a hidden file, so readers of the version's folder read only its Parquet file.
 pub const INDEX_FILE: &str = "_index.ndjson.gz";
+/// The most room a raw object's gzip trailer may reserve before it is inflated.
+const GUNZIP_HINT_CAP: usize = 256 << 20;
 /// A version's rows.
 pub const PART_FILE: &str = "part.parquet";
 /// Where a run marks the partitions whose new version the catalog may not show yet: set
@@ -234,7 +236,7 @@ impl SpillKind {
         let lines = if bytes.starts_with(&[0x1f, 0x8b]) {
             gzip_lines(key, bytes)?
         } else {
-            text_lines(key, bytes)?
+            lines_of(bytes).map(<[u8]>::to_vec).collect()
         };
         Ok(match self {
             Self::DeadLetter => lines.into_iter().map(Ok).collect(),
@@ -591,23 +593,29 @@ impl<'a> Compaction<'a> {
             Vec::new()
         };
         let mut merge = PartitionMerge::over(committed);
+        let (mut objects_read, mut unreadable_lines) = (0, 0);
+        let mut offer = |line: &[u8]| {
+            if merge.offer(line).is_err() {
+                unreadable_lines += 1;
+            }
+        };
         for source in &new_sources {
-            let read;
-            let lines: &[Vec<u8>] = match source {
+            match source {
                 Source::Raw(name) => {
                     let key = format!("{}/collection={collection}/dt={day}/{name}", self.schema);
-                    report.objects_read += 1;
-                    read = gzip_lines(&key, &self.get_required(&key).await?)?;
-                    &read
+                    // Offered in place from the inflated text: a copy that is dropped costs
+                    // no line of its own.
+                    let text = gunzip(&key, &self.get_required(&key).await?)?;
+                    lines_of(&text).for_each(&mut offer);
+                    objects_read += 1;
                 }
-                Source::Spilled { lines, .. } => lines,
-            };
-            for line in lines {
-                if merge.offer(line).is_err() {
-                    report.unreadable_lines += 1;
+                Source::Spilled { lines, .. } => {
+                    lines.iter().map(Vec::as_slice).for_each(&mut offer);
                 }
             }
         }
+        report.objects_read += objects_read;
+        report.unreadable_lines += unreadable_lines;
         let mut next = manifest.clone();
         next.consumed
             .extend(new_sources.iter().map(Source::consumed_name));
@@ -773,26 +781,48 @@ impl<'a> Compaction<'a> {
     }
 }
 
-/// The lines of a gzip NDJSON object (one or more gzip members), blank ones left out.
-fn gzip_lines(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CompactionError> {
-    text_lines(key, std::io::BufReader::new(MultiGzDecoder::new(bytes)))
+/// The text of a gzip object (one or more gzip members), inflated whole.
+fn gunzip(key: &str, bytes: &[u8]) -> Result<Vec<u8>, CompactionError> {
+    // Room for the last member's size (its trailer's last 4 bytes, RFC 1952), the whole text
+    // for a one-member object: inflated in a few large reads, not doubling from a small one.
+    // Only a hint, capped so a false trailer cannot claim much.
+    let last_member_size = bytes
+        .last_chunk::<4>()
+        .map_or(0, |size| u32::from_le_bytes(*size) as usize);
+    let mut text = Vec::with_capacity(last_member_size.min(GUNZIP_HINT_CAP));
+    MultiGzDecoder::new(bytes)
+        .read_to_end(&mut text)
+        .map_err(|err| corrupt(key, err))?;
+    Ok(text)
 }
 
-/// The lines `reader` gives, blank ones left out.
-fn text_lines(key: &str, reader: impl BufRead) -> Result<Vec<Vec<u8>>, CompactionError> {
-    let mut lines = Vec::new();
-    for line in reader.split(b'\n') {
-        let line = line.map_err(|err| corrupt(key, err))?;
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            lines.push(line);
-        }
-    }
-    Ok(lines)
+/// The lines of NDJSON `text`, blank ones left out.
+fn lines_of(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    // memchr's vector search for the ends: a byte-at-a-time split cost more than inflating.
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        Some(match memchr::memchr(b'\n', current) {
+            Some(end) => {
+                rest = Some(&current[end + 1..]);
+                &current[..end]
+            }
+            None => {
+                rest = None;
+                current
+            }
+        })
+    })
+    .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+/// The lines of a gzip NDJSON object, each its own buffer, blank ones left out.
+fn gzip_lines(key: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CompactionError> {
+    Ok(lines_of(&gunzip(key, bytes)?).map(<[u8]>::to_vec).collect())
 }
 
 fn read_index(key: &str, bytes: Bytes) -> Result<Vec<CopyRank>, CompactionError> {
-    gzip_lines(key, &bytes)?
-        .iter()
+    lines_of(&gunzip(key, &bytes)?)
         .map(|line| serde_json::from_slice(line).map_err(|err| corrupt(key, err)))
         .collect()
 }
