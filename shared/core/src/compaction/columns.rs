@@ -70,7 +70,8 @@ pub enum Cell {
 pub struct TableColumns {
     columns: Vec<(String, ColumnType)>,
     /// Each name's position, for a lookup per value that does not grow with the table.
-    positions: HashMap<String, usize>,
+    /// foldhash, not SipHash: at most [`MAX_COLUMNS`] names, so flooding it buys nothing.
+    positions: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 /// How a table's columns are stored (`_columns.json`).
