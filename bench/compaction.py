@@ -5,7 +5,9 @@ gzip NDJSON objects of 5,000 rows the way the local lake and Firehose land them,
 
 1. `klaviyo-source compact` over one copy of each row: new rows parsed and written;
 2. COPIES - 1 further copies of every object landed (retries, re-reads) and compacted again:
-   duplicates dropped without a new version.
+   duplicates dropped without a new version. The copies are exact (as Firehose's retries
+   land them) unless `--retimed`, which gives each copy a later `received_at` (as a
+   sender's retry after a 503 or a re-read lands it): such a copy has to be ranked.
 
 Prints one JSON line per step (rows, CPU seconds, rows/s per core, peak RSS) and the sizes of
 the day's Parquet files against the gzip NDJSON of its distinct rows. Loopback-free: files
@@ -31,8 +33,9 @@ COLLECTIONS = ["email_delivered", "email_opened", "email_link_clicked", "email_u
 ROWS_PER_OBJECT = 5_000
 
 
-def land(lake: Path, distinct: int, copy: int) -> int:
-    """Lands copy number `copy` of every row; the bytes of the objects written."""
+def land(lake: Path, distinct: int, copy: int, retimed: bool = False) -> int:
+    """Lands copy number `copy` of every row (received `copy` minutes later when `retimed`);
+    the bytes of the objects written."""
     templates = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
     written = 0
     per_collection = distinct // len(COLLECTIONS)
@@ -46,6 +49,8 @@ def land(lake: Path, distinct: int, copy: int) -> int:
                 row["id"] = f"klaviyo-{c:02d}{i:08d}"
                 row["event"] = collection
                 row["klaviyo_message"] = f"01HK{i % 977:06d}"
+                if retimed and copy:
+                    row["received_at"] = f"2024-01-04T19:{copy:02d}:30.000Z"
                 lines.append(json.dumps(row, separators=(",", ":")))
             body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6)
             (directory / f"copy{copy}-{start:08d}.gz").write_bytes(body)
@@ -102,6 +107,7 @@ def main() -> int:
     parser.add_argument("--binary", default=str(ROOT / "target/release/klaviyo-source"))
     parser.add_argument("--distinct", type=int, default=1_000_000)
     parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--retimed", action="store_true", help="copies received later, not exact")
     args = parser.parse_args()
     lake = Path(tempfile.mkdtemp(prefix="compaction-bench-"))
     try:
@@ -111,10 +117,11 @@ def main() -> int:
         print(json.dumps({"step": "new rows parsed and written", "rows": rows,
                           "rows_per_cpu_s": round(rows / first["cpu_s"]), **first}))
         for copy in range(1, args.copies):
-            land(lake, args.distinct, copy)
+            land(lake, args.distinct, copy, args.retimed)
         second = compact(args.binary, lake)
         dropped = second["duplicates_dropped"]
-        print(json.dumps({"step": f"{args.copies - 1} more copies of each row dropped", "rows": dropped,
+        kind = "retimed" if args.retimed else "exact"
+        print(json.dumps({"step": f"{args.copies - 1} more {kind} copies of each row dropped", "rows": dropped,
                           "rows_per_cpu_s": round(dropped / second["cpu_s"]) if second["cpu_s"] else None,
                           **second}))
         # One new event per collection: each day's whole version is rewritten (what every

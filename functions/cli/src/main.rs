@@ -2,6 +2,12 @@
 //! `redrive`, `collection-for-topic`. The Lambdas run their own crates
 //! (`functions/endpoint`, `functions/pull`, `functions/compaction`), which carry none of this.
 
+/// Built with `--features deployed-allocator` for benchmarks only: the compaction Lambda's
+/// allocator under the same `compact` code.
+#[cfg(feature = "deployed-allocator")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod compact;
 mod lake_dir;
