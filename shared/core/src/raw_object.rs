@@ -17,7 +17,9 @@ pub struct RawObject<'de>(pub Vec<(Key<'de>, &'de RawValue)>);
 impl<'de> RawObject<'de> {
     /// The members of the JSON object `text`; `None` when it is not one.
     pub fn parse(text: &'de [u8]) -> Option<Self> {
-        serde_json::from_slice(text).ok()
+        // The text's UTF-8 checked once, whole: read from bytes, serde_json checks each key
+        // and value again on its own, which cost more than the check of the line.
+        serde_json::from_str(std::str::from_utf8(text).ok()?).ok()
     }
 
     /// The members' keys, in the order sent.

@@ -76,8 +76,10 @@ impl CopyRank {
 
     /// The rank of the row whose JSON text is `line` and whose [`line_hash`] is `hash`.
     pub fn of_hashed_line(line: &[u8], hash: u128) -> Result<Self, UnrankableLine> {
+        // UTF-8 checked once for the whole line (see RawObject::parse).
+        let text = std::str::from_utf8(line).map_err(|err| UnrankableLine(err.to_string()))?;
         let wire: RankWire =
-            serde_json::from_slice(line).map_err(|err| UnrankableLine(err.to_string()))?;
+            serde_json::from_str(text).map_err(|err| UnrankableLine(err.to_string()))?;
         Ok(Self {
             id: wire.id,
             resolved: wire.context_klaviyo_identity_resolved != Some(false),
