@@ -3,9 +3,11 @@
 # valgrind's callgrind: exact on a shared machine where bench/compaction.py's CPU seconds vary
 # by ±20 %, so an optimisation of the compaction can show what it moved. The rows are
 # bench/compaction.py's (the webhook fixture's real rows, 12 collections, objects of 5,000).
-# Each step's count has the count of a run that finds nothing to do taken off (start-up,
-# listing, reading manifests). Valgrind runs SHA-256 without the CPU's SHA instructions, so
-# the rank's hash counts more here than it costs on the hardware.
+# The copies are exact (dropped by their hash), then retimed (received later: each is parsed
+# and ranked). Each step's count has the count of a run that finds nothing to do taken off (start-up,
+# listing, reading manifests). Valgrind runs SHA-256 (the local lake's tag of each object it
+# reads, where S3 gives an ETag) without the CPU's SHA instructions, so it counts more here
+# than it costs on the hardware.
 # `bash bench/compaction_instructions.sh [BINARY, default target/release/klaviyo-source] [DISTINCT rows, default 24000]`
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +22,8 @@ count() {
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 land() {
-  "$python" -c 'import sys; sys.path.insert(0, "bench"); import compaction; from pathlib import Path; compaction.land(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))' \
-    "$lake" "$distinct" "$1"
+  "$python" -c 'import sys; sys.path.insert(0, "bench"); import compaction; from pathlib import Path; compaction.land(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "retimed")' \
+    "$lake" "$distinct" "$1" "${2:-exact}"
 }
 mkdir -p "$lake/klaviyo"
 idle_empty=$(count)
@@ -30,5 +32,9 @@ new_rows=$(count)
 idle_compacted=$(count)
 land 1
 duplicates=$(count)
+idle_again=$(count)
+land 2 retimed
+retimed=$(count)
 echo "new rows: $(( (new_rows - idle_empty) / distinct )) instructions per row ($distinct rows)"
 echo "duplicates: $(( (duplicates - idle_compacted) / distinct )) instructions per dropped copy ($distinct copies)"
+echo "retimed duplicates: $(( (retimed - idle_again) / distinct )) instructions per dropped copy received later ($distinct copies)"
