@@ -1,13 +1,15 @@
 //! New raw copies of a partition's events against what its table already holds: which lines
-//! the next version takes. A copy of an id the table holds costs a rank (three members read,
-//! the rest of the line skipped) and is dropped unless it beats the kept row; a partition
-//! changes only when it gains an id or a better row. An exact copy of a line already ranked
-//! (a Firehose retry's) is known by its hash alone and costs no parse: it ranks as that line
-//! did, so it cannot win where that line lost or was kept.
+//! the next version takes. A line is parsed once: its members give its rank, and, when it is
+//! taken, whatever the caller makes of them (the table row), so a new row is not read twice.
+//! A copy of an id the table holds costs that parse and is dropped unless it beats the kept
+//! row; a partition changes only when it gains an id or a better row. An exact copy of a line
+//! already ranked (a Firehose retry's) is known by its hash alone and costs no parse: it ranks
+//! as that line did, so it cannot win where that line lost or was kept.
 
 use std::collections::{HashMap, HashSet};
 
 use super::winner::{CopyRank, UnrankableLine, line_hash};
+use crate::raw_object::RawObject;
 
 /// What became of one offered line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,18 +22,30 @@ pub enum Offer {
     Duplicate,
 }
 
-/// The merge of one partition: the ranks kept so far, and the lines that will replace them.
-#[derive(Debug, Default)]
-pub struct PartitionMerge {
+/// The merge of one partition: the ranks kept so far, and what the caller made of the lines
+/// that will replace them (`T`, by id).
+#[derive(Debug)]
+pub struct PartitionMerge<T> {
     ranks: HashMap<String, CopyRank>,
-    taken: HashMap<String, Vec<u8>>,
+    taken: HashMap<String, T>,
     /// The hashes of every line ranked so far, committed or offered (0, an older index's
     /// "no hash", left out).
     seen: HashSet<u128>,
     offered: u64,
 }
 
-impl PartitionMerge {
+impl<T> Default for PartitionMerge<T> {
+    fn default() -> Self {
+        Self {
+            ranks: HashMap::new(),
+            taken: HashMap::new(),
+            seen: HashSet::new(),
+            offered: 0,
+        }
+    }
+}
+
+impl<T> PartitionMerge<T> {
     /// A merge over a committed version whose rows rank as `committed`.
     pub fn over(committed: impl IntoIterator<Item = CopyRank>) -> Self {
         let ranks: HashMap<String, CopyRank> = committed
@@ -50,14 +64,21 @@ impl PartitionMerge {
         }
     }
 
-    /// Offers the raw row `line`.
-    pub fn offer(&mut self, line: &[u8]) -> Result<Offer, UnrankableLine> {
+    /// Offers the raw row `line`; when the next version takes it, `take` makes what it
+    /// keeps of the line from its members (replacing what an earlier copy's made).
+    pub fn offer(
+        &mut self,
+        line: &[u8],
+        take: impl FnOnce(RawObject<'_>) -> T,
+    ) -> Result<Offer, UnrankableLine> {
         let hash = line_hash(line);
         if self.seen.contains(&hash) {
             self.offered += 1;
             return Ok(Offer::Duplicate);
         }
-        let rank = CopyRank::of_hashed_line(line, hash)?;
+        let members = RawObject::parse(line)
+            .ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
+        let rank = CopyRank::of_members(&members, hash)?;
         self.seen.insert(hash);
         self.offered += 1;
         let offer = match self.ranks.get(&rank.id) {
@@ -65,7 +86,7 @@ impl PartitionMerge {
             Some(kept) if rank.beats(kept) => Offer::Better,
             Some(_) => return Ok(Offer::Duplicate),
         };
-        self.taken.insert(rank.id.clone(), line.to_vec());
+        self.taken.insert(rank.id.clone(), take(members));
         self.ranks.insert(rank.id.clone(), rank);
         Ok(offer)
     }
@@ -81,11 +102,12 @@ impl PartitionMerge {
         self.offered - self.taken.len() as u64
     }
 
-    /// The ranks of the new version (every id), and the lines it takes (id, line), by id.
-    pub fn finish(self) -> (Vec<CopyRank>, Vec<(String, Vec<u8>)>) {
+    /// The ranks of the new version (every id), and what it takes (id, what `take` made), by
+    /// id.
+    pub fn finish(self) -> (Vec<CopyRank>, Vec<(String, T)>) {
         let mut ranks: Vec<CopyRank> = self.ranks.into_values().collect();
         ranks.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut taken: Vec<(String, Vec<u8>)> = self.taken.into_iter().collect();
+        let mut taken: Vec<(String, T)> = self.taken.into_iter().collect();
         taken.sort_by(|a, b| a.0.cmp(&b.0));
         (ranks, taken)
     }
@@ -96,6 +118,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    impl PartitionMerge<Vec<u8>> {
+        /// Offers `line`, keeping the line itself when taken.
+        fn offer_line(&mut self, line: &[u8]) -> Result<Offer, UnrankableLine> {
+            self.offer(line, |_| line.to_vec())
+        }
+    }
 
     /// A raw row of `id` received at second `at`, resolved or not, with a `body` member.
     fn row(id: u32, at: u32, resolved: bool, body: u32) -> Vec<u8> {
@@ -145,7 +174,7 @@ mod tests {
                 let run = random.usize(1..=lines.len() - seen);
                 let mut merge = PartitionMerge::over(committed.clone());
                 for line in &lines[seen..seen + run] {
-                    merge.offer(line).unwrap();
+                    merge.offer_line(line).unwrap();
                 }
                 seen += run;
                 let changed = merge.changed();
@@ -166,7 +195,7 @@ mod tests {
         let kept = row(1, 0, true, 0);
         let mut merge = PartitionMerge::over([CopyRank::of_line(&kept).unwrap()]);
         for _ in 0..28 {
-            assert_eq!(merge.offer(&kept).unwrap(), Offer::Duplicate);
+            assert_eq!(merge.offer_line(&kept).unwrap(), Offer::Duplicate);
         }
         assert!(!merge.changed());
         assert_eq!(merge.duplicates(), 28);
@@ -177,26 +206,26 @@ mod tests {
         let early = row(1, 10, true, 0);
         let late = row(1, 20, true, 0);
         let mut merge = PartitionMerge::default();
-        assert_eq!(merge.offer(&late).unwrap(), Offer::NewId);
-        assert_eq!(merge.offer(&early).unwrap(), Offer::Better);
+        assert_eq!(merge.offer_line(&late).unwrap(), Offer::NewId);
+        assert_eq!(merge.offer_line(&early).unwrap(), Offer::Better);
         // The replaced line and the winner, sent again, are known by their hashes.
-        assert_eq!(merge.offer(&late).unwrap(), Offer::Duplicate);
-        assert_eq!(merge.offer(&early).unwrap(), Offer::Duplicate);
+        assert_eq!(merge.offer_line(&late).unwrap(), Offer::Duplicate);
+        assert_eq!(merge.offer_line(&early).unwrap(), Offer::Duplicate);
         assert_eq!(merge.duplicates(), 3);
         // An index written before XXH3 has no hashes: a copy is ranked, and loses the tie.
         let mut older = CopyRank::of_line(&early).unwrap();
         older.hash = 0;
         let mut merge = PartitionMerge::over([older]);
-        assert_eq!(merge.offer(&early).unwrap(), Offer::Duplicate);
+        assert_eq!(merge.offer_line(&early).unwrap(), Offer::Duplicate);
         assert!(!merge.changed());
     }
 
     #[test]
     fn a_copy_replaced_within_one_run_counts_as_a_duplicate() {
         let mut merge = PartitionMerge::default();
-        assert_eq!(merge.offer(&row(1, 30, true, 0)).unwrap(), Offer::NewId);
-        assert_eq!(merge.offer(&row(1, 10, true, 0)).unwrap(), Offer::Better);
-        assert_eq!(merge.offer(&row(2, 10, true, 0)).unwrap(), Offer::NewId);
+        assert_eq!(merge.offer_line(&row(1, 30, true, 0)).unwrap(), Offer::NewId);
+        assert_eq!(merge.offer_line(&row(1, 10, true, 0)).unwrap(), Offer::Better);
+        assert_eq!(merge.offer_line(&row(2, 10, true, 0)).unwrap(), Offer::NewId);
         assert_eq!(merge.duplicates(), 1);
     }
 
@@ -205,7 +234,7 @@ mod tests {
         let webhook = row(1, 0, false, 0);
         let pulled = row(1, 40, true, 1);
         let mut merge = PartitionMerge::over([CopyRank::of_line(&webhook).unwrap()]);
-        assert_eq!(merge.offer(&pulled).unwrap(), Offer::Better);
+        assert_eq!(merge.offer_line(&pulled).unwrap(), Offer::Better);
         let (ranks, taken) = merge.finish();
         assert_eq!(taken, vec![("e1".to_owned(), pulled)]);
         assert!(ranks[0].resolved);

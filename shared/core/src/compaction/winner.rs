@@ -16,9 +16,13 @@
 use std::cmp::Ordering;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use twox_hash::XxHash3_128;
 
-/// What ranks one copy of an event, read from its row without parsing the rest of it.
+use crate::raw_object::{Key, RawObject};
+
+/// What ranks one copy of an event, read from its row's members.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct CopyRank {
     /// The event's id (the table's key).
@@ -53,16 +57,6 @@ mod hex_u128 {
     }
 }
 
-/// The members of a row the rank needs; serde skips every other member without building it.
-#[derive(Deserialize)]
-struct RankWire {
-    id: String,
-    #[serde(default)]
-    context_klaviyo_identity_resolved: Option<bool>,
-    #[serde(default)]
-    received_at: Option<String>,
-}
-
 /// Why a raw line cannot be ranked: it is not a row with a text `id`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a row with a text id: {0}")]
@@ -71,19 +65,29 @@ pub struct UnrankableLine(pub String);
 impl CopyRank {
     /// The rank of the row whose JSON text is `line`.
     pub fn of_line(line: &[u8]) -> Result<Self, UnrankableLine> {
-        Self::of_hashed_line(line, line_hash(line))
+        let members = RawObject::parse(line)
+            .ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
+        Self::of_members(&members, line_hash(line))
     }
 
-    /// The rank of the row whose JSON text is `line` and whose [`line_hash`] is `hash`.
-    pub fn of_hashed_line(line: &[u8], hash: u128) -> Result<Self, UnrankableLine> {
-        // UTF-8 checked once for the whole line (see RawObject::parse).
-        let text = std::str::from_utf8(line).map_err(|err| UnrankableLine(err.to_string()))?;
-        let wire: RankWire =
-            serde_json::from_str(text).map_err(|err| UnrankableLine(err.to_string()))?;
+    /// The rank of the row whose members are `members` and whose [`line_hash`] is `hash`:
+    /// read from the members of the one parse that also builds the row, when the row is new.
+    /// A rank member sent twice, or of another type, makes the line unrankable.
+    pub fn of_members(members: &RawObject<'_>, hash: u128) -> Result<Self, UnrankableLine> {
+        let (mut id, mut resolved, mut received_at) = (None, None, None);
+        for (Key(name), value) in &members.0 {
+            match name.as_ref() {
+                "id" => read_once(&mut id, name, value)?,
+                "context_klaviyo_identity_resolved" => read_once(&mut resolved, name, value)?,
+                "received_at" => read_once(&mut received_at, name, value)?,
+                _ => {}
+            }
+        }
+        let id: String = id.ok_or_else(|| UnrankableLine("no id".to_owned()))?;
         Ok(Self {
-            id: wire.id,
-            resolved: wire.context_klaviyo_identity_resolved != Some(false),
-            received_at: wire.received_at.unwrap_or_default(),
+            id,
+            resolved: resolved.flatten() != Some(false),
+            received_at: received_at.flatten().unwrap_or_default(),
             hash,
         })
     }
@@ -101,6 +105,21 @@ impl CopyRank {
             .then_with(|| received_order(&self.received_at, &other.received_at))
             .then_with(|| self.hash.cmp(&other.hash))
     }
+}
+
+/// Reads a rank member's value into `slot`, which must still be empty.
+fn read_once<T: DeserializeOwned>(
+    slot: &mut Option<T>,
+    name: &str,
+    value: &RawValue,
+) -> Result<(), UnrankableLine> {
+    if slot.is_some() {
+        return Err(UnrankableLine(format!("{name} sent twice")));
+    }
+    let read = serde_json::from_str(value.get())
+        .map_err(|err| UnrankableLine(format!("{name}: {err}")))?;
+    *slot = Some(read);
+    Ok(())
 }
 
 /// Earlier first; a missing time after any present one.
@@ -175,5 +194,13 @@ mod tests {
     fn a_line_without_a_text_id_is_refused() {
         assert!(CopyRank::of_line(br#"{"id": 7}"#).is_err());
         assert!(CopyRank::of_line(b"not json").is_err());
+        assert!(CopyRank::of_line(br#"{"id": null}"#).is_err());
+        assert!(CopyRank::of_line(br#"{"id":"a","id":"b"}"#).is_err());
+        assert!(CopyRank::of_line(br#"{"id":"a","received_at":7}"#).is_err());
+        assert!(CopyRank::of_line(b"{\"id\":\"\xff\"}").is_err());
+        // Null rank members count as absent; other members are not read.
+        let nulls =
+            rank(r#"{"id":"a","context_klaviyo_identity_resolved":null,"received_at":null,"x":[]}"#);
+        assert!(nulls.resolved && nulls.received_at.is_empty());
     }
 }

@@ -26,7 +26,6 @@ use source_core::compaction::columns::{
 };
 use source_core::compaction::merge::PartitionMerge;
 use source_core::compaction::winner::CopyRank;
-use source_core::raw_object::RawObject;
 use source_core::warehouse::row::PartitionKey;
 
 use super::glue_catalog::{PublishedVersion, TableCatalog};
@@ -593,9 +592,18 @@ impl<'a> Compaction<'a> {
             Vec::new()
         };
         let mut merge = PartitionMerge::over(committed);
+        let columns_key = format!("{}/_columns.json", self.table_key(collection));
+        let mut columns = self.read_columns(collection).await?;
+        // A line the next version takes becomes its row straight from the members its rank
+        // was read from (one parse), its new names appended to the columns first.
+        let mut grown = false;
         let (mut objects_read, mut unreadable_lines) = (0, 0);
         let mut offer = |line: &[u8]| {
-            if merge.offer(line).is_err() {
+            let taken = merge.offer(line, |members| {
+                grown |= columns.grow(members.keys()) > 0;
+                table_row(members, &columns)
+            });
+            if taken.is_err() {
                 unreadable_lines += 1;
             }
         };
@@ -632,8 +640,6 @@ impl<'a> Compaction<'a> {
             return Ok(PartitionOutcome::LostRace);
         }
         let (ranks, taken) = merge.finish();
-        let columns_key = format!("{}/_columns.json", self.table_key(collection));
-        let mut columns = self.read_columns(collection).await?;
         let row_id = |row: &TableRow, columns: &TableColumns| match cell_of(row, columns, "id") {
             Cell::Text(id) => Some(id.clone()),
             _ => None,
@@ -651,19 +657,11 @@ impl<'a> Compaction<'a> {
             .iter()
             .filter(|(id, _)| !rows.contains_key(id))
             .count() as u64;
-        // One line at a time: each is parsed, its new names appended to the columns, turned
-        // into its row and dropped, so a day's lines and parsed members are never all held.
-        let mut grown = false;
         let (mut cast_error_rows, mut capped_rows) = (0, 0);
-        for (id, line) in taken {
-            let Some(members) = RawObject::parse(&line) else {
-                continue;
-            };
-            grown |= columns.grow(members.keys()) > 0;
-            let row = table_row(members, &columns);
+        for (id, row) in taken {
             cast_error_rows += u64::from(*cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
             capped_rows += u64::from(*cell_of(&row, &columns, EXTRA) != Cell::Null);
-            // The merge took the line under its text `id`, which the row holds as it is.
+            // The merge took the row under its text `id`, which the row holds as it is.
             rows.insert(id, row);
         }
         if grown {
