@@ -76,8 +76,8 @@ impl<T> PartitionMerge<T> {
             self.offered += 1;
             return Ok(Offer::Duplicate);
         }
-        let members = RawObject::parse(line)
-            .ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
+        let members =
+            RawObject::parse(line).ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
         let rank = CopyRank::of_members(&members, hash)?;
         self.seen.insert(hash);
         self.offered += 1;
@@ -223,9 +223,18 @@ mod tests {
     #[test]
     fn a_copy_replaced_within_one_run_counts_as_a_duplicate() {
         let mut merge = PartitionMerge::default();
-        assert_eq!(merge.offer_line(&row(1, 30, true, 0)).unwrap(), Offer::NewId);
-        assert_eq!(merge.offer_line(&row(1, 10, true, 0)).unwrap(), Offer::Better);
-        assert_eq!(merge.offer_line(&row(2, 10, true, 0)).unwrap(), Offer::NewId);
+        assert_eq!(
+            merge.offer_line(&row(1, 30, true, 0)).unwrap(),
+            Offer::NewId
+        );
+        assert_eq!(
+            merge.offer_line(&row(1, 10, true, 0)).unwrap(),
+            Offer::Better
+        );
+        assert_eq!(
+            merge.offer_line(&row(2, 10, true, 0)).unwrap(),
+            Offer::NewId
+        );
         assert_eq!(merge.duplicates(), 1);
     }
 

@@ -65,8 +65,8 @@ pub struct UnrankableLine(pub String);
 impl CopyRank {
     /// The rank of the row whose JSON text is `line`.
     pub fn of_line(line: &[u8]) -> Result<Self, UnrankableLine> {
-        let members = RawObject::parse(line)
-            .ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
+        let members =
+            RawObject::parse(line).ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
         Self::of_members(&members, line_hash(line))
     }
 
@@ -198,9 +198,10 @@ mod tests {
         assert!(CopyRank::of_line(br#"{"id":"a","id":"b"}"#).is_err());
         assert!(CopyRank::of_line(br#"{"id":"a","received_at":7}"#).is_err());
         assert!(CopyRank::of_line(b"{\"id\":\"\xff\"}").is_err());
-        // Null rank members count as absent; other members are not read.
-        let nulls =
-            rank(r#"{"id":"a","context_klaviyo_identity_resolved":null,"received_at":null,"x":[]}"#);
+        // Null rank members count as absent; what other members hold does not matter.
+        let nulls = rank(
+            r#"{"id":"a","context_klaviyo_identity_resolved":null,"received_at":null,"x":[]}"#,
+        );
         assert!(nulls.resolved && nulls.received_at.is_empty());
     }
 }
