@@ -185,21 +185,42 @@ pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> &'r
 /// The table row of a raw row's `members`, for a table with `columns` (grown beforehand). A
 /// member sent twice counts with its last value, as in a JSON object read into a map.
 pub fn table_row(members: RawObject<'_>, columns: &TableColumns) -> TableRow {
+    // With names the table lacks going to `_extra`, every row is built.
+    build_row(&members, columns, true).unwrap_or_default()
+}
+
+/// The table row of `members` when the table already has a column for every one of them,
+/// else `None` (the columns have to grow first): one lookup per member, where growing the
+/// columns first and then building the row takes two, for the rows that bring no new name.
+pub fn known_table_row(members: &RawObject<'_>, columns: &TableColumns) -> Option<TableRow> {
+    build_row(members, columns, false)
+}
+
+/// The row of `members`; a name without a column goes to `_extra` when `extra_allowed`, and
+/// otherwise gives `None`.
+fn build_row(
+    members: &RawObject<'_>,
+    columns: &TableColumns,
+    extra_allowed: bool,
+) -> Option<TableRow> {
     let mut row = vec![Cell::Null; columns.columns().len()];
     let mut cast_errors = Map::new();
     let mut extra = Map::new();
-    for (Key(name), value) in members.0 {
-        let Some(position) = columns.position(&name) else {
-            extra.insert(name.into_owned(), json_value(value));
+    for (Key(name), value) in &members.0 {
+        let Some(position) = columns.position(name) else {
+            if !extra_allowed {
+                return None;
+            }
+            extra.insert(name.to_string(), json_value(value));
             continue;
         };
         // An earlier value of the same member gives way, whether it fit or not.
         cast_errors.remove(name.as_ref());
-        match raw_cell(value, declared_type(&name)) {
+        match raw_cell(value, declared_type(name)) {
             Ok(cell) => row[position] = cell,
             Err(value) => {
                 row[position] = Cell::Null;
-                cast_errors.insert(name.into_owned(), value);
+                cast_errors.insert(name.to_string(), value);
             }
         }
     }
@@ -213,7 +234,7 @@ pub fn table_row(members: RawObject<'_>, columns: &TableColumns) -> TableRow {
     {
         row[position] = Cell::Text(Value::Object(extra).to_string());
     }
-    row
+    Some(row)
 }
 
 /// The value whose JSON text is `raw`.
@@ -280,6 +301,19 @@ mod tests {
         assert_eq!(
             columns.columns()[7],
             ("timestamp".into(), ColumnType::Timestamp)
+        );
+    }
+
+    #[test]
+    fn a_row_with_a_name_the_table_lacks_is_not_built_until_the_columns_grow() {
+        let mut columns = TableColumns::default();
+        let line = br#"{"id":"k-1","e":1.50,"s":"Hi"}"#;
+        let members = RawObject::parse(line).unwrap();
+        assert_eq!(known_table_row(&members, &columns), None);
+        columns.grow(members.keys());
+        assert_eq!(
+            known_table_row(&members, &columns),
+            Some(table_row(RawObject::parse(line).unwrap(), &columns))
         );
     }
 
@@ -382,7 +416,11 @@ mod tests {
         assert_eq!(added, MAX_COLUMNS - start - 3);
         assert_eq!(columns.columns().len(), MAX_COLUMNS);
         let last = &many[2 * MAX_COLUMNS - 1];
-        let row = row_of(&json!({"a": "x", last.clone(): 7}).to_string(), &columns);
+        let past_the_cap = json!({"a": "x", last.clone(): 7}).to_string();
+        // Past the cap a row never has every column: it takes the way that fills `_extra`.
+        let members = RawObject::parse(past_the_cap.as_bytes()).unwrap();
+        assert_eq!(known_table_row(&members, &columns), None);
+        let row = row_of(&past_the_cap, &columns);
         assert_eq!(*cell_of(&row, &columns, "a"), Cell::Text("x".into()));
         assert_eq!(
             *cell_of(&row, &columns, EXTRA),
