@@ -260,7 +260,29 @@ fn raw_cell(raw: &RawValue, ty: ColumnType) -> Result<Cell, Value> {
                 .map_err(|_| Value::String(inner.to_owned())),
             ColumnType::Boolean => Err(Value::String(inner.to_owned())),
         },
-        None => cell(json_value(raw), ty),
+        None => scalar_cell(text, ty).map_or_else(|| cell(json_value(raw), ty), Ok),
+    }
+}
+
+/// The cell of a `null`, a boolean or a number without an exponent that fits its column,
+/// straight from its JSON text (serde_json's `arbitrary_precision` keeps such a number's
+/// digits as sent, so the text is the same); `None` for anything else, which takes the
+/// general way.
+fn scalar_cell(text: &str, ty: ColumnType) -> Option<Cell> {
+    match (text, ty) {
+        ("null", _) => Some(Cell::Null),
+        ("true" | "false", ColumnType::Text) => Some(Cell::Text(text.to_owned())),
+        ("true" | "false", ColumnType::Boolean) => Some(Cell::Bool(text == "true")),
+        // Without an exponent: serde_json writes an exponent its own way (1E5 as 1e+5). The
+        // text is valid JSON, so these characters alone make a number.
+        (_, ColumnType::Text)
+            if text
+                .bytes()
+                .all(|b| b == b'-' || b == b'.' || b.is_ascii_digit()) =>
+        {
+            Some(Cell::Text(text.to_owned()))
+        }
+        _ => None,
     }
 }
 
@@ -302,6 +324,33 @@ mod tests {
             columns.columns()[7],
             ("timestamp".into(), ColumnType::Timestamp)
         );
+    }
+
+    #[test]
+    fn scalars_read_from_their_text_give_the_cells_the_general_way_gives() {
+        let texts = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1.50",
+            "1E5",
+            "-12.0e+10",
+            "1e-7",
+            "123456789012345678901234567890",
+        ];
+        for text in texts {
+            let raw = RawValue::from_string(text.to_owned()).unwrap();
+            for ty in [ColumnType::Text, ColumnType::Boolean] {
+                if let Some(fast) = scalar_cell(text, ty) {
+                    assert_eq!(Ok(fast), cell(json_value(&raw), ty), "{text} as {ty:?}");
+                }
+            }
+        }
+        assert_eq!(scalar_cell("7", ColumnType::Timestamp), None);
+        assert_eq!(scalar_cell("1E5", ColumnType::Text), None);
+        assert_eq!(scalar_cell("[1]", ColumnType::Text), None);
     }
 
     #[test]
