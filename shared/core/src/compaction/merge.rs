@@ -102,14 +102,12 @@ impl<T> PartitionMerge<T> {
         self.offered - self.taken.len() as u64
     }
 
-    /// The ranks of the new version (every id), and what it takes (id, what `take` made), by
-    /// id.
+    /// The ranks of the new version (every id), by id, and what it takes (id, what `take`
+    /// made), in no order: the caller places the rows among the version's by id anyway.
     pub fn finish(self) -> (Vec<CopyRank>, Vec<(String, T)>) {
         let mut ranks: Vec<CopyRank> = self.ranks.into_values().collect();
         ranks.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut taken: Vec<(String, T)> = self.taken.into_iter().collect();
-        taken.sort_by(|a, b| a.0.cmp(&b.0));
-        (ranks, taken)
+        (ranks, self.taken.into_iter().collect())
     }
 }
 
