@@ -348,6 +348,16 @@ mod tests {
                 }
             }
         }
+        // The short way is taken where it should be, and only there.
+        assert_eq!(
+            scalar_cell("1.50", ColumnType::Text),
+            Some(Cell::Text("1.50".into()))
+        );
+        assert_eq!(
+            scalar_cell("false", ColumnType::Boolean),
+            Some(Cell::Bool(false))
+        );
+        assert_eq!(scalar_cell("null", ColumnType::Timestamp), Some(Cell::Null));
         assert_eq!(scalar_cell("7", ColumnType::Timestamp), None);
         assert_eq!(scalar_cell("1E5", ColumnType::Text), None);
         assert_eq!(scalar_cell("[1]", ColumnType::Text), None);
