@@ -189,10 +189,20 @@ pub fn table_row(members: RawObject<'_>, columns: &TableColumns) -> TableRow {
     build_row(&members, columns, true).unwrap_or_default()
 }
 
+/// The table row of `members`, the columns grown first when the row brings names the table
+/// lacks; whether they grew. A row that brings no new name (nearly every one) is built with
+/// one lookup per member, where growing first and then building takes two.
+pub fn table_row_growing(members: RawObject<'_>, columns: &mut TableColumns) -> (TableRow, bool) {
+    if let Some(row) = known_table_row(&members, columns) {
+        return (row, false);
+    }
+    let grown = columns.grow(members.keys()) > 0;
+    (table_row(members, columns), grown)
+}
+
 /// The table row of `members` when the table already has a column for every one of them,
-/// else `None` (the columns have to grow first): one lookup per member, where growing the
-/// columns first and then building the row takes two, for the rows that bring no new name.
-pub fn known_table_row(members: &RawObject<'_>, columns: &TableColumns) -> Option<TableRow> {
+/// else `None` (the columns have to grow first).
+fn known_table_row(members: &RawObject<'_>, columns: &TableColumns) -> Option<TableRow> {
     build_row(members, columns, false)
 }
 

@@ -22,7 +22,7 @@ use flate2::bufread::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 use source_core::compaction::columns::{
-    CAST_ERRORS, Cell, EXTRA, TableColumns, TableRow, cell_of, known_table_row, table_row,
+    CAST_ERRORS, Cell, EXTRA, TableColumns, TableRow, cell_of, table_row_growing,
 };
 use source_core::compaction::merge::PartitionMerge;
 use source_core::compaction::winner::CopyRank;
@@ -600,10 +600,9 @@ impl<'a> Compaction<'a> {
         let (mut objects_read, mut unreadable_lines) = (0, 0);
         let mut offer = |line: &[u8]| {
             let taken = merge.offer(line, |members| {
-                known_table_row(&members, &columns).unwrap_or_else(|| {
-                    grown |= columns.grow(members.keys()) > 0;
-                    table_row(members, &columns)
-                })
+                let (row, grew) = table_row_growing(members, &mut columns);
+                grown |= grew;
+                row
             });
             if taken.is_err() {
                 unreadable_lines += 1;
