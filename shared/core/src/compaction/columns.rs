@@ -11,6 +11,7 @@
 //! column's name, in the row's `_cast_errors` (a JSON object). Past [`MAX_COLUMNS`] a table
 //! takes no new column: such values go to the row's `_extra` (a JSON object).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::DateTime;
@@ -51,13 +52,14 @@ pub fn declared_type(column: &str) -> ColumnType {
     }
 }
 
-/// One cell of a table row.
+/// One cell of a table row; its text borrowed where it can be (from a raw row's line, or from
+/// the row that holds it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cell {
+pub enum Cell<'a> {
     /// No value.
     Null,
     /// Text.
-    Text(String),
+    Text(Cow<'a, str>),
     /// A boolean.
     Bool(bool),
     /// Milliseconds since the Unix epoch, UTC.
@@ -171,15 +173,86 @@ impl TableColumns {
 }
 
 /// A row as the table holds it: a cell per column, by the column's position; columns past
-/// the row's end (added after it was written) are null.
-pub type TableRow = Vec<Cell>;
+/// the row's end (added after it was written) are null. Its texts share one string, so a row
+/// costs two allocations, not one per text cell (a day's rows are held until its file is
+/// written, and freeing a string per cell was a third of a new row's time, bench/results).
+#[derive(Debug, Clone, Default)]
+pub struct TableRow {
+    /// Every text cell's text, one after the other (a cell set twice leaves its first text
+    /// unused here).
+    texts: String,
+    slots: Vec<Slot>,
+}
+
+/// A cell as its row stores it: text as a range of the row's `texts`.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Null,
+    Text { start: u32, end: u32 },
+    Bool(bool),
+    Millis(i64),
+}
+
+impl TableRow {
+    /// A row of `width` null cells, room made for `text_bytes` bytes of text.
+    pub fn nulls(width: usize, text_bytes: usize) -> Self {
+        Self {
+            texts: String::with_capacity(text_bytes),
+            slots: vec![Slot::Null; width],
+        }
+    }
+
+    /// How many cells the row has (columns past them are null).
+    pub fn width(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The cell at `position` (null past the row's end).
+    pub fn get(&self, position: usize) -> Cell<'_> {
+        match self.slots.get(position) {
+            None | Some(Slot::Null) => Cell::Null,
+            Some(Slot::Text { start, end }) => {
+                Cell::Text(Cow::Borrowed(&self.texts[*start as usize..*end as usize]))
+            }
+            Some(Slot::Bool(flag)) => Cell::Bool(*flag),
+            Some(Slot::Millis(millis)) => Cell::Millis(*millis),
+        }
+    }
+
+    /// Sets the cell at `position`, which is within the row's width.
+    pub fn set(&mut self, position: usize, cell: Cell<'_>) {
+        self.slots[position] = match cell {
+            Cell::Null => Slot::Null,
+            Cell::Text(text) => {
+                let start = self.texts.len();
+                self.texts.push_str(&text);
+                // A row's text is a raw line's at most: far below 4 GiB.
+                Slot::Text {
+                    start: start as u32,
+                    end: self.texts.len() as u32,
+                }
+            }
+            Cell::Bool(flag) => Slot::Bool(flag),
+            Cell::Millis(millis) => Slot::Millis(millis),
+        };
+    }
+}
+
+impl PartialEq for TableRow {
+    /// Rows are equal when every cell is, whatever their widths and wherever their texts lie.
+    fn eq(&self, other: &Self) -> bool {
+        (0..self.width().max(other.width()))
+            .all(|position| self.get(position) == other.get(position))
+    }
+}
+
+impl Eq for TableRow {}
 
 /// The cell of `row` in column `name` (null when the row has none).
-pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> &'r Cell {
+pub fn cell_of<'r>(row: &'r TableRow, columns: &TableColumns, name: &str) -> Cell<'r> {
     columns
         .position(name)
-        .and_then(|position| row.get(position))
-        .unwrap_or(&Cell::Null)
+        .map_or(Cell::Null, |position| row.get(position))
 }
 
 /// The table row of a raw row's `members`, for a table with `columns` (grown beforehand). A
@@ -213,7 +286,8 @@ fn build_row(
     columns: &TableColumns,
     extra_allowed: bool,
 ) -> Option<TableRow> {
-    let mut row = vec![Cell::Null; columns.columns().len()];
+    let text_bytes = members.0.iter().map(|(_, value)| value.get().len()).sum();
+    let mut row = TableRow::nulls(columns.columns().len(), text_bytes);
     let mut cast_errors = Map::new();
     let mut extra = Map::new();
     for (Key(name), value) in &members.0 {
@@ -227,9 +301,9 @@ fn build_row(
         // An earlier value of the same member gives way, whether it fit or not.
         cast_errors.remove(name.as_ref());
         match raw_cell(value, declared_type(name)) {
-            Ok(cell) => row[position] = cell,
+            Ok(cell) => row.set(position, cell),
             Err(value) => {
-                row[position] = Cell::Null;
+                row.set(position, Cell::Null);
                 cast_errors.insert(name.to_string(), value);
             }
         }
@@ -237,12 +311,18 @@ fn build_row(
     if !cast_errors.is_empty()
         && let Some(position) = columns.position(CAST_ERRORS)
     {
-        row[position] = Cell::Text(Value::Object(cast_errors).to_string());
+        row.set(
+            position,
+            Cell::Text(Value::Object(cast_errors).to_string().into()),
+        );
     }
     if !extra.is_empty()
         && let Some(position) = columns.position(EXTRA)
     {
-        row[position] = Cell::Text(Value::Object(extra).to_string());
+        row.set(
+            position,
+            Cell::Text(Value::Object(extra).to_string().into()),
+        );
     }
     Some(row)
 }
@@ -255,8 +335,8 @@ fn json_value(raw: &RawValue) -> Value {
 
 /// The cell of the value whose JSON text is `raw`, in a column of type `ty`; the value back
 /// when it does not fit. A string without escapes (nearly every one) is copied once, straight
-/// from the line; anything else takes the general way through [`cell`].
-fn raw_cell(raw: &RawValue, ty: ColumnType) -> Result<Cell, Value> {
+/// from the line into its row; anything else takes the general way through [`cell`].
+fn raw_cell(raw: &RawValue, ty: ColumnType) -> Result<Cell<'_>, Value> {
     let text = raw.get();
     let plain = text
         .strip_prefix('"')
@@ -264,7 +344,7 @@ fn raw_cell(raw: &RawValue, ty: ColumnType) -> Result<Cell, Value> {
         .filter(|inner| !inner.contains('\\'));
     match plain {
         Some(inner) => match ty {
-            ColumnType::Text => Ok(Cell::Text(inner.to_owned())),
+            ColumnType::Text => Ok(Cell::Text(Cow::Borrowed(inner))),
             ColumnType::Timestamp => DateTime::parse_from_rfc3339(inner)
                 .map(|time| Cell::Millis(time.timestamp_millis()))
                 .map_err(|_| Value::String(inner.to_owned())),
@@ -278,10 +358,10 @@ fn raw_cell(raw: &RawValue, ty: ColumnType) -> Result<Cell, Value> {
 /// straight from its JSON text (serde_json's `arbitrary_precision` keeps such a number's
 /// digits as sent, so the text is the same); `None` for anything else, which takes the
 /// general way.
-fn scalar_cell(text: &str, ty: ColumnType) -> Option<Cell> {
+fn scalar_cell(text: &str, ty: ColumnType) -> Option<Cell<'_>> {
     match (text, ty) {
         ("null", _) => Some(Cell::Null),
-        ("true" | "false", ColumnType::Text) => Some(Cell::Text(text.to_owned())),
+        ("true" | "false", ColumnType::Text) => Some(Cell::Text(Cow::Borrowed(text))),
         ("true" | "false", ColumnType::Boolean) => Some(Cell::Bool(text == "true")),
         // Without an exponent: serde_json writes an exponent its own way (1E5 as 1e+5). The
         // text is valid JSON, so these characters alone make a number.
@@ -290,7 +370,7 @@ fn scalar_cell(text: &str, ty: ColumnType) -> Option<Cell> {
                 .bytes()
                 .all(|b| b == b'-' || b == b'.' || b.is_ascii_digit()) =>
         {
-            Some(Cell::Text(text.to_owned()))
+            Some(Cell::Text(Cow::Borrowed(text)))
         }
         _ => None,
     }
@@ -298,11 +378,11 @@ fn scalar_cell(text: &str, ty: ColumnType) -> Option<Cell> {
 
 /// `value` as a cell of type `ty`, its text moved rather than copied; the value back when it
 /// does not fit.
-fn cell(value: Value, ty: ColumnType) -> Result<Cell, Value> {
+fn cell(value: Value, ty: ColumnType) -> Result<Cell<'static>, Value> {
     match (value, ty) {
         (Value::Null, _) => Ok(Cell::Null),
-        (Value::String(text), ColumnType::Text) => Ok(Cell::Text(text)),
-        (other, ColumnType::Text) => Ok(Cell::Text(other.to_string())),
+        (Value::String(text), ColumnType::Text) => Ok(Cell::Text(text.into())),
+        (other, ColumnType::Text) => Ok(Cell::Text(other.to_string().into())),
         (Value::Bool(flag), ColumnType::Boolean) => Ok(Cell::Bool(flag)),
         (Value::String(text), ColumnType::Timestamp) => match DateTime::parse_from_rfc3339(&text) {
             Ok(time) => Ok(Cell::Millis(time.timestamp_millis())),
@@ -396,34 +476,34 @@ mod tests {
         columns.grow(members.keys());
         let row = table_row(members, &columns);
         assert_eq!(
-            *cell_of(&row, &columns, "timestamp"),
+            cell_of(&row, &columns, "timestamp"),
             Cell::Millis(1_704_391_501_000)
         );
         assert_eq!(
-            *cell_of(&row, &columns, "context_klaviyo_identity_resolved"),
+            cell_of(&row, &columns, "context_klaviyo_identity_resolved"),
             Cell::Bool(true)
         );
         assert_eq!(
-            *cell_of(&row, &columns, "klaviyo_esp"),
+            cell_of(&row, &columns, "klaviyo_esp"),
             Cell::Text("1".into())
         );
         assert_eq!(
-            *cell_of(&row, &columns, "big"),
+            cell_of(&row, &columns, "big"),
             Cell::Text("123456789012345678901234567890".into())
         );
-        assert_eq!(*cell_of(&row, &columns, "e"), Cell::Text("1.50".into()));
-        assert_eq!(*cell_of(&row, &columns, "s"), Cell::Text("Hi".into()));
-        assert_eq!(*cell_of(&row, &columns, "n"), Cell::Null);
+        assert_eq!(cell_of(&row, &columns, "e"), Cell::Text("1.50".into()));
+        assert_eq!(cell_of(&row, &columns, "s"), Cell::Text("Hi".into()));
+        assert_eq!(cell_of(&row, &columns, "n"), Cell::Null);
         assert_eq!(
-            *cell_of(&row, &columns, "q"),
+            cell_of(&row, &columns, "q"),
             Cell::Text(r#"say "hi""#.into())
         );
         assert_eq!(
-            *cell_of(&row, &columns, "o"),
+            cell_of(&row, &columns, "o"),
             Cell::Text(r#"{"b":[1,2.0]}"#.into())
         );
-        assert_eq!(*cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
-        assert_eq!(*cell_of(&row, &columns, EXTRA), Cell::Null);
+        assert_eq!(cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
+        assert_eq!(cell_of(&row, &columns, EXTRA), Cell::Null);
     }
 
     #[test]
@@ -435,11 +515,11 @@ mod tests {
                 .to_string(),
             &columns,
         );
-        assert_eq!(*cell_of(&row, &columns, "timestamp"), Cell::Null);
+        assert_eq!(cell_of(&row, &columns, "timestamp"), Cell::Null);
         let Cell::Text(errors) = cell_of(&row, &columns, CAST_ERRORS) else {
             panic!("no cast errors");
         };
-        let errors: Value = serde_json::from_str(errors).unwrap();
+        let errors: Value = serde_json::from_str(&errors).unwrap();
         assert_eq!(
             errors,
             json!({"timestamp": "yesterday", "context_klaviyo_identity_resolved": "yes"})
@@ -454,19 +534,19 @@ mod tests {
             r#"{"s":"first","timestamp":"yesterday","s":"last","timestamp":"2024-01-04T18:05:01.000Z"}"#,
             &columns,
         );
-        assert_eq!(*cell_of(&row, &columns, "s"), Cell::Text("last".into()));
+        assert_eq!(cell_of(&row, &columns, "s"), Cell::Text("last".into()));
         assert_eq!(
-            *cell_of(&row, &columns, "timestamp"),
+            cell_of(&row, &columns, "timestamp"),
             Cell::Millis(1_704_391_501_000)
         );
-        assert_eq!(*cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
+        assert_eq!(cell_of(&row, &columns, CAST_ERRORS), Cell::Null);
         let row = row_of(
             r#"{"timestamp":"2024-01-04T18:05:01.000Z","timestamp":"yesterday"}"#,
             &columns,
         );
-        assert_eq!(*cell_of(&row, &columns, "timestamp"), Cell::Null);
+        assert_eq!(cell_of(&row, &columns, "timestamp"), Cell::Null);
         assert_eq!(
-            *cell_of(&row, &columns, CAST_ERRORS),
+            cell_of(&row, &columns, CAST_ERRORS),
             Cell::Text(r#"{"timestamp":"yesterday"}"#.into())
         );
     }
@@ -490,10 +570,10 @@ mod tests {
         let members = RawObject::parse(past_the_cap.as_bytes()).unwrap();
         assert_eq!(known_table_row(&members, &columns), None);
         let row = row_of(&past_the_cap, &columns);
-        assert_eq!(*cell_of(&row, &columns, "a"), Cell::Text("x".into()));
+        assert_eq!(cell_of(&row, &columns, "a"), Cell::Text("x".into()));
         assert_eq!(
-            *cell_of(&row, &columns, EXTRA),
-            Cell::Text(format!(r#"{{"{last}":7}}"#))
+            cell_of(&row, &columns, EXTRA),
+            Cell::Text(format!(r#"{{"{last}":7}}"#).into())
         );
     }
 }

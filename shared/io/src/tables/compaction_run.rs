@@ -642,7 +642,7 @@ impl<'a> Compaction<'a> {
         }
         let (ranks, taken) = merge.finish();
         let row_id = |row: &TableRow, columns: &TableColumns| match cell_of(row, columns, "id") {
-            Cell::Text(id) => Some(id.clone()),
+            Cell::Text(id) => Some(id.into_owned()),
             _ => None,
         };
         let mut rows: BTreeMap<String, TableRow> = if manifest.version > 0 {
@@ -660,8 +660,8 @@ impl<'a> Compaction<'a> {
             .count() as u64;
         let (mut cast_error_rows, mut capped_rows) = (0, 0);
         for (id, row) in taken {
-            cast_error_rows += u64::from(*cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
-            capped_rows += u64::from(*cell_of(&row, &columns, EXTRA) != Cell::Null);
+            cast_error_rows += u64::from(cell_of(&row, &columns, CAST_ERRORS) != Cell::Null);
+            capped_rows += u64::from(cell_of(&row, &columns, EXTRA) != Cell::Null);
             // The merge took the row under its text `id`, which the row holds as it is.
             rows.insert(id, row);
         }

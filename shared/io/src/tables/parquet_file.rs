@@ -92,7 +92,7 @@ fn column_array(position: usize, ty: ColumnType, rows: &[TableRow]) -> ArrayRef 
             let mut builder = StringBuilder::new();
             for row in rows {
                 match row.get(position) {
-                    Some(Cell::Text(text)) => builder.append_value(text),
+                    Cell::Text(text) => builder.append_value(text),
                     _ => builder.append_null(),
                 }
             }
@@ -102,7 +102,7 @@ fn column_array(position: usize, ty: ColumnType, rows: &[TableRow]) -> ArrayRef 
             let mut builder = BooleanBuilder::new();
             for row in rows {
                 match row.get(position) {
-                    Some(Cell::Bool(flag)) => builder.append_value(*flag),
+                    Cell::Bool(flag) => builder.append_value(flag),
                     _ => builder.append_null(),
                 }
             }
@@ -112,7 +112,7 @@ fn column_array(position: usize, ty: ColumnType, rows: &[TableRow]) -> ArrayRef 
             let mut builder = TimestampMillisecondBuilder::new().with_timezone("UTC");
             for row in rows {
                 match row.get(position) {
-                    Some(Cell::Millis(millis)) => builder.append_value(*millis),
+                    Cell::Millis(millis) => builder.append_value(millis),
                     _ => builder.append_null(),
                 }
             }
@@ -133,7 +133,7 @@ pub fn read_table_file(
     for batch in reader {
         let batch = batch?;
         let start = rows.len();
-        rows.resize_with(start + batch.num_rows(), || vec![Cell::Null; width]);
+        rows.resize_with(start + batch.num_rows(), || TableRow::nulls(width, 0));
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
             let position =
                 columns
@@ -157,19 +157,19 @@ fn read_column(
     if let Some(texts) = any.downcast_ref::<StringArray>() {
         for (row, value) in rows.iter_mut().zip(texts.iter()) {
             if let Some(text) = value {
-                row[position] = Cell::Text(text.to_owned());
+                row.set(position, Cell::Text(text.into()));
             }
         }
     } else if let Some(flags) = any.downcast_ref::<BooleanArray>() {
         for (row, value) in rows.iter_mut().zip(flags.iter()) {
             if let Some(flag) = value {
-                row[position] = Cell::Bool(flag);
+                row.set(position, Cell::Bool(flag));
             }
         }
     } else if let Some(times) = any.downcast_ref::<TimestampMillisecondArray>() {
         for (row, value) in rows.iter_mut().zip(times.iter()) {
             if let Some(millis) = value {
-                row[position] = Cell::Millis(millis);
+                row.set(position, Cell::Millis(millis));
             }
         }
     } else {
@@ -197,12 +197,12 @@ mod tests {
         let at = |name: &str| columns.position(name).unwrap();
         let rows: Vec<TableRow> = (0..3)
             .map(|i| {
-                let mut row = vec![Cell::Null; columns.columns().len()];
-                row[at("id")] = Cell::Text(format!("k-{i}"));
-                row[at("timestamp")] = Cell::Millis(1_704_391_501_000 + i);
+                let mut row = TableRow::nulls(columns.columns().len(), 0);
+                row.set(at("id"), Cell::Text(format!("k-{i}").into()));
+                row.set(at("timestamp"), Cell::Millis(1_704_391_501_000 + i));
                 if i != 1 {
-                    row[at("context_klaviyo_identity_resolved")] = Cell::Bool(i == 0);
-                    row[at("klaviyo_esp")] = Cell::Text("1".into());
+                    row.set(at("context_klaviyo_identity_resolved"), Cell::Bool(i == 0));
+                    row.set(at("klaviyo_esp"), Cell::Text("1".into()));
                 }
                 row
             })
@@ -217,7 +217,7 @@ mod tests {
         let mut grown = columns.clone();
         grown.grow(["later"]);
         let read = read_table_file(Bytes::from(bytes), &grown).unwrap();
-        assert!(read.iter().all(|row| row.len() == grown.columns().len()));
-        assert_eq!(read[0][grown.position("later").unwrap()], Cell::Null);
+        assert!(read.iter().all(|row| row.width() == grown.columns().len()));
+        assert_eq!(read[0].get(grown.position("later").unwrap()), Cell::Null);
     }
 }
