@@ -66,12 +66,19 @@ pub fn write_table_file(
             .map(|(name, ty)| Field::new(name, arrow_type(*ty), true))
             .collect::<Vec<_>>(),
     ));
-    let arrays: Vec<ArrayRef> = columns
+    // Filled a row at a time: each row is read once, front to back, where a column at a time
+    // read every row once per column, from memory each time (bench/results).
+    let mut builders: Vec<ColumnBuilder> = columns
         .columns()
         .iter()
-        .enumerate()
-        .map(|(position, (_, ty))| column_array(position, *ty, rows))
+        .map(|(_, ty)| ColumnBuilder::new(*ty, rows.len()))
         .collect();
+    for row in rows {
+        for (position, builder) in builders.iter_mut().enumerate() {
+            builder.append(row.get(position));
+        }
+    }
+    let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -84,39 +91,43 @@ pub fn write_table_file(
     Ok(out)
 }
 
-/// The column at `position` of `rows`; a cell of another type than the column's is written
-/// as null (the rows come from `table_row`, which never makes one).
-fn column_array(position: usize, ty: ColumnType, rows: &[TableRow]) -> ArrayRef {
-    match ty {
-        ColumnType::Text => {
-            let mut builder = StringBuilder::new();
-            for row in rows {
-                match row.get(position) {
-                    Cell::Text(text) => builder.append_value(text),
-                    _ => builder.append_null(),
-                }
-            }
-            Arc::new(builder.finish())
+/// One column's values as they are appended; a cell of another type than the column's is
+/// written as null (the rows come from `table_row`, which never makes one).
+enum ColumnBuilder {
+    Text(StringBuilder),
+    Boolean(BooleanBuilder),
+    Timestamp(TimestampMillisecondBuilder),
+}
+
+impl ColumnBuilder {
+    /// A builder for a column of type `ty`, with room for `rows` values.
+    fn new(ty: ColumnType, rows: usize) -> Self {
+        match ty {
+            // Room for the values' offsets; their bytes grow as they come.
+            ColumnType::Text => Self::Text(StringBuilder::with_capacity(rows, 0)),
+            ColumnType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(rows)),
+            ColumnType::Timestamp => Self::Timestamp(
+                TimestampMillisecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ),
         }
-        ColumnType::Boolean => {
-            let mut builder = BooleanBuilder::new();
-            for row in rows {
-                match row.get(position) {
-                    Cell::Bool(flag) => builder.append_value(flag),
-                    _ => builder.append_null(),
-                }
-            }
-            Arc::new(builder.finish())
+    }
+
+    fn append(&mut self, cell: Cell<'_>) {
+        match (self, cell) {
+            (Self::Text(builder), Cell::Text(text)) => builder.append_value(text),
+            (Self::Text(builder), _) => builder.append_null(),
+            (Self::Boolean(builder), Cell::Bool(flag)) => builder.append_value(flag),
+            (Self::Boolean(builder), _) => builder.append_null(),
+            (Self::Timestamp(builder), Cell::Millis(millis)) => builder.append_value(millis),
+            (Self::Timestamp(builder), _) => builder.append_null(),
         }
-        ColumnType::Timestamp => {
-            let mut builder = TimestampMillisecondBuilder::new().with_timezone("UTC");
-            for row in rows {
-                match row.get(position) {
-                    Cell::Millis(millis) => builder.append_value(millis),
-                    _ => builder.append_null(),
-                }
-            }
-            Arc::new(builder.finish())
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Text(mut builder) => Arc::new(builder.finish()),
+            Self::Boolean(mut builder) => Arc::new(builder.finish()),
+            Self::Timestamp(mut builder) => Arc::new(builder.finish()),
         }
     }
 }
