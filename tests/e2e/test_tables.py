@@ -7,6 +7,7 @@ import fcntl
 import gzip
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -194,7 +195,7 @@ def test_the_query_tool_prints_json_rows_of_the_tables(endpoint):
     lake = endpoint.lake
     assert post_webhook(endpoint.webhook_url, ALL_SIX, WRITE_KEY)[0] == 200
     compact(lake)
-    result = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/query_lake.py"), "--lake", str(lake),
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/query_lake.py"), "--lake", str(lake),
                              "--json", "select event, count(*) as n from tracks group by event order by event"],
                             capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == [{"event": slug, "n": 1} for slug in SIX]
