@@ -3,8 +3,8 @@
 //! taken, whatever the caller makes of them (the table row), so a new row is not read twice.
 //! A copy of an id the table holds costs that parse and is dropped unless it beats the kept
 //! row; a partition changes only when it gains an id or a better row. An exact copy of a line
-//! already ranked (a Firehose retry's) is known by its hash alone and costs no parse: it ranks
-//! as that line did, so it cannot win where that line lost or was kept.
+//! once taken (a Firehose retry's) is known by its hash alone and costs no parse: it ranks as
+//! that line did, so it cannot beat the row kept now, which is that line or beat it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,8 +28,8 @@ pub enum Offer {
 pub struct PartitionMerge<T> {
     ranks: HashMap<String, CopyRank>,
     taken: HashMap<String, T>,
-    /// The hashes of every line ranked so far, committed or offered (0, an older index's
-    /// "no hash", left out).
+    /// The hashes of every line taken so far, committed or offered (0, an older index's
+    /// "no hash", left out): a line whose hash is here ranks no better than a kept row.
     seen: HashSet<u128>,
     offered: u64,
 }
@@ -79,13 +79,16 @@ impl<T> PartitionMerge<T> {
         let members =
             RawObject::parse(line).ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
         let rank = CopyRank::of_members(&members, hash)?;
-        self.seen.insert(hash);
         self.offered += 1;
         let offer = match self.ranks.get(&rank.id) {
             None => Offer::NewId,
             Some(kept) if rank.beats(kept) => Offer::Better,
+            // Not remembered: the set then holds at most the lines ever taken, so it grows
+            // with the ids, not with the copies a run reads. An exact copy of this line is
+            // parsed again and loses again.
             Some(_) => return Ok(Offer::Duplicate),
         };
+        self.seen.insert(hash);
         self.taken.insert(rank.id.clone(), take(members));
         self.ranks.insert(rank.id.clone(), rank);
         Ok(offer)
@@ -210,6 +213,13 @@ mod tests {
         assert_eq!(merge.offer_line(&late).unwrap(), Offer::Duplicate);
         assert_eq!(merge.offer_line(&early).unwrap(), Offer::Duplicate);
         assert_eq!(merge.duplicates(), 3);
+        // A line that never won is not remembered: sent again, it is ranked and loses again.
+        let later = row(1, 30, true, 0);
+        for _ in 0..3 {
+            assert_eq!(merge.offer_line(&later).unwrap(), Offer::Duplicate);
+        }
+        assert_eq!(merge.seen.len(), 2);
+        assert_eq!(merge.duplicates(), 6);
         // An index written before XXH3 has no hashes: a copy is ranked, and loses the tie.
         let mut older = CopyRank::of_line(&early).unwrap();
         older.hash = 0;
