@@ -22,6 +22,10 @@ use twox_hash::XxHash3_128;
 
 use crate::raw_object::{Key, RawObject};
 
+/// The row columns that rank a copy, in the order rows are written with them first
+/// (`warehouse::row_writer`): a copy can then be ranked from its row's first members.
+pub const RANK_COLUMNS: [&str; 3] = ["id", "received_at", "context_klaviyo_identity_resolved"];
+
 /// What ranks one copy of an event, read from its row's members.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct CopyRank {

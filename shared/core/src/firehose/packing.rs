@@ -145,8 +145,8 @@ mod tests {
         let packing = pack_rows(&rows, 1000);
         assert_eq!(
             String::from_utf8(packing.records[0].data.clone()).unwrap(),
-            "{\"event\":\"c\",\"id\":\"0\",\"pad\":\"x\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n\
-             {\"event\":\"c\",\"id\":\"1\",\"pad\":\"x\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n"
+            "{\"id\":\"0\",\"event\":\"c\",\"pad\":\"x\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n\
+             {\"id\":\"1\",\"event\":\"c\",\"pad\":\"x\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n"
         );
     }
 }

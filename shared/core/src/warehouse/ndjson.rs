@@ -34,8 +34,8 @@ mod tests {
         write_ndjson_line(&mut out, &row("a", "2024-01-01", "2"));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"event\":\"a\",\"id\":\"1\",\"timestamp\":\"2024-01-01T00:00:00.000Z\"}\n\
-             {\"event\":\"a\",\"id\":\"2\",\"timestamp\":\"2024-01-01T00:00:00.000Z\"}\n"
+            "{\"id\":\"1\",\"event\":\"a\",\"timestamp\":\"2024-01-01T00:00:00.000Z\"}\n\
+             {\"id\":\"2\",\"event\":\"a\",\"timestamp\":\"2024-01-01T00:00:00.000Z\"}\n"
         );
     }
 

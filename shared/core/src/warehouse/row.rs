@@ -8,16 +8,18 @@
 //! `campaign_name`), the first in key order keeps it and the next get `_2`, `_3`, ...
 //!
 //! A row is written to its JSON text once, when it is made (`row_writer`): each column's value
-//! is written as it is taken from the event, the names are sorted, and the row goes straight
+//! is written as it is taken from the event, the names are sorted (the columns that rank a
+//! copy of the event, `compaction::winner::RANK_COLUMNS`, go first), and the row goes straight
 //! into its buffer, with no map of copied values in between. Every sink sends or stores those
 //! bytes.
 
 use serde_json::{Map, Value};
 
 use super::column_name::push_column_name;
-use super::json_text::write_json_value;
+use super::json_text::{write_json_str, write_json_value};
 use super::row_writer::{Cell, RowWriter};
 use crate::collection::Collection;
+use crate::compaction::winner::RANK_COLUMNS;
 use crate::decoded_object::{Member, ObjectView};
 use crate::mapping::Rejection;
 use crate::mapping::email_properties::email_spec_properties;
@@ -46,8 +48,8 @@ impl PartitionKey {
     }
 }
 
-/// One warehouse row, already written as the JSON object the tables store (columns sorted
-/// by name), and the partition it belongs in. Rows are written once, when they are made:
+/// One warehouse row, already written as the JSON object the tables store (the rank columns
+/// first, then the others by name), and the partition it belongs in. Rows are written once, when they are made:
 /// every sink sends or stores exactly these bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WarehouseRow {
@@ -96,13 +98,35 @@ impl WarehouseRow {
             .unwrap_or_default()
             .to_owned();
         let mut json = Vec::with_capacity(1024);
-        write_json_value(&mut json, &Value::Object(columns));
+        write_row_object(&mut json, &columns);
         Some(Self {
             partition,
             id,
             json,
         })
     }
+}
+
+/// Writes `columns` as a row's JSON object, in the order the row writer uses: the rank
+/// columns first, then the others by name (the map's order), so a row read back and written
+/// again is the same text.
+fn write_row_object(out: &mut Vec<u8>, columns: &Map<String, Value>) {
+    let leading = RANK_COLUMNS
+        .iter()
+        .filter_map(|name| columns.get_key_value(*name));
+    let rest = columns
+        .iter()
+        .filter(|(name, _)| !RANK_COLUMNS.contains(&name.as_str()));
+    out.push(b'{');
+    for (position, (name, value)) in leading.chain(rest).enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, name);
+        out.push(b':');
+        write_json_value(out, value);
+    }
+    out.push(b'}');
 }
 
 #[cfg(any(test, feature = "test-doubles"))]

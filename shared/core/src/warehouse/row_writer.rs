@@ -1,6 +1,7 @@
 //! Writing one row's columns as one JSON object. Columns are pushed in the order the schema
 //! defines them, each value written at once into a scratch buffer (nothing is copied into a
-//! map of values first); `finish` names them uniquely, sorts them by name and writes the row.
+//! map of values first); `finish` names them uniquely, sorts them by name and writes the row,
+//! the columns that rank a copy of the event first (`in_written_order`).
 //! One writer serves every row of a request (each thread keeps its own between requests), so
 //! its buffers are allocated once.
 //!
@@ -18,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::column_name::push_column_name;
 use super::json_text::write_json_str;
+use crate::compaction::winner::RANK_COLUMNS;
 
 /// Column names the tables use for their partitions: a property of that name would be
 /// shadowed by the partition column, so it is renamed like any other taken name.
@@ -280,8 +282,8 @@ impl RowWriter {
         });
     }
 
-    /// The pushed columns as one compact JSON object, sorted by name; the writer is then
-    /// empty, ready for the next row.
+    /// The pushed columns as one compact JSON object, the rank columns first and the rest
+    /// sorted by name; the writer is then empty, ready for the next row.
     pub fn finish(&mut self) -> Vec<u8> {
         let out = match self.remembered_layout() {
             Some(layout) => self.write_with(layout),
@@ -345,7 +347,7 @@ impl RowWriter {
             keys: Vec::with_capacity(length - self.values.len()),
             columns: Vec::with_capacity(self.columns.len()),
         };
-        for column in &self.columns {
+        for column in self.in_written_order() {
             let key_start = layout.keys.len();
             layout.keys.push(if key_start == 0 { b'{' } else { b',' });
             write_json_str(&mut layout.keys, name_of(names, column.name));
@@ -357,6 +359,21 @@ impl RowWriter {
         close_object(&mut out);
         self.remember(layout);
         out
+    }
+
+    /// The named, sorted columns in the order a row is written: the columns that rank a
+    /// copy of the event ([`RANK_COLUMNS`], in that order) first, so the compaction can rank
+    /// a copy from the row's first members and drop a losing one without reading the rest;
+    /// then every other column by name.
+    fn in_written_order(&self) -> impl Iterator<Item = &Column> {
+        let names = self.names.as_str();
+        let is_rank = |column: &&Column| RANK_COLUMNS.contains(&name_of(names, column.name));
+        let leading = RANK_COLUMNS.iter().filter_map(move |rank| {
+            self.columns
+                .iter()
+                .find(|column| name_of(names, column.name) == *rank)
+        });
+        leading.chain(self.columns.iter().filter(move |column| !is_rank(column)))
     }
 
     /// Gives every keyed column its name, built after the names already stored (the spans
@@ -714,12 +731,12 @@ mod tests {
             writer.push_built(second, Cell::Count(3));
             written(&mut writer)
         };
-        assert_eq!(row("b", "a"), r#"{"a":3,"b":2,"id":1}"#);
-        assert_eq!(row("b", "a"), r#"{"a":3,"b":2,"id":1}"#);
+        assert_eq!(row("b", "a"), r#"{"id":1,"a":3,"b":2}"#);
+        assert_eq!(row("b", "a"), r#"{"id":1,"a":3,"b":2}"#);
         // The same bytes split differently, and the same names in another order.
-        assert_eq!(row("ba", ""), r#"{"":3,"ba":2,"id":1}"#);
-        assert_eq!(row("a", "b"), r#"{"a":2,"b":3,"id":1}"#);
-        assert_eq!(row("a", "a"), r#"{"a":2,"a_2":3,"id":1}"#);
-        assert_eq!(row("a", "a"), r#"{"a":2,"a_2":3,"id":1}"#);
+        assert_eq!(row("ba", ""), r#"{"id":1,"":3,"ba":2}"#);
+        assert_eq!(row("a", "b"), r#"{"id":1,"a":2,"b":3}"#);
+        assert_eq!(row("a", "a"), r#"{"id":1,"a":2,"a_2":3}"#);
+        assert_eq!(row("a", "a"), r#"{"id":1,"a":2,"a_2":3}"#);
     }
 }

@@ -114,8 +114,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             text,
-            "{\"event\":\"email_opened\",\"id\":\"a\",\"timestamp\":\"2024-01-04T00:00:00.000Z\"}\n\
-             {\"event\":\"email_opened\",\"id\":\"c\",\"timestamp\":\"2024-01-04T00:00:00.000Z\"}\n"
+            "{\"id\":\"a\",\"event\":\"email_opened\",\"timestamp\":\"2024-01-04T00:00:00.000Z\"}\n\
+             {\"id\":\"c\",\"event\":\"email_opened\",\"timestamp\":\"2024-01-04T00:00:00.000Z\"}\n"
         );
         // The same rows again: the same keys.
         assert_eq!(lake_objects("klaviyo", &rows).unwrap(), objects);

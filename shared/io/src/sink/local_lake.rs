@@ -287,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             read_gz(&bounced[0]),
-            "{\"event\":\"email_bounced\",\"id\":\"c\",\"timestamp\":\"2024-01-05T00:00:00.000Z\"}\n"
+            "{\"id\":\"c\",\"event\":\"email_bounced\",\"timestamp\":\"2024-01-05T00:00:00.000Z\"}\n"
         );
     }
 
