@@ -1,10 +1,14 @@
 //! New raw copies of a partition's events against what its table already holds: which lines
-//! the next version takes. A line is parsed once: its members give its rank, and, when it is
-//! taken, whatever the caller makes of them (the table row), so a new row is not read twice.
-//! A copy of an id the table holds costs that parse and is dropped unless it beats the kept
-//! row; a partition changes only when it gains an id or a better row. An exact copy of a line
-//! once taken (a Firehose retry's) is known by its hash alone and costs no parse: it ranks as
-//! that line did, so it cannot beat the row kept now, which is that line or beat it.
+//! the next version takes. A line that may be taken is parsed whole once: its members give
+//! its rank and, when it is taken, whatever the caller makes of them (the table row), so a
+//! new row is not read twice. A copy of an id the table holds is dropped unless it beats the
+//! kept row; a partition changes only when it gains an id or a better row.
+//!
+//! Dropping a copy costs as little of it as can decide: an exact copy of a line once taken (a
+//! Firehose retry's) is known by its hash alone: it ranks as that line did, so it cannot beat
+//! the row kept now, which is that line or beat it. A copy that differs (the pull's re-reads,
+//! received later) is ranked from its first members when the rank columns lead it, as the
+//! row writer puts them (`leading_rank`); one that loses is dropped unread past them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -76,6 +80,17 @@ impl<T> PartitionMerge<T> {
             self.offered += 1;
             return Ok(Offer::Duplicate);
         }
+        // A copy whose first members rank it and which loses to the kept row is dropped
+        // without reading the rest of it (the pull's re-read copies, received later).
+        if let Some(leading) = CopyRank::of_leading_members(line, hash)
+            && self
+                .ranks
+                .get(&leading.id)
+                .is_some_and(|kept| !leading.beats(kept))
+        {
+            self.offered += 1;
+            return Ok(Offer::Duplicate);
+        }
         let members =
             RawObject::parse(line).ok_or_else(|| UnrankableLine("not a JSON object".to_owned()))?;
         let rank = CopyRank::of_members(&members, hash)?;
@@ -127,14 +142,20 @@ mod tests {
         }
     }
 
-    /// A raw row of `id` received at second `at`, resolved or not, with a `body` member.
+    /// A raw row of `id` received at second `at`, resolved or not, with a `body` member. The
+    /// rank members lead the row, as the writer puts them, except when `body` is 1: then it
+    /// leads, and a copy is ranked by a whole read.
     fn row(id: u32, at: u32, resolved: bool, body: u32) -> Vec<u8> {
-        format!(
-            r#"{{"id":"e{id}","context_klaviyo_identity_resolved":{resolved},"received_at":"2024-01-04T18:{:02}:{:02}.000Z","body":{body}}}"#,
+        let rank = format!(
+            r#""id":"e{id}","context_klaviyo_identity_resolved":{resolved},"received_at":"2024-01-04T18:{:02}:{:02}.000Z""#,
             at / 60 % 60,
             at % 60
-        )
-        .into_bytes()
+        );
+        if body == 1 {
+            format!(r#"{{"body":{body},{rank}}}"#).into_bytes()
+        } else {
+            format!(r#"{{{rank},"body":{body}}}"#).into_bytes()
+        }
     }
 
     /// The winners of `lines` taken at once: the rule applied to every copy.
@@ -243,6 +264,23 @@ mod tests {
             merge.offer_line(&row(2, 10, true, 0)).unwrap(),
             Offer::NewId
         );
+        assert_eq!(merge.duplicates(), 1);
+    }
+
+    #[test]
+    fn a_losing_copy_is_dropped_unread_past_its_rank_but_a_winner_must_read_whole() {
+        let kept = row(1, 10, true, 0);
+        let mut merge = PartitionMerge::over([CopyRank::of_line(&kept).unwrap()]);
+        let lead = r#"{"id":"e1","received_at":"2024-01-04T18:00:"#;
+        let later_broken = format!(r#"{lead}20.000Z","context_klaviyo_identity_resolved":true,x"#);
+        assert_eq!(
+            merge.offer_line(later_broken.as_bytes()).unwrap(),
+            Offer::Duplicate
+        );
+        let earlier_broken =
+            format!(r#"{lead}05.000Z","context_klaviyo_identity_resolved":true,x"#);
+        assert!(merge.offer_line(earlier_broken.as_bytes()).is_err());
+        assert!(!merge.changed());
         assert_eq!(merge.duplicates(), 1);
     }
 

@@ -3,5 +3,6 @@
 //! copies into a partition are here; reading and writing files is the I/O library's.
 
 pub mod columns;
+pub mod leading_rank;
 pub mod merge;
 pub mod winner;
