@@ -1,5 +1,5 @@
 //! One table file: rows in, Parquet bytes out, and back. Written with Apache Arrow's Parquet
-//! writer (Snappy pages, row groups of up to 250,000 rows); every column nullable, text as UTF-8
+//! writer (GZIP pages at level 2, row groups of up to 250,000 rows); every column nullable, text as UTF-8
 //! strings, timestamps as UTC milliseconds, so Athena and Redshift Spectrum read them by name.
 
 use std::sync::Arc;
@@ -12,13 +12,18 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, GzipLevel};
 use parquet::file::properties::WriterProperties;
 use source_core::compaction::columns::{Cell, ColumnType, TableColumns, TableRow};
 
 /// Rows per row group: a day of a busy collection in a few groups, each small enough for a
 /// reader to take one at a time.
 const ROWS_PER_ROW_GROUP: usize = 250_000;
+
+/// GZIP level 2: zlib-rs's level 1 is a quick mode that left the unique ids (the bulk of a
+/// query's bytes) half as big again; levels 4 to 9 shrank them under 1 % more than 2, for more
+/// CPU (docs/design.md, "Table file codec").
+const PAGE_GZIP_LEVEL: u32 = 2;
 
 /// Why a table file could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +86,7 @@ pub fn write_table_file(
     let arrays: Vec<ArrayRef> = builders.into_iter().map(ColumnBuilder::finish).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
+        .set_compression(Compression::GZIP(GzipLevel::try_new(PAGE_GZIP_LEVEL)?))
         .set_max_row_group_row_count(Some(ROWS_PER_ROW_GROUP))
         .build();
     let mut out = Vec::new();
@@ -230,5 +235,51 @@ mod tests {
         let read = read_table_file(Bytes::from(bytes), &grown).unwrap();
         assert!(read.iter().all(|row| row.width() == grown.columns().len()));
         assert_eq!(read[0].get(grown.position("later").unwrap()), Cell::Null);
+    }
+
+    #[test]
+    fn pages_are_gzip_and_files_written_with_snappy_before_still_read() {
+        let mut columns = TableColumns::default();
+        columns.grow(["id", "klaviyo_esp"]);
+        let at = |name: &str| columns.position(name).unwrap();
+        let rows: Vec<TableRow> = (0..4)
+            .map(|i| {
+                let mut row = TableRow::nulls(columns.columns().len(), 0);
+                row.set(at("id"), Cell::Text(format!("klaviyo-{i}").into()));
+                row.set(at("klaviyo_esp"), Cell::Text("1".into()));
+                row
+            })
+            .collect();
+        let bytes = Bytes::from(write_table_file(&columns, &rows).unwrap());
+        let metadata = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .metadata()
+            .clone();
+        for group in metadata.row_groups() {
+            for chunk in group.columns() {
+                assert!(matches!(chunk.compression(), Compression::GZIP(_)));
+            }
+        }
+
+        // A file of those two columns with Snappy pages, as tables were written before GZIP.
+        let ids = StringArray::from(vec!["klaviyo-0", "klaviyo-1", "klaviyo-2", "klaviyo-3"]);
+        let esp = StringArray::from(vec!["1"; 4]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("klaviyo_esp", DataType::Utf8, true),
+        ]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(esp)]).unwrap();
+        let snappy = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut written_before = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut written_before, schema, Some(snappy)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        assert_eq!(
+            read_table_file(Bytes::from(written_before), &columns).unwrap(),
+            rows
+        );
     }
 }
