@@ -226,7 +226,8 @@ impl TableRow {
             Cell::Text(text) => {
                 let start = self.texts.len();
                 self.texts.push_str(&text);
-                // A row's text is a raw line's at most: far below 4 GiB.
+                // A row's text is at most about twice its raw line's, and the merge takes no line
+                // over 1 GiB (`merge::MAX_LINE_BYTES`): the offsets fit in 32 bits.
                 Slot::Text {
                     start: start as u32,
                     end: self.texts.len() as u32,

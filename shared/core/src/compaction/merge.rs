@@ -15,6 +15,12 @@ use std::collections::{HashMap, HashSet};
 use super::winner::{CopyRank, UnrankableLine, line_hash};
 use crate::raw_object::RawObject;
 
+/// The longest line made a row: a row keeps its texts' places as 32-bit offsets
+/// (`columns::TableRow`), and its texts are at most about twice the line (a value kept in
+/// `_cast_errors` or `_extra` with its name). Far above any line that lands (a Firehose record is
+/// at most 1,000 KiB, a Lambda request 6 MB), so this only keeps a wrong offset impossible.
+pub const MAX_LINE_BYTES: usize = 1 << 30;
+
 /// What became of one offered line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
@@ -75,6 +81,12 @@ impl<T> PartitionMerge<T> {
         line: &[u8],
         take: impl FnOnce(RawObject<'_>) -> T,
     ) -> Result<Offer, UnrankableLine> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err(UnrankableLine(format!(
+                "a line of {} bytes, over the {MAX_LINE_BYTES} a table row holds",
+                line.len()
+            )));
+        }
         let hash = line_hash(line);
         if self.seen.contains(&hash) {
             self.offered += 1;
