@@ -11,20 +11,35 @@
 //! tail is not checked: broken text after its rank members is dropped with it, as a
 //! duplicate of the row the table keeps.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserializer as _;
 use serde::de::{MapAccess, Visitor};
 
-use super::winner::CopyRank;
+use super::winner::{CopyRank, RuleKey};
 use crate::raw_object::Key;
 
-impl CopyRank {
+/// A copy's rank read from its leading members, its texts borrowed from the line where they
+/// have no escapes: a copy that loses is dropped without a copy of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadingRank<'a> {
+    /// The event's id, as [`CopyRank::id`].
+    pub id: Cow<'a, str>,
+    /// As [`CopyRank::resolved`].
+    pub resolved: bool,
+    /// As [`CopyRank::received_at`].
+    pub received_at: Cow<'a, str>,
+    /// As [`CopyRank::hash`].
+    pub hash: u128,
+}
+
+impl<'a> LeadingRank<'a> {
     /// The rank of the row `line` (whose [`super::winner::line_hash`] is `hash`) when its
     /// first members are the three rank columns, each once, of the right types; `None` when
     /// they are not (a row written before they led, a row without one of them, such as a
     /// Segment client's, or text that is not a row): the whole line must then be read.
-    pub fn of_leading_members(line: &[u8], hash: u128) -> Option<Self> {
+    pub fn of_leading_members(line: &'a [u8], hash: u128) -> Option<Self> {
         let mut leading = LeadingMembers::default();
         let mut deserializer = serde_json::Deserializer::from_slice(line);
         // Stopping early leaves the object open, which serde_json reports as an error: the
@@ -33,7 +48,7 @@ impl CopyRank {
             Ok(()) | Err(_) => {}
         }
         let LeadingMembers {
-            id: Some(id),
+            id: Some(Key(id)),
             resolved: Some(resolved),
             received_at: Some(received_at),
         } = leading
@@ -43,30 +58,44 @@ impl CopyRank {
         Some(Self {
             id,
             resolved: resolved != Some(false),
-            received_at: received_at.unwrap_or_default(),
+            received_at: received_at.map_or(Cow::Borrowed(""), |Key(at)| at),
             hash,
         })
+    }
+
+    /// What the rule compares of this copy.
+    pub fn rule_key(&self) -> RuleKey<'_> {
+        RuleKey {
+            resolved: self.resolved,
+            received_at: &self.received_at,
+            hash: self.hash,
+        }
+    }
+
+    /// Whether this copy loses to `kept` (a copy of the same id).
+    pub fn loses_to(&self, kept: &CopyRank) -> bool {
+        !self.rule_key().beats(&kept.rule_key())
     }
 }
 
 /// The rank columns read so far; a null value is `Some(None)`, as for a whole line.
 #[derive(Default)]
-struct LeadingMembers {
-    id: Option<String>,
+struct LeadingMembers<'de> {
+    id: Option<Key<'de>>,
     resolved: Option<Option<bool>>,
-    received_at: Option<Option<String>>,
+    received_at: Option<Option<Key<'de>>>,
 }
 
-impl LeadingMembers {
+impl LeadingMembers<'_> {
     fn complete(&self) -> bool {
         self.id.is_some() && self.resolved.is_some() && self.received_at.is_some()
     }
 }
 
 /// Reads members into its `LeadingMembers` while they are rank columns not read yet.
-struct LeadingVisitor<'a>(&'a mut LeadingMembers);
+struct LeadingVisitor<'l, 'de>(&'l mut LeadingMembers<'de>);
 
-impl<'de> Visitor<'de> for LeadingVisitor<'_> {
+impl<'de> Visitor<'de> for LeadingVisitor<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -101,8 +130,16 @@ mod tests {
     use crate::compaction::winner::{RANK_COLUMNS, line_hash};
     use crate::warehouse::row_writer::{Cell, RowWriter};
 
+    /// The leading rank of `line`, owned, to compare with a whole read's.
     fn leading(line: &str) -> Option<CopyRank> {
-        CopyRank::of_leading_members(line.as_bytes(), line_hash(line.as_bytes()))
+        LeadingRank::of_leading_members(line.as_bytes(), line_hash(line.as_bytes())).map(|rank| {
+            CopyRank {
+                id: rank.id.into_owned(),
+                resolved: rank.resolved,
+                received_at: rank.received_at.into_owned(),
+                hash: rank.hash,
+            }
+        })
     }
 
     #[test]
@@ -136,7 +173,7 @@ mod tests {
             assert_eq!(leading(line), None, "{line}");
         }
         assert_eq!(
-            CopyRank::of_leading_members(b"{\"id\":\"\xff\"", 0),
+            LeadingRank::of_leading_members(b"{\"id\":\"\xff\"", 0),
             None,
             "not UTF-8"
         );
@@ -158,9 +195,25 @@ mod tests {
             writer.push(name, cell);
         }
         let row = writer.finish();
-        let rank = CopyRank::of_leading_members(&row, line_hash(&row)).unwrap();
+        let rank = leading(std::str::from_utf8(&row).unwrap()).unwrap();
         assert_eq!(rank, CopyRank::of_line(&row).unwrap());
         assert!(!rank.resolved);
+    }
+
+    #[test]
+    fn texts_without_escapes_are_borrowed_from_the_line() {
+        let line = br#"{"id":"k-1","received_at":"2024-01-04T18:05:30.000Z","context_klaviyo_identity_resolved":true}"#;
+        let rank = LeadingRank::of_leading_members(line, 1).unwrap();
+        assert!(matches!(rank.id, Cow::Borrowed("k-1")));
+        assert!(matches!(
+            rank.received_at,
+            Cow::Borrowed("2024-01-04T18:05:30.000Z")
+        ));
+        let escaped =
+            br#"{"id":"k\u002d1","received_at":null,"context_klaviyo_identity_resolved":true}"#;
+        let rank = LeadingRank::of_leading_members(escaped, 1).unwrap();
+        assert!(matches!(rank.id, Cow::Owned(ref id) if id == "k-1"));
+        assert_eq!(rank.received_at, "");
     }
 
     #[test]

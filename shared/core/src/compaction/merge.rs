@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::leading_rank::LeadingRank;
 use super::winner::{CopyRank, UnrankableLine, line_hash};
 use crate::raw_object::RawObject;
 
@@ -94,11 +95,11 @@ impl<T> PartitionMerge<T> {
         }
         // A copy whose first members rank it and which loses to the kept row is dropped
         // without reading the rest of it (the pull's re-read copies, received later).
-        if let Some(leading) = CopyRank::of_leading_members(line, hash)
+        if let Some(leading) = LeadingRank::of_leading_members(line, hash)
             && self
                 .ranks
-                .get(&leading.id)
-                .is_some_and(|kept| !leading.beats(kept))
+                .get(leading.id.as_ref())
+                .is_some_and(|kept| leading.loses_to(kept))
         {
             self.offered += 1;
             return Ok(Offer::Duplicate);

@@ -98,15 +98,43 @@ impl CopyRank {
 
     /// Whether this copy wins over `other` (a copy of the same id).
     pub fn beats(&self, other: &Self) -> bool {
+        self.rule_key().beats(&other.rule_key())
+    }
+
+    /// What the rule compares of this copy.
+    pub fn rule_key(&self) -> RuleKey<'_> {
+        RuleKey {
+            resolved: self.resolved,
+            received_at: &self.received_at,
+            hash: self.hash,
+        }
+    }
+}
+
+/// What the rule compares of a copy: all of its rank but the id, borrowed, so a copy read
+/// in place is ranked against a kept one without copying its texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleKey<'a> {
+    /// As [`CopyRank::resolved`].
+    pub resolved: bool,
+    /// As [`CopyRank::received_at`].
+    pub received_at: &'a str,
+    /// As [`CopyRank::hash`].
+    pub hash: u128,
+}
+
+impl RuleKey<'_> {
+    /// Whether this copy wins over `other` (a copy of the same id).
+    pub fn beats(&self, other: &RuleKey<'_>) -> bool {
         self.order(other) == Ordering::Less
     }
 
     /// The rule as an order: the winner sorts first.
-    fn order(&self, other: &Self) -> Ordering {
+    fn order(&self, other: &RuleKey<'_>) -> Ordering {
         other
             .resolved
             .cmp(&self.resolved)
-            .then_with(|| received_order(&self.received_at, &other.received_at))
+            .then_with(|| received_order(self.received_at, other.received_at))
             .then_with(|| self.hash.cmp(&other.hash))
     }
 }
