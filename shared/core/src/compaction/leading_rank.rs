@@ -7,9 +7,9 @@
 //! fault of the line.
 //!
 //! Only a losing copy is decided this way: a copy that may win is read whole and ranked by
-//! [`CopyRank::of_members`], so a kept row is always a line that parses whole. A losing copy's
-//! tail is not checked: broken text after its rank members is dropped with it, as a
-//! duplicate of the row the table keeps.
+//! [`super::winner::CopyRank::of_members`], so a kept row is always a line that parses whole.
+//! A losing copy's tail is not checked: broken text after its rank members is dropped with
+//! it, as a duplicate of the row the table keeps.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,20 +17,20 @@ use std::fmt;
 use serde::Deserializer as _;
 use serde::de::{MapAccess, Visitor};
 
-use super::winner::{CopyRank, RuleKey};
+use super::winner::RuleKey;
 use crate::raw_object::Key;
 
 /// A copy's rank read from its leading members, its texts borrowed from the line where they
 /// have no escapes: a copy that loses is dropped without a copy of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadingRank<'a> {
-    /// The event's id, as [`CopyRank::id`].
+    /// The event's id, as [`super::winner::CopyRank::id`].
     pub id: Cow<'a, str>,
-    /// As [`CopyRank::resolved`].
+    /// As [`super::winner::CopyRank::resolved`].
     pub resolved: bool,
-    /// As [`CopyRank::received_at`].
+    /// As [`super::winner::CopyRank::received_at`].
     pub received_at: Cow<'a, str>,
-    /// As [`CopyRank::hash`].
+    /// As [`super::winner::CopyRank::hash`].
     pub hash: u128,
 }
 
@@ -70,11 +70,6 @@ impl<'a> LeadingRank<'a> {
             received_at: &self.received_at,
             hash: self.hash,
         }
-    }
-
-    /// Whether this copy loses to `kept` (a copy of the same id).
-    pub fn loses_to(&self, kept: &CopyRank) -> bool {
-        !self.rule_key().beats(&kept.rule_key())
     }
 }
 
@@ -127,7 +122,7 @@ impl<'de> Visitor<'de> for LeadingVisitor<'_, 'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compaction::winner::{RANK_COLUMNS, line_hash};
+    use crate::compaction::winner::{CopyRank, RANK_COLUMNS, line_hash};
     use crate::warehouse::row_writer::{Cell, RowWriter};
 
     /// The leading rank of `line`, owned, to compare with a whole read's.
