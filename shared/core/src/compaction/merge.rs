@@ -20,8 +20,9 @@ use crate::raw_object::RawObject;
 
 /// The longest line made a row: a row keeps its texts' places as 32-bit offsets
 /// (`columns::TableRow`), and its texts are at most about twice the line (a value kept in
-/// `_cast_errors` or `_extra` with its name). Far above any line that lands (a Firehose record is
-/// at most 1,000 KiB, a Lambda request 6 MB), so this only keeps a wrong offset impossible.
+/// `_cast_errors` or `_extra` with its name). Far above any line that lands (a Firehose
+/// record is at most 1,000 KiB, a Lambda request 6 MB): this only makes a wrong offset
+/// impossible.
 pub const MAX_LINE_BYTES: usize = 1 << 30;
 
 /// What became of one offered line.

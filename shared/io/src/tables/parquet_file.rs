@@ -1,6 +1,7 @@
 //! One table file: rows in, Parquet bytes out, and back. Written with Apache Arrow's Parquet
-//! writer (GZIP pages at level 2, row groups of up to 250,000 rows); every column nullable, text as UTF-8
-//! strings, timestamps as UTC milliseconds, so Athena and Redshift Spectrum read them by name.
+//! writer (GZIP pages at level 2, row groups of up to 250,000 rows); every column nullable,
+//! text as UTF-8 strings, timestamps as UTC milliseconds, so Athena and Redshift Spectrum read
+//! them by name.
 
 use std::sync::Arc;
 
